@@ -1,0 +1,280 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// errCorrupt reports a record that cannot be decoded.
+var errCorrupt = errors.New("store: corrupt record")
+
+// System flags, kept as bits; keywords are kept as strings.
+const (
+	flagSeen uint16 = 1 << iota
+	flagAnswered
+	flagFlagged
+	flagDeleted
+	flagDraft
+)
+
+// The system flags' spellings. \Recent is not stored: it is session state.
+const (
+	FlagSeen     = `\Seen`
+	FlagAnswered = `\Answered`
+	FlagFlagged  = `\Flagged`
+	FlagDeleted  = `\Deleted`
+	FlagDraft    = `\Draft`
+)
+
+var systemFlags = []struct {
+	name string
+	bit  uint16
+}{
+	{FlagSeen, flagSeen},
+	{FlagAnswered, flagAnswered},
+	{FlagFlagged, flagFlagged},
+	{FlagDeleted, flagDeleted},
+	{FlagDraft, flagDraft},
+}
+
+// flagSet is a message's flags in stored form.
+type flagSet struct {
+	bits     uint16
+	keywords []string
+}
+
+func parseFlags(flags []string) flagSet {
+	var fs flagSet
+	for _, f := range flags {
+		fs.add(f)
+	}
+	return fs
+}
+
+func (fs *flagSet) add(f string) {
+	for _, sf := range systemFlags {
+		if strings.EqualFold(f, sf.name) {
+			fs.bits |= sf.bit
+			return
+		}
+	}
+	if f == "" || strings.HasPrefix(f, `\`) {
+		return // unknown system flags (\Recent among them) are not stored
+	}
+	for _, k := range fs.keywords {
+		if strings.EqualFold(k, f) {
+			return
+		}
+	}
+	fs.keywords = append(fs.keywords, f)
+}
+
+func (fs *flagSet) remove(f string) {
+	for _, sf := range systemFlags {
+		if strings.EqualFold(f, sf.name) {
+			fs.bits &^= sf.bit
+			return
+		}
+	}
+	for i, k := range fs.keywords {
+		if strings.EqualFold(k, f) {
+			fs.keywords = append(fs.keywords[:i:i], fs.keywords[i+1:]...)
+			return
+		}
+	}
+}
+
+func (fs flagSet) list() []string {
+	out := make([]string, 0, 2+len(fs.keywords))
+	for _, sf := range systemFlags {
+		if fs.bits&sf.bit != 0 {
+			out = append(out, sf.name)
+		}
+	}
+	return append(out, fs.keywords...)
+}
+
+func (fs flagSet) equal(o flagSet) bool {
+	if fs.bits != o.bits || len(fs.keywords) != len(o.keywords) {
+		return false
+	}
+	for i := range fs.keywords {
+		if fs.keywords[i] != o.keywords[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// messageRecord is a message as kept in a folder. The body lives in the
+// blobs bucket under hash; prefix holds the header lines added for this
+// mailbox alone (Delivered-To), so the shared body can be stored once.
+type messageRecord struct {
+	flags  flagSet
+	date   time.Time
+	size   int64 // len(prefix) + len(body)
+	hash   [32]byte
+	prefix []byte
+	meta   []byte
+}
+
+const messageRecordVersion = 1
+
+func (m *messageRecord) encode() []byte {
+	n := 1 + 2 + 8 + 8 + 32 + 3*binary.MaxVarintLen64 + len(m.prefix) + len(m.meta)
+	for _, k := range m.flags.keywords {
+		n += binary.MaxVarintLen64 + len(k)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, messageRecordVersion)
+	b = binary.BigEndian.AppendUint16(b, m.flags.bits)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.date.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.size))
+	b = append(b, m.hash[:]...)
+	b = binary.AppendUvarint(b, uint64(len(m.flags.keywords)))
+	for _, k := range m.flags.keywords {
+		b = appendBytes(b, []byte(k))
+	}
+	b = appendBytes(b, m.prefix)
+	b = appendBytes(b, m.meta)
+	return b
+}
+
+// decodeMessage decodes a record. With copyBytes false, prefix and meta
+// alias data, which dies with the transaction.
+func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
+	if len(data) < 1+2+8+8+32 || data[0] != messageRecordVersion {
+		return errCorrupt
+	}
+	m.flags.bits = binary.BigEndian.Uint16(data[1:])
+	m.date = time.Unix(0, int64(binary.BigEndian.Uint64(data[3:])))
+	m.size = int64(binary.BigEndian.Uint64(data[11:]))
+	copy(m.hash[:], data[19:51])
+	r := reader{b: data[51:]}
+	nk := r.uvarint()
+	if nk > 1000 {
+		return errCorrupt
+	}
+	m.flags.keywords = nil
+	for range nk {
+		m.flags.keywords = append(m.flags.keywords, string(r.bytes()))
+	}
+	m.prefix = r.bytes()
+	m.meta = r.bytes()
+	if r.err != nil {
+		return r.err
+	}
+	if copyBytes {
+		m.prefix = append([]byte(nil), m.prefix...)
+		m.meta = append([]byte(nil), m.meta...)
+	}
+	return nil
+}
+
+// folderRecord is a folder's state.
+type folderRecord struct {
+	name        string
+	specialUse  string
+	uidValidity uint32
+	uidNext     uint32
+	recentFrom  uint32 // first UID no session has yet been shown as \Recent
+	messages    uint32
+	unseen      uint32 // shared \Seen
+	size        int64
+}
+
+const folderRecordVersion = 1
+
+func (f *folderRecord) encode() []byte {
+	b := []byte{folderRecordVersion}
+	b = appendBytes(b, []byte(f.name))
+	b = appendBytes(b, []byte(f.specialUse))
+	b = binary.BigEndian.AppendUint32(b, f.uidValidity)
+	b = binary.BigEndian.AppendUint32(b, f.uidNext)
+	b = binary.BigEndian.AppendUint32(b, f.recentFrom)
+	b = binary.BigEndian.AppendUint32(b, f.messages)
+	b = binary.BigEndian.AppendUint32(b, f.unseen)
+	b = binary.BigEndian.AppendUint64(b, uint64(f.size))
+	return b
+}
+
+func decodeFolder(data []byte) (folderRecord, error) {
+	var f folderRecord
+	if len(data) < 1 || data[0] != folderRecordVersion {
+		return f, errCorrupt
+	}
+	r := reader{b: data[1:]}
+	f.name = string(r.bytes())
+	f.specialUse = string(r.bytes())
+	f.uidValidity = r.uint32()
+	f.uidNext = r.uint32()
+	f.recentFrom = r.uint32()
+	f.messages = r.uint32()
+	f.unseen = r.uint32()
+	f.size = int64(r.uint64())
+	if r.err != nil {
+		return f, fmt.Errorf("folder record: %w", r.err)
+	}
+	return f, nil
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// reader decodes the fields appended above, remembering the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errCorrupt
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errCorrupt
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) uint32() uint32 {
+	if r.err != nil || len(r.b) < 4 {
+		r.err = errCorrupt
+		return 0
+	}
+	v := binary.BigEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *reader) uint64() uint64 {
+	if r.err != nil || len(r.b) < 8 {
+		r.err = errCorrupt
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}

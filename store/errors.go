@@ -1,0 +1,22 @@
+package store
+
+import "errors"
+
+// Sentinel errors. Callers test for them with errors.Is; the protocol
+// packages map each to a reply.
+var (
+	// ErrNotFound: the thing asked for (message, queue entry) does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrNoFolder: the folder does not exist.
+	ErrNoFolder = errors.New("store: no such folder")
+	// ErrFolderExists: a folder of that name exists already.
+	ErrFolderExists = errors.New("store: folder exists")
+	// ErrQuota: the operation would take the mailbox over its quota.
+	ErrQuota = errors.New("store: quota exceeded")
+	// ErrReadOnly: the caller's access does not allow changes.
+	ErrReadOnly = errors.New("store: read-only access")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrInvalid: the request makes no sense (empty name, bad argument).
+	ErrInvalid = errors.New("store: invalid request")
+)

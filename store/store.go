@@ -1,0 +1,172 @@
+// Package store keeps postkasse's mail in one bbolt file: accounts keyed by
+// their permanent id, folders with UIDVALIDITY and UIDNEXT, messages with
+// UIDs and flags, single-instance bodies with reference counts, the outbound
+// queue and the small memories of the policy (automatic replies sent,
+// connected-account progress).
+//
+// Every change is committed (fsynced) before its call returns, and writes
+// from concurrent callers share commits. After each commit the store
+// publishes the changes, in commit order, to its subscribers.
+//
+// The store speaks accounts, folders and UIDs. It must not import the SMTP or
+// IMAP libraries, the protocol packages, policy or config, and no bbolt type
+// crosses its API.
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// UID is a message's unique identifier within a folder.
+type UID = uint32
+
+// Options configure a Store.
+type Options struct {
+	// Path of the database file; its directory is created if missing.
+	Path string
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// Analyze, when set, is called once per stored body, outside any
+	// transaction, and its result is kept with every copy of the message
+	// (the IMAP layer caches the parsed envelope and structure this way).
+	Analyze func(body []byte) []byte
+	// Timeout for acquiring the database file lock; 0 means 5 seconds.
+	Timeout time.Duration
+}
+
+// Store is an open mail store. It is safe for concurrent use.
+type Store struct {
+	db      *bolt.DB
+	log     *slog.Logger
+	analyze func([]byte) []byte
+
+	writes  chan *writeOp
+	stopped chan struct{}
+	closeMu sync.RWMutex
+	closed  bool
+
+	subMu   sync.RWMutex
+	subs    map[int]func(Change)
+	nextSub int
+}
+
+// Bucket names at the top level of the database.
+var (
+	bucketMeta      = []byte("meta")
+	bucketBlobs     = []byte("blobs")
+	bucketBlobRefs  = []byte("blobrefs")
+	bucketAccounts  = []byte("accounts")
+	bucketSubs      = []byte("subscriptions")
+	bucketSeen      = []byte("seen")
+	bucketQueue     = []byte("queue")
+	bucketQueueBody = []byte("queuebody")
+	bucketReplies   = []byte("autoreplies")
+	bucketRemote    = []byte("remote")
+)
+
+var topBuckets = [][]byte{
+	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
+	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote,
+}
+
+// Open opens (or creates) the store at opts.Path.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, fmt.Errorf("open store: %w: empty path", ErrInvalid)
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
+		Timeout:        timeout,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range topBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: create buckets: %w", opts.Path, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		db:      db,
+		log:     log,
+		analyze: opts.Analyze,
+		writes:  make(chan *writeOp, 1024),
+		stopped: make(chan struct{}),
+		subs:    make(map[int]func(Change)),
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// Close waits for pending writes and closes the database.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.writes)
+	s.closeMu.Unlock()
+	<-s.stopped
+	return s.db.Close()
+}
+
+// Check verifies the consistency of the database file (bbolt's page
+// checks). Tests call it when they end.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+}
+
+// view runs fn in a read transaction.
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func u32(v uint32) []byte {
+	b := make([]byte, 4)
+	binary.BigEndian.PutUint32(b, v)
+	return b
+}
