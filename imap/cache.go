@@ -1,0 +1,395 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"sort"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+)
+
+// The store keeps, with every message, the envelope and body structure
+// parsed once at delivery (Analyze), so FETCH never parses a message for
+// them. The encoding is ours: a version byte, then fields as varint-prefixed
+// strings and lists.
+
+const cacheVersion = 1
+
+var errBadCache = errors.New("imap: unreadable message cache")
+
+// Analyze parses a message's header and MIME structure and encodes what
+// FETCH ENVELOPE and BODYSTRUCTURE need. Malformed messages give a degraded
+// structure, never an error: the message itself is stored as received.
+func Analyze(body []byte) (cache []byte) {
+	env, bs := parseMessage(body)
+	var e encoder
+	e.byte(cacheVersion)
+	e.envelope(env)
+	e.structure(bs)
+	return e.b
+}
+
+// parseMessage extracts the envelope and structure with go-imap's helpers,
+// then mends what clients choke on (a part without a type).
+func parseMessage(body []byte) (env *goimap.Envelope, bs goimap.BodyStructure) {
+	defer func() {
+		// The parsers are outside code fed outside input: a panic there
+		// must not lose the message, only its cached structure.
+		if recover() != nil {
+			env = &goimap.Envelope{}
+			bs = plainStructure(uint32(len(body)))
+		}
+	}()
+	header, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
+	if err != nil {
+		return &goimap.Envelope{}, plainStructure(uint32(len(body)))
+	}
+	env = imapserver.ExtractEnvelope(header)
+	bs = imapserver.ExtractBodyStructure(bytes.NewReader(body))
+	mendStructure(bs)
+	return env, bs
+}
+
+func plainStructure(size uint32) goimap.BodyStructure {
+	return &goimap.BodyStructureSinglePart{
+		Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"},
+		Encoding: "7bit", Size: size, Text: &goimap.BodyStructureText{},
+	}
+}
+
+// mendStructure gives untyped parts the RFC 2045 default text/plain and
+// fills empty encodings with 7bit.
+func mendStructure(bs goimap.BodyStructure) {
+	switch p := bs.(type) {
+	case *goimap.BodyStructureSinglePart:
+		if p.Type == "" || p.Subtype == "" {
+			p.Type, p.Subtype = "text", "plain"
+			if p.Params == nil {
+				p.Params = map[string]string{"charset": "us-ascii"}
+			}
+			if p.Text == nil {
+				p.Text = &goimap.BodyStructureText{}
+			}
+		}
+		if p.Encoding == "" {
+			p.Encoding = "7bit"
+		}
+		if p.MessageRFC822 != nil && p.MessageRFC822.BodyStructure != nil {
+			mendStructure(p.MessageRFC822.BodyStructure)
+		}
+	case *goimap.BodyStructureMultiPart:
+		if p.Subtype == "" {
+			p.Subtype = "mixed"
+		}
+		if len(p.Children) == 0 {
+			// RFC 3501 requires at least one part.
+			p.Children = append(p.Children, plainStructure(0))
+		}
+		for _, c := range p.Children {
+			mendStructure(c)
+		}
+	}
+}
+
+// decodeCache reads what Analyze wrote.
+func decodeCache(b []byte) (*goimap.Envelope, goimap.BodyStructure, error) {
+	d := decoder{b: b}
+	if d.byte() != cacheVersion {
+		return nil, nil, errBadCache
+	}
+	env := d.envelope()
+	bs := d.structure(0)
+	if d.err != nil {
+		return nil, nil, d.err
+	}
+	return env, bs, nil
+}
+
+type encoder struct{ b []byte }
+
+func (e *encoder) byte(v byte)   { e.b = append(e.b, v) }
+func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) str(s string)  { e.uint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) bool(v bool) {
+	if v {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+}
+func (e *encoder) strs(l []string) {
+	e.uint(uint64(len(l)))
+	for _, s := range l {
+		e.str(s)
+	}
+}
+
+func (e *encoder) params(m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	e.uint(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k)
+		e.str(m[k])
+	}
+}
+
+func (e *encoder) addresses(l []goimap.Address) {
+	e.uint(uint64(len(l)))
+	for _, a := range l {
+		e.str(a.Name)
+		e.str(a.Mailbox)
+		e.str(a.Host)
+	}
+}
+
+func (e *encoder) envelope(env *goimap.Envelope) {
+	if env == nil {
+		env = &goimap.Envelope{}
+	}
+	if env.Date.IsZero() {
+		e.int(0)
+	} else {
+		e.int(env.Date.Unix())
+		_, off := env.Date.Zone()
+		e.int(int64(off))
+	}
+	e.str(env.Subject)
+	for _, l := range [][]goimap.Address{env.From, env.Sender, env.ReplyTo, env.To, env.Cc, env.Bcc} {
+		e.addresses(l)
+	}
+	e.strs(env.InReplyTo)
+	e.str(env.MessageID)
+}
+
+func (e *encoder) disposition(d *goimap.BodyStructureDisposition) {
+	e.bool(d != nil)
+	if d != nil {
+		e.str(d.Value)
+		e.params(d.Params)
+	}
+}
+
+// Part kinds in the encoding.
+const (
+	partSingle byte = 1
+	partMulti  byte = 2
+)
+
+func (e *encoder) structure(bs goimap.BodyStructure) {
+	switch p := bs.(type) {
+	case *goimap.BodyStructureMultiPart:
+		e.byte(partMulti)
+		e.str(p.Subtype)
+		e.uint(uint64(len(p.Children)))
+		for _, c := range p.Children {
+			e.structure(c)
+		}
+		ext := p.Extended
+		if ext == nil {
+			ext = &goimap.BodyStructureMultiPartExt{}
+		}
+		e.params(ext.Params)
+		e.disposition(ext.Disposition)
+		e.strs(ext.Language)
+		e.str(ext.Location)
+	case *goimap.BodyStructureSinglePart:
+		e.byte(partSingle)
+		e.str(p.Type)
+		e.str(p.Subtype)
+		e.params(p.Params)
+		e.str(p.ID)
+		e.str(p.Description)
+		e.str(p.Encoding)
+		e.uint(uint64(p.Size))
+		e.bool(p.Text != nil)
+		if p.Text != nil {
+			e.int(p.Text.NumLines)
+		}
+		e.bool(p.MessageRFC822 != nil)
+		if m := p.MessageRFC822; m != nil {
+			e.envelope(m.Envelope)
+			e.structure(m.BodyStructure)
+			e.int(m.NumLines)
+		}
+		ext := p.Extended
+		if ext == nil {
+			ext = &goimap.BodyStructureSinglePartExt{}
+		}
+		e.disposition(ext.Disposition)
+		e.strs(ext.Language)
+		e.str(ext.Location)
+	default:
+		e.structure(plainStructure(0))
+	}
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() { d.err = errBadCache; d.b = nil }
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) int() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) str() string {
+	n := d.uint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) bool() bool { return d.byte() == 1 }
+
+// count reads a list length, refusing lengths the remaining bytes cannot hold.
+func (d *decoder) count() int {
+	n := d.uint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) strs() []string {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	l := make([]string, n)
+	for i := range l {
+		l[i] = d.str()
+	}
+	return l
+}
+
+func (d *decoder) params() map[string]string {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]string, n)
+	for range n {
+		k := d.str()
+		m[k] = d.str()
+	}
+	return m
+}
+
+func (d *decoder) addresses() []goimap.Address {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	l := make([]goimap.Address, n)
+	for i := range l {
+		l[i] = goimap.Address{Name: d.str(), Mailbox: d.str(), Host: d.str()}
+	}
+	return l
+}
+
+func (d *decoder) envelope() *goimap.Envelope {
+	env := &goimap.Envelope{}
+	if sec := d.int(); sec != 0 {
+		off := d.int()
+		env.Date = time.Unix(sec, 0).In(time.FixedZone("", int(off)))
+	}
+	env.Subject = d.str()
+	for _, l := range []*[]goimap.Address{&env.From, &env.Sender, &env.ReplyTo, &env.To, &env.Cc, &env.Bcc} {
+		*l = d.addresses()
+	}
+	env.InReplyTo = d.strs()
+	env.MessageID = d.str()
+	return env
+}
+
+func (d *decoder) disposition() *goimap.BodyStructureDisposition {
+	if !d.bool() {
+		return nil
+	}
+	return &goimap.BodyStructureDisposition{Value: d.str(), Params: d.params()}
+}
+
+// maxDepth bounds nesting, so a crafted cache cannot exhaust the stack.
+const maxDepth = 64
+
+func (d *decoder) structure(depth int) goimap.BodyStructure {
+	if depth > maxDepth {
+		d.fail()
+		return plainStructure(0)
+	}
+	switch d.byte() {
+	case partMulti:
+		p := &goimap.BodyStructureMultiPart{Subtype: d.str()}
+		n := d.count()
+		for range n {
+			p.Children = append(p.Children, d.structure(depth+1))
+		}
+		p.Extended = &goimap.BodyStructureMultiPartExt{
+			Params: d.params(), Disposition: d.disposition(), Language: d.strs(), Location: d.str(),
+		}
+		return p
+	case partSingle:
+		p := &goimap.BodyStructureSinglePart{
+			Type: d.str(), Subtype: d.str(), Params: d.params(), ID: d.str(),
+			Description: d.str(), Encoding: d.str(), Size: uint32(d.uint()),
+		}
+		if d.bool() {
+			p.Text = &goimap.BodyStructureText{NumLines: d.int()}
+		}
+		if d.bool() {
+			p.MessageRFC822 = &goimap.BodyStructureMessageRFC822{Envelope: d.envelope()}
+			p.MessageRFC822.BodyStructure = d.structure(depth + 1)
+			p.MessageRFC822.NumLines = d.int()
+		}
+		p.Extended = &goimap.BodyStructureSinglePartExt{
+			Disposition: d.disposition(), Language: d.strs(), Location: d.str(),
+		}
+		return p
+	default:
+		d.fail()
+		return plainStructure(0)
+	}
+}

@@ -1,0 +1,176 @@
+package imap
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"postkasse.dev/postkasse/store"
+)
+
+// Fetch implements FETCH and UID FETCH. Envelope and structure come from
+// the cache made at delivery; the body is read only for body sections.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options *goimap.FetchOptions) error {
+	sel, acc, err := s.current()
+	if err != nil {
+		return err
+	}
+	refs := sel.resolve(numSet)
+	if len(refs) == 0 {
+		return nil
+	}
+	seqOf := make(map[store.UID]uint32, len(refs))
+	for _, r := range refs {
+		seqOf[r.uid] = r.seq
+	}
+	markSeen := !sel.examine && needsSeen(options)
+	var unseen []store.UID
+	if markSeen {
+		if unseen, err = s.unseenAmong(acc, sel, refs); err != nil {
+			return err
+		}
+		if len(unseen) > 0 {
+			if _, err := s.srv.opts.Store.StoreFlags(s.ctx, acc, sel.folderID, unseen, store.FlagsAdd, []string{store.FlagSeen}); err != nil && !isReadOnly(err) {
+				return mapError(s.srv.log, err)
+			}
+		}
+	}
+	rev1 := !s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2)
+	return s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(refs), func(m *store.MessageInfo) error {
+		rw := w.CreateMessage(seqOf[m.UID])
+		if err := s.fetchOne(rw, acc, sel, m, options, markSeen, rev1); err != nil {
+			rw.Close()
+			return err
+		}
+		return rw.Close()
+	})
+}
+
+// needsSeen reports whether a fetch sets \Seen: any non-PEEK body section.
+func needsSeen(options *goimap.FetchOptions) bool {
+	for _, bs := range options.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range options.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+func isReadOnly(err error) bool { return errors.Is(err, store.ErrReadOnly) }
+
+// unseenAmong returns the UIDs of refs without \Seen for this viewer.
+func (s *session) unseenAmong(acc store.Access, sel *selection, refs []msgRef) ([]store.UID, error) {
+	var out []store.UID
+	err := s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(refs), func(m *store.MessageInfo) error {
+		if !slices.Contains(m.Flags, store.FlagSeen) {
+			out = append(out, m.UID)
+		}
+		return nil
+	})
+	return out, mapError(s.srv.log, err)
+}
+
+func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, sel *selection, m *store.MessageInfo, options *goimap.FetchOptions, markSeen, rev1 bool) error {
+	if options.UID {
+		w.WriteUID(goimap.UID(m.UID))
+	}
+	if options.Flags || markSeen {
+		flags := m.Flags
+		if markSeen && !slices.Contains(flags, store.FlagSeen) && (!acc.ReadOnly || acc.SeenPerUser) {
+			flags = append(slices.Clone(flags), store.FlagSeen)
+		}
+		imapFlags := toIMAPFlags(flags)
+		if rev1 && m.UID >= sel.recentFrom {
+			imapFlags = append(imapFlags, goimap.Flag(`\Recent`))
+		}
+		w.WriteFlags(imapFlags)
+	}
+	if options.RFC822Size {
+		w.WriteRFC822Size(m.Size)
+	}
+	if options.InternalDate {
+		w.WriteInternalDate(m.InternalDate)
+	}
+	var body []byte
+	if options.Envelope || options.BodyStructure != nil {
+		env, bs, err := decodeCache(m.Meta)
+		if err != nil {
+			// No usable cache (an old or damaged record): parse now.
+			if body, err = s.body(acc, sel, m.UID); err != nil {
+				return err
+			}
+			env, bs = parseMessage(body)
+		}
+		if options.Envelope {
+			w.WriteEnvelope(env)
+		}
+		if options.BodyStructure != nil {
+			w.WriteBodyStructure(bs)
+		}
+	}
+	if len(options.BodySection) == 0 && len(options.BinarySection) == 0 && len(options.BinarySectionSize) == 0 {
+		return nil
+	}
+	if body == nil {
+		var err error
+		if body, err = s.body(acc, sel, m.UID); err != nil {
+			return err
+		}
+	}
+	return writeSections(w, body, options)
+}
+
+func (s *session) body(acc store.Access, sel *selection, uid store.UID) ([]byte, error) {
+	body, err := s.srv.opts.Store.Body(s.ctx, acc, sel.folderID, uid)
+	return body, mapError(s.srv.log, err)
+}
+
+// writeSections writes BODY[...] and BINARY[...] items. Whole-message
+// sections are written straight from the stored bytes.
+func writeSections(w *imapserver.FetchResponseWriter, body []byte, options *goimap.FetchOptions) error {
+	for _, section := range options.BodySection {
+		var data []byte
+		if isWholeMessage(section) {
+			data = body
+		} else {
+			data = imapserver.ExtractBodySection(bytes.NewReader(body), section)
+		}
+		if err := writeLiteral(w.WriteBodySection(section, int64(len(data))), data); err != nil {
+			return err
+		}
+	}
+	for _, section := range options.BinarySection {
+		data := imapserver.ExtractBinarySection(bytes.NewReader(body), section)
+		if err := writeLiteral(w.WriteBinarySection(section, int64(len(data))), data); err != nil {
+			return err
+		}
+	}
+	for _, section := range options.BinarySectionSize {
+		w.WriteBinarySectionSize(section, imapserver.ExtractBinarySectionSize(bytes.NewReader(body), section))
+	}
+	return nil
+}
+
+func isWholeMessage(section *goimap.FetchItemBodySection) bool {
+	return section.Specifier == goimap.PartSpecifierNone && len(section.Part) == 0 &&
+		len(section.HeaderFields) == 0 && len(section.HeaderFieldsNot) == 0 && section.Partial == nil
+}
+
+func writeLiteral(wc interface {
+	Write([]byte) (int, error)
+	Close() error
+}, data []byte) error {
+	if _, err := wc.Write(data); err != nil {
+		wc.Close()
+		return err
+	}
+	return wc.Close()
+}

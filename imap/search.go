@@ -1,0 +1,309 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"mime"
+	"slices"
+	"strings"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
+
+	"postkasse.dev/postkasse/store"
+)
+
+// searchMessage is what the criteria are matched against; body is loaded
+// only when a criterion needs it.
+type searchMessage struct {
+	ref    msgRef
+	info   *store.MessageInfo
+	recent bool
+	body   []byte
+	sent   time.Time
+}
+
+// Search implements SEARCH and UID SEARCH, with ESEARCH results and SAVE.
+func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteria, options *goimap.SearchOptions) (*goimap.SearchData, error) {
+	sel, acc, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	all := sel.resolve(goimap.SeqSet{goimap.SeqRange{Start: 1, Stop: 0}})
+	seqOf := make(map[store.UID]uint32, len(all))
+	var maxSeq uint32
+	var maxUID store.UID
+	for _, r := range all {
+		seqOf[r.uid] = r.seq
+		maxSeq, maxUID = max(maxSeq, r.seq), max(maxUID, r.uid)
+	}
+	m := matcher{sel: sel, maxSeq: maxSeq, maxUID: maxUID}
+	needBody, needSent := m.needs(criteria)
+	var data goimap.SearchData
+	var uidSet goimap.UIDSet
+	var seqSet goimap.SeqSet
+	err = s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(all), func(info *store.MessageInfo) error {
+		msg := &searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info, recent: info.UID >= sel.recentFrom}
+		if needBody {
+			body, err := s.body(acc, sel, info.UID)
+			if err != nil {
+				return err
+			}
+			msg.body = body
+		}
+		if needSent {
+			if env, _, err := decodeCache(info.Meta); err == nil {
+				msg.sent = env.Date
+			}
+		}
+		if !m.match(criteria, msg) {
+			return nil
+		}
+		uidSet.AddNum(goimap.UID(info.UID))
+		num := msg.ref.seq
+		if kind == imapserver.NumKindUID {
+			num = info.UID
+		} else {
+			seqSet.AddNum(num)
+		}
+		if data.Min == 0 || num < data.Min {
+			data.Min = num
+		}
+		data.Max = max(data.Max, num)
+		data.Count++
+		return nil
+	})
+	if err != nil {
+		return nil, mapError(s.srv.log, err)
+	}
+	if kind == imapserver.NumKindUID {
+		data.All = uidSet
+	} else {
+		data.All = seqSet
+	}
+	if options.ReturnSave {
+		sel.searchRes = uidSet
+	}
+	return &data, nil
+}
+
+// matcher evaluates search criteria for one selection.
+type matcher struct {
+	sel    *selection
+	maxSeq uint32
+	maxUID store.UID
+}
+
+// needs reports whether the criteria need the body or the Date header.
+func (m *matcher) needs(c *goimap.SearchCriteria) (body, sent bool) {
+	body = len(c.Header) > 0 || len(c.Body) > 0 || len(c.Text) > 0
+	sent = !c.SentSince.IsZero() || !c.SentBefore.IsZero()
+	for i := range c.Not {
+		b, s := m.needs(&c.Not[i])
+		body, sent = body || b, sent || s
+	}
+	for i := range c.Or {
+		for j := range c.Or[i] {
+			b, s := m.needs(&c.Or[i][j])
+			body, sent = body || b, sent || s
+		}
+	}
+	return body, sent
+}
+
+func (m *matcher) match(c *goimap.SearchCriteria, msg *searchMessage) bool {
+	for _, set := range c.SeqNum {
+		if goimap.IsSearchRes(set) {
+			if !m.sel.searchRes.Contains(goimap.UID(msg.ref.uid)) {
+				return false
+			}
+		} else if !containsSeq(set, msg.ref.seq, m.maxSeq) {
+			return false
+		}
+	}
+	for _, set := range c.UID {
+		if goimap.IsSearchRes(set) {
+			set = m.sel.searchRes
+		}
+		if !containsUID(set, msg.ref.uid, m.maxUID) {
+			return false
+		}
+	}
+	if !matchDates(c, msg) || !m.matchFlags(c, msg) {
+		return false
+	}
+	if c.Larger > 0 && msg.info.Size <= c.Larger || c.Smaller > 0 && msg.info.Size >= c.Smaller {
+		return false
+	}
+	if !matchText(c, msg.body) {
+		return false
+	}
+	for i := range c.Not {
+		if m.match(&c.Not[i], msg) {
+			return false
+		}
+	}
+	for _, or := range c.Or {
+		if !m.match(&or[0], msg) && !m.match(&or[1], msg) {
+			return false
+		}
+	}
+	return true
+}
+
+func containsUID(set goimap.UIDSet, uid, maxUID store.UID) bool {
+	for _, r := range set {
+		start, stop := staticRange(uint32(r.Start), uint32(r.Stop), maxUID)
+		if uid >= start && uid <= stop {
+			return true
+		}
+	}
+	return false
+}
+
+// dayOf keeps a time's calendar date, as SEARCH compares dates only.
+func dayOf(t time.Time) time.Time {
+	y, mo, d := t.Date()
+	return time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
+}
+
+func matchDates(c *goimap.SearchCriteria, msg *searchMessage) bool {
+	internal := dayOf(msg.info.InternalDate)
+	if !c.Since.IsZero() && internal.Before(dayOf(c.Since)) {
+		return false
+	}
+	if !c.Before.IsZero() && !internal.Before(dayOf(c.Before)) {
+		return false
+	}
+	if c.SentSince.IsZero() && c.SentBefore.IsZero() {
+		return true
+	}
+	if msg.sent.IsZero() {
+		return false
+	}
+	sent := dayOf(msg.sent)
+	if !c.SentSince.IsZero() && sent.Before(dayOf(c.SentSince)) {
+		return false
+	}
+	return c.SentBefore.IsZero() || sent.Before(dayOf(c.SentBefore))
+}
+
+func (m *matcher) matchFlags(c *goimap.SearchCriteria, msg *searchMessage) bool {
+	has := func(f goimap.Flag) bool {
+		if strings.EqualFold(string(f), `\Recent`) {
+			return msg.recent
+		}
+		return slices.ContainsFunc(msg.info.Flags, func(g string) bool { return strings.EqualFold(g, string(f)) })
+	}
+	for _, f := range c.Flag {
+		if !has(f) {
+			return false
+		}
+	}
+	for _, f := range c.NotFlag {
+		if has(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchText applies HEADER, BODY and TEXT: case-insensitive substrings of
+// the header values (raw and decoded) and of the decoded text parts.
+func matchText(c *goimap.SearchCriteria, body []byte) bool {
+	if len(c.Header) == 0 && len(c.Body) == 0 && len(c.Text) == 0 {
+		return true
+	}
+	header, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
+	if err != nil {
+		return false
+	}
+	for _, hf := range c.Header {
+		if !headerContains(header, hf.Key, hf.Value) {
+			return false
+		}
+	}
+	if len(c.Body) == 0 && len(c.Text) == 0 {
+		return true
+	}
+	text := bodyText(body)
+	headerText := strings.ToLower(string(body[:headerLength(body)]))
+	for _, needle := range c.Body {
+		if !strings.Contains(text, strings.ToLower(needle)) {
+			return false
+		}
+	}
+	for _, needle := range c.Text {
+		n := strings.ToLower(needle)
+		if !strings.Contains(text, n) && !strings.Contains(headerText, n) && !strings.Contains(strings.ToLower(decodeWords(headerText)), n) {
+			return false
+		}
+	}
+	return true
+}
+
+func headerContains(h textproto.Header, key, value string) bool {
+	values := h.Values(key)
+	if len(values) == 0 {
+		return false
+	}
+	if value == "" {
+		return true
+	}
+	needle := strings.ToLower(value)
+	for _, v := range values {
+		if strings.Contains(strings.ToLower(v), needle) || strings.Contains(strings.ToLower(decodeWords(v)), needle) {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeWords(s string) string {
+	out, err := new(mime.WordDecoder).DecodeHeader(s)
+	if err != nil {
+		return s
+	}
+	return out
+}
+
+// headerLength returns the length of the header block, blank line included.
+func headerLength(body []byte) int {
+	if i := bytes.Index(body, []byte("\r\n\r\n")); i >= 0 {
+		return i + 4
+	}
+	if i := bytes.Index(body, []byte("\n\n")); i >= 0 {
+		return i + 2
+	}
+	return len(body)
+}
+
+// bodyText returns the lower-cased, transfer-decoded text of a message's
+// parts, falling back to the raw body when it cannot be parsed.
+func bodyText(body []byte) string {
+	entity, err := gomessage.Read(bytes.NewReader(body))
+	if err != nil && entity == nil {
+		return strings.ToLower(string(body[headerLength(body):]))
+	}
+	var b strings.Builder
+	walkErr := entity.Walk(func(path []int, part *gomessage.Entity, err error) error {
+		if err != nil {
+			return nil
+		}
+		if mt, _, _ := part.Header.ContentType(); strings.HasPrefix(mt, "multipart/") {
+			return nil
+		}
+		data, _ := io.ReadAll(io.LimitReader(part.Body, 32<<20))
+		b.Write(data)
+		b.WriteByte('\n')
+		return nil
+	})
+	if walkErr != nil || b.Len() == 0 {
+		return strings.ToLower(string(body[headerLength(body):]))
+	}
+	return strings.ToLower(b.String())
+}

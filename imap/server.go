@@ -1,0 +1,210 @@
+// Package imap serves postkasse's mail over IMAP4rev1 and IMAP4rev2 with
+// go-imap's server. It maps IMAP names to accounts and folders (the
+// personal namespace and the "Shared/" namespace of other users), enforces
+// each user's rights on every command, owns sequence numbers, and feeds the
+// store's change feed into go-imap's trackers so IDLE sees every change.
+//
+// It knows nothing of TOML or SMTP: who may log in and what they may reach
+// comes through the Directory interface.
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"postkasse.dev/postkasse/store"
+)
+
+// Errors a Directory returns from Login.
+var (
+	// ErrLoginFailed: unknown user, wrong password, or a mailbox that
+	// cannot log in.
+	ErrLoginFailed = errors.New("imap: login failed")
+	// ErrIMAPDisabled: the user may not use IMAP (mail apps).
+	ErrIMAPDisabled = errors.New("imap: IMAP is disabled for this mailbox")
+)
+
+// User is a person who logged in.
+type User struct {
+	ID      string
+	Address string
+}
+
+// Mailbox is a mailbox as one user may reach it.
+type Mailbox struct {
+	ID          string
+	Address     string
+	ReadOnly    bool // "read" rights: look, read and search only
+	SeenPerUser bool
+	Quota       int64 // bytes; 0 means unlimited
+}
+
+// Directory answers who may log in and what they may reach. It is consulted
+// on every command, so a reloaded configuration takes effect at once.
+type Directory interface {
+	// Login checks a user's password; username is a primary address or an
+	// alias.
+	Login(username, password string) (User, error)
+	// Own returns the user's own mailbox.
+	Own(userID string) (Mailbox, bool)
+	// Mailbox returns the mailbox with the given address (primary or
+	// alias) as the user may reach it; false when they hold no right on it.
+	Mailbox(userID, address string) (Mailbox, bool)
+	// Access returns the user's current access to a mailbox by id.
+	Access(userID, mailboxID string) (Mailbox, bool)
+	// Shared lists the shared mailboxes the user may reach, by address.
+	Shared(userID string) []Mailbox
+}
+
+// Options configure a Server.
+type Options struct {
+	Store     *store.Store
+	Directory Directory
+	Logger    *slog.Logger
+	// TLSConfig enables STARTTLS; nil disables it.
+	TLSConfig *tls.Config
+	// InsecureAuth allows LOGIN and AUTHENTICATE without TLS. The caller
+	// sets it only for loopback listeners.
+	InsecureAuth bool
+	// AppendLimit is the largest message APPEND accepts, in bytes.
+	AppendLimit uint32
+	// Debug, when set, receives a raw protocol trace (it includes
+	// credentials: for debugging only).
+	Debug io.Writer
+}
+
+// Server is an IMAP server over a store.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	hub  *hub
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	servers  []*imapserver.Server
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+// New creates a server. Call Serve for each listener and Close at the end.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Directory == nil {
+		return nil, fmt.Errorf("imap: Store and Directory are required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts: opts, log: log, sessions: make(map[*session]struct{}),
+		ctx: ctx, cancel: cancel,
+	}
+	s.hub = newHub(opts.Store, log)
+	return s, nil
+}
+
+// capabilities is the list of SPEC §6.
+func capabilities() goimap.CapSet {
+	return goimap.CapSet{
+		goimap.CapIMAP4rev1: {}, goimap.CapIMAP4rev2: {},
+		goimap.CapNamespace: {}, goimap.CapUIDPlus: {}, goimap.CapMove: {},
+		goimap.CapSpecialUse: {}, goimap.CapListExtended: {}, goimap.CapListStatus: {},
+		goimap.CapStatusSize: {}, goimap.CapLiteralPlus: {}, goimap.CapESearch: {},
+		goimap.CapSearchRes: {}, goimap.CapChildren: {}, goimap.CapUnauthenticate: {},
+	}
+}
+
+// Serve accepts IMAP connections on ln until Close. For implicit TLS
+// (port 993) pass a tls.NewListener: its connections may authenticate.
+func (s *Server) Serve(ln net.Listener) error {
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return s.newSession(c), nil, nil
+		},
+		Caps:         capabilities(),
+		Logger:       slogPrintf{s.log},
+		TLSConfig:    s.opts.TLSConfig,
+		InsecureAuth: s.opts.InsecureAuth,
+		DebugWriter:  s.opts.Debug,
+	})
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	err := srv.Serve(ln)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close says BYE to every session and stops every listener.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.cancel()
+	servers := s.servers
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.conn.Bye("Server shutting down")
+	}
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	s.hub.close()
+	return errors.Join(errs...)
+}
+
+// Revalidate checks every open session against the directory (after a
+// reload): a session whose user lost access to the mailbox it works in is
+// ended with BYE, so it is not left reading.
+func (s *Server) Revalidate() {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		if reason := sess.lostAccess(); reason != "" {
+			s.log.Info("imap session ended", "user", sess.userAddress(), "reason", reason)
+			sess.conn.Bye(reason)
+		}
+	}
+}
+
+func (s *Server) track(sess *session, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.sessions[sess] = struct{}{}
+	} else {
+		delete(s.sessions, sess)
+	}
+}
+
+// slogPrintf bridges go-imap's logger to slog.
+type slogPrintf struct{ log *slog.Logger }
+
+func (l slogPrintf) Printf(format string, args ...any) {
+	l.log.Warn("imap server", "msg", fmt.Sprintf(format, args...))
+}
