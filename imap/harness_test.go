@@ -1,0 +1,181 @@
+package imap
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"postkasse.dev/postkasse/store"
+)
+
+// fakeDirectory is a fixed directory: users with passwords, shared
+// mailboxes with per-user access. The real one (policy) is tested through
+// the whole server in cmd/postkasse.
+type fakeDirectory struct {
+	mu        sync.Mutex
+	passwords map[string]string // address -> password
+	users     map[string]User   // address -> user
+	mailboxes map[string]Mailbox
+	access    map[string]map[string]Mailbox // user id -> mailbox id -> access
+}
+
+func newFakeDirectory() *fakeDirectory {
+	d := &fakeDirectory{
+		passwords: map[string]string{}, users: map[string]User{},
+		mailboxes: map[string]Mailbox{}, access: map[string]map[string]Mailbox{},
+	}
+	for _, u := range []string{"anna", "bo", "carl"} {
+		addr := u + "@contoso.test"
+		d.passwords[addr] = u + "-pw"
+		d.users[addr] = User{ID: u, Address: addr}
+		d.mailboxes[u] = Mailbox{ID: u, Address: addr}
+	}
+	d.mailboxes["info"] = Mailbox{ID: "info", Address: "info@contoso.test"}
+	d.grant("anna", "info", false, false)
+	d.grant("bo", "info", false, false)
+	return d
+}
+
+func (d *fakeDirectory) grant(user, mailbox string, readOnly, perUser bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.access[user] == nil {
+		d.access[user] = map[string]Mailbox{}
+	}
+	mb := d.mailboxes[mailbox]
+	mb.ReadOnly, mb.SeenPerUser = readOnly, perUser
+	d.access[user][mailbox] = mb
+}
+
+func (d *fakeDirectory) revoke(user, mailbox string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.access[user], mailbox)
+}
+
+func (d *fakeDirectory) Login(username, password string) (User, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	u, ok := d.users[strings.ToLower(username)]
+	if !ok || d.passwords[u.Address] != password {
+		return User{}, ErrLoginFailed
+	}
+	return u, nil
+}
+
+func (d *fakeDirectory) Own(userID string) (Mailbox, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	mb, ok := d.mailboxes[userID]
+	return mb, ok
+}
+
+func (d *fakeDirectory) Mailbox(userID, address string) (Mailbox, bool) {
+	d.mu.Lock()
+	var id string
+	for _, mb := range d.mailboxes {
+		if strings.EqualFold(mb.Address, address) {
+			id = mb.ID
+		}
+	}
+	d.mu.Unlock()
+	return d.Access(userID, id)
+}
+
+func (d *fakeDirectory) Access(userID, mailboxID string) (Mailbox, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if userID == mailboxID {
+		return d.mailboxes[userID], true
+	}
+	mb, ok := d.access[userID][mailboxID]
+	return mb, ok
+}
+
+func (d *fakeDirectory) Shared(userID string) []Mailbox {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []Mailbox
+	for _, mb := range d.access[userID] {
+		out = append(out, mb)
+	}
+	return out
+}
+
+// testServer is an IMAP server on a loopback port over a fresh store.
+type testServer struct {
+	addr  string
+	store *store.Store
+	dir   *fakeDirectory
+	srv   *Server
+}
+
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "mail.db"), Analyze: Analyze})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := newFakeDirectory()
+	srv, err := New(Options{Store: st, Directory: dir, InsecureAuth: true, AppendLimit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Close()
+		if err := st.Check(); err != nil {
+			t.Errorf("store check: %v", err)
+		}
+		st.Close()
+	})
+	return &testServer{addr: ln.Addr().String(), store: st, dir: dir, srv: srv}
+}
+
+// dial logs in as user; handler receives unilateral updates.
+func (ts *testServer) dial(t *testing.T, username, password string, handler *imapclient.UnilateralDataHandler) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(ts.addr, &imapclient.Options{UnilateralDataHandler: handler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(username, password).Wait(); err != nil {
+		t.Fatalf("login %s: %v", username, err)
+	}
+	return c
+}
+
+func (ts *testServer) login(t *testing.T, user string) *imapclient.Client {
+	return ts.dial(t, user+"@contoso.test", user+"-pw", nil)
+}
+
+func (ts *testServer) deliver(t *testing.T, account, body string) {
+	t.Helper()
+	_, err := ts.store.Deliver(context.Background(), &store.Delivery{
+		Body:    []byte(strings.ReplaceAll(body, "\n", "\r\n")),
+		Targets: []store.Target{{Account: account, Folder: "INBOX"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func imapCode(err error) goimap.ResponseCode {
+	var imapErr *goimap.Error
+	if e, ok := err.(*goimap.Error); ok {
+		imapErr = e
+		return imapErr.Code
+	}
+	return ""
+}
