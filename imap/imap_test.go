@@ -222,10 +222,10 @@ func TestSharedNamespaceAndRights(t *testing.T) {
 		t.Fatalf("reader fetch: %v", err)
 	}
 	refused := map[string]error{
-		"store":  carl.Store(goimap.SeqSetNum(1), &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Flags: []goimap.Flag{goimap.FlagDeleted}}, nil).Close(),
+		"store":   carl.Store(goimap.SeqSetNum(1), &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Flags: []goimap.Flag{goimap.FlagDeleted}}, nil).Close(),
 		"expunge": carl.Expunge().Close(),
-		"create": carl.Create("Shared/info@contoso.test/New", nil).Wait(),
-		"delete": carl.Delete("Shared/info@contoso.test/Sent").Wait(),
+		"create":  carl.Create("Shared/info@contoso.test/New", nil).Wait(),
+		"delete":  carl.Delete("Shared/info@contoso.test/Sent").Wait(),
 	}
 	_, refused["move"] = carl.Move(goimap.SeqSetNum(1), "INBOX").Wait()
 	app := carl.Append("Shared/info@contoso.test/INBOX", 3, nil)
