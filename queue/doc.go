@@ -1,0 +1,12 @@
+// Package queue delivers postkasse's outbound mail: it takes messages from the
+// durable queue in the store, looks up where each recipient domain receives
+// mail (or uses the smarthost), talks SMTP to it with opportunistic STARTTLS,
+// records per-recipient results, retries transient failures with backoff, and
+// sends delivery status notifications (RFC 3464) for permanent failures,
+// expiry and long delays.
+//
+// The queue reaches its storage through the Storage interface (implemented by
+// *store.Store) and only uses package store for its record types. It must not
+// import the protocol packages (smtp, imap), policy or config: main hands it
+// an Options value.
+package queue
