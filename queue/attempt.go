@@ -26,6 +26,7 @@ type attemptState struct {
 	lastErr  string
 	gone     bool // the message has left the storage
 	unsaved  bool // a save failed
+	skipped  bool // shutdown came before some destinations were tried
 }
 
 // failure is a recipient that failed permanently (or expired) this round.
@@ -79,7 +80,11 @@ func (r *Runner) attempt(ctx, netCtx context.Context, m store.QueuedMessage) {
 			select {
 			case r.domainSlots <- struct{}{}:
 			case <-ctx.Done():
-				return // shutting down: these recipients wait for the next round
+				// Shutting down: these recipients wait for the next run.
+				a.mu.Lock()
+				a.skipped = true
+				a.mu.Unlock()
+				return
 			}
 			defer func() { <-r.domainSlots }()
 			res := r.deliverGroup(netCtx, m.From, g, body)
@@ -183,6 +188,10 @@ func (r *Runner) finish(ctx context.Context, a *attemptState, now time.Time) {
 		r.settle(ctx, a, now)
 	}
 	r.warnDelay(ctx, a, now)
+	if a.skipped {
+		// Untried recipients should not wait out a backoff they did not earn.
+		a.msg.NextAttempt = now
+	}
 	a.msg.LastError = a.lastErr
 	if a.lastErr == "" && len(a.failures) > 0 {
 		a.msg.LastError = a.failures[len(a.failures)-1].reply

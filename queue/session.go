@@ -21,6 +21,7 @@ const (
 	commandTimeout    = 5 * time.Minute  // RFC 5321 section 4.5.3.2
 	submissionTimeout = 10 * time.Minute // the reply after the final dot
 	sessionTimeout    = 20 * time.Minute
+	quitTimeout       = 10 * time.Second // QUIT is a courtesy; do not wait long for it
 )
 
 // tlsMode says how a connection uses TLS.
@@ -48,6 +49,7 @@ type session struct {
 func (s *session) close() {
 	s.stop()
 	// QUIT is a courtesy; its reply changes nothing.
+	s.client.CommandTimeout = quitTimeout
 	if err := s.client.Quit(); err != nil {
 		s.client.Close()
 	}
