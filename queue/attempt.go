@@ -74,6 +74,7 @@ func (r *Runner) attempt(ctx, netCtx context.Context, m store.QueuedMessage) {
 		o := localOutcome(failed, "5.1.3", "bad recipient address %q", a.msg.Recipients[i].Address)
 		a.failures = append(a.failures, failure{idx: i, status: o.status, reply: o.reply()})
 	}
+	logMsg := a.msg // a.msg changes under a.mu; the log needs only its identity
 	var wg sync.WaitGroup
 	for _, g := range groups {
 		wg.Go(func() {
@@ -88,7 +89,7 @@ func (r *Runner) attempt(ctx, netCtx context.Context, m store.QueuedMessage) {
 			}
 			defer func() { <-r.domainSlots }()
 			res := r.deliverGroup(netCtx, m.From, g, body)
-			r.logGroup(a.msg, g, res)
+			r.logGroup(logMsg, g, res)
 			r.record(sctx, a, g, res)
 		})
 	}

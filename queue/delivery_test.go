@@ -548,3 +548,42 @@ func TestRunFinishesAttemptsInFlight(t *testing.T) {
 		t.Fatal("the attempt in flight was not finished and saved before Run returned")
 	}
 }
+
+// TestWithRealStore runs one round against the bbolt store instead of the
+// fake, to keep the two in agreement.
+func TestWithRealStore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Path: t.TempDir() + "/mail.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	nw := newTestNet(t, "127.3.43")
+	mx := nw.sink(1, sinkConfig{rcpt: func(to string) error {
+		if strings.HasPrefix(to, "later@") {
+			return reject(450, gosmtp.EnhancedCode{4, 2, 1}, "Busy")
+		}
+		return nil
+	}})
+	z := newZone(t, "contoso.test. MX 10 mx.contoso.test.", "mx.contoso.test. A "+nw.ip(1))
+	e := newEnv(t, nw.port, z, func(o *Options) { o.Storage = st; o.Now = time.Now })
+	ids, err := st.Enqueue(ctx,
+		store.NewQueuedMessage{From: "a@postkasse.test", Recipients: []string{"bo@contoso.test"}, Body: testMessage("a@postkasse.test", "bo", "one")},
+		store.NewQueuedMessage{From: "a@postkasse.test", Recipients: []string{"bo@contoso.test", "later@contoso.test"}, Body: testMessage("a@postkasse.test", "bo", "two")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.flush()
+	left, err := st.QueueList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].ID != ids[1] || left[0].Attempts != 1 ||
+		left[0].Recipients[0].State != store.RecipientDelivered || left[0].Recipients[1].State != store.RecipientPending {
+		t.Fatalf("queue after one round: %+v", left)
+	}
+	if len(mx.accepted()) != 2 {
+		t.Fatalf("%d mails at the sink, want 2", len(mx.accepted()))
+	}
+}

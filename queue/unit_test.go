@@ -284,3 +284,6 @@ func TestImports(t *testing.T) {
 		}
 	}
 }
+
+// The store is what main hands the runner.
+var _ Storage = (*store.Store)(nil)
