@@ -1,0 +1,76 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// parseSize reads "25MiB", "50GB", "10 GB", "512KiB" or a plain number of
+// bytes (string or integer).
+func parseSize(v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 {
+			return 0, fmt.Errorf("size %d is negative", x)
+		}
+		return x, nil
+	case string:
+		return parseSizeString(x)
+	}
+	return 0, fmt.Errorf("a size must be a string such as \"25MiB\" or a number of bytes, not %T", v)
+}
+
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": 1000, "kb": 1000, "m": 1000 * 1000, "mb": 1000 * 1000,
+	"g": 1000 * 1000 * 1000, "gb": 1000 * 1000 * 1000, "t": 1000 * 1000 * 1000 * 1000, "tb": 1000 * 1000 * 1000 * 1000,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+func parseSizeString(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	mult, ok := sizeUnits[unit]
+	if num == "" || !ok {
+		return 0, fmt.Errorf("%q is not a size (use e.g. \"25MiB\", \"50GB\" or a number of bytes)", s)
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size (use e.g. \"25MiB\", \"50GB\" or a number of bytes)", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// parseDuration reads Go duration syntax ("5m", "120h").
+func parseDuration(v any) (time.Duration, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("a duration must be a string such as \"5m\" or \"120h\", not %T", v)
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration (use e.g. \"5m\" or \"120h\")", s)
+	}
+	return d, nil
+}
+
+// parseTime reads a TOML date-time or an RFC 3339 string.
+func parseTime(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case time.Time:
+		return x, nil
+	case string:
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(x))
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time such as 2026-12-20T00:00:00Z", x)
+		}
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("a time must be an RFC 3339 date-time such as 2026-12-20T00:00:00Z, not %T", v)
+}

@@ -1,0 +1,141 @@
+// Package password hashes and verifies the passwords of postkasse's
+// configuration file: bcrypt (what `postkasse passwd` writes) and argon2id.
+// It imports nothing of the server.
+package password
+
+import (
+	"container/list"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Cost is the bcrypt cost of new hashes.
+const Cost = 10
+
+// Hash returns a bcrypt hash of password.
+func Hash(password string) (string, error) {
+	if password == "" {
+		return "", fmt.Errorf("password: empty password")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), Cost)
+	if err != nil {
+		return "", fmt.Errorf("password: %w", err)
+	}
+	return string(h), nil
+}
+
+// IsHash reports whether s looks like a hash Verify understands.
+func IsHash(s string) bool {
+	switch {
+	case strings.HasPrefix(s, "$2a$"), strings.HasPrefix(s, "$2b$"), strings.HasPrefix(s, "$2y$"):
+		_, err := bcrypt.Cost([]byte(s))
+		return err == nil
+	case strings.HasPrefix(s, "$argon2id$"):
+		_, err := parseArgon2(s)
+		return err == nil
+	}
+	return false
+}
+
+// cacheSize bounds the remembered verifications.
+const cacheSize = 10000
+
+// Verifier checks passwords against hashes. It remembers recent successful
+// checks under a keyed digest (never the password), so a client that logs
+// in again and again does not pay bcrypt every time. It is safe for
+// concurrent use.
+type Verifier struct {
+	key [32]byte
+
+	mu    sync.Mutex
+	order *list.List // of [32]byte, oldest first
+	known map[[32]byte]*list.Element
+}
+
+// NewVerifier returns a Verifier with an empty cache and a fresh key.
+func NewVerifier() *Verifier {
+	v := &Verifier{order: list.New(), known: make(map[[32]byte]*list.Element)}
+	rand.Read(v.key[:])
+	return v
+}
+
+// Verify reports whether password matches hash.
+func (v *Verifier) Verify(hash, password string) bool {
+	mac := hmac.New(sha256.New, v.key[:])
+	mac.Write([]byte(hash))
+	mac.Write([]byte{0})
+	mac.Write([]byte(password))
+	var digest [32]byte
+	copy(digest[:], mac.Sum(nil))
+	v.mu.Lock()
+	_, ok := v.known[digest]
+	v.mu.Unlock()
+	if ok {
+		return true
+	}
+	if !check(hash, password) {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.known[digest]; !ok {
+		v.known[digest] = v.order.PushBack(digest)
+		if v.order.Len() > cacheSize {
+			oldest := v.order.Front()
+			v.order.Remove(oldest)
+			delete(v.known, oldest.Value.([32]byte))
+		}
+	}
+	return true
+}
+
+func check(hash, password string) bool {
+	if strings.HasPrefix(hash, "$argon2id$") {
+		p, err := parseArgon2(hash)
+		if err != nil {
+			return false
+		}
+		got := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
+		return subtle.ConstantTimeCompare(got, p.key) == 1
+	}
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+}
+
+type argon2Params struct {
+	memory  uint32
+	time    uint32
+	threads uint8
+	salt    []byte
+	key     []byte
+}
+
+// parseArgon2 reads $argon2id$v=19$m=65536,t=3,p=2$salt$key.
+func parseArgon2(s string) (argon2Params, error) {
+	var p argon2Params
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != "v=19" {
+		return p, fmt.Errorf("password: not an argon2id hash")
+	}
+	var threads uint32
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &threads); err != nil || threads == 0 || threads > 255 || p.time == 0 {
+		return p, fmt.Errorf("password: bad argon2id parameters")
+	}
+	p.threads = uint8(threads)
+	var err error
+	if p.salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil {
+		return p, fmt.Errorf("password: bad argon2id salt")
+	}
+	if p.key, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(p.key) == 0 {
+		return p, fmt.Errorf("password: bad argon2id key")
+	}
+	return p, nil
+}
