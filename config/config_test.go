@@ -39,7 +39,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, extra, want string
-		line            int
+		line              int
 	}{
 		{"unknown key", "colour = \"red\"\n", `user.anna.colour: unknown key`, 6},
 		{"duplicate address", "[user.bo]\naddress = \"bo@contoso.test\"\npassword = \"$2a$10$kWJBmPNFpKNk10jL0swA1OlIua9CN2KIB2r7OGIkn6QeR3lrVqJCe\"\naliases = [\"x@contoso.test\", \"anna@contoso.test\"]\n",
