@@ -150,7 +150,11 @@ func Parse(filename string, data []byte) (*Config, error) {
 	for _, k := range md.Undecoded() {
 		v.errorf(k.String(), "unknown key")
 	}
-	cfg := v.build(&raw, filepath.Dir(filename))
+	base := filepath.Dir(filename)
+	if abs, err := filepath.Abs(base); err == nil {
+		base = abs
+	}
+	cfg := v.build(&raw, base)
 	if len(v.errs) > 0 {
 		sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
 		return nil, &v.errs

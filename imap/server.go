@@ -72,8 +72,8 @@ type Options struct {
 	Logger    *slog.Logger
 	// TLSConfig enables STARTTLS; nil disables it.
 	TLSConfig *tls.Config
-	// InsecureAuth allows LOGIN and AUTHENTICATE without TLS. The caller
-	// sets it only for loopback listeners.
+	// InsecureAuth allows LOGIN and AUTHENTICATE without TLS on loopback
+	// listeners; elsewhere authentication always needs TLS.
 	InsecureAuth bool
 	// AppendLimit is the largest message APPEND accepts, in bytes.
 	AppendLimit uint32
@@ -134,7 +134,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		Caps:         capabilities(),
 		Logger:       slogPrintf{s.log},
 		TLSConfig:    s.opts.TLSConfig,
-		InsecureAuth: s.opts.InsecureAuth,
+		InsecureAuth: s.opts.InsecureAuth && isLoopback(ln.Addr()),
 		DebugWriter:  s.opts.Debug,
 	})
 	s.mu.Lock()
@@ -149,6 +149,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	return err
+}
+
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // Close says BYE to every session and stops every listener.

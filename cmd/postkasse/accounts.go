@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"sync/atomic"
+
+	"postkasse.dev/postkasse/imap"
+	"postkasse.dev/postkasse/password"
+	"postkasse.dev/postkasse/policy"
+	"postkasse.dev/postkasse/smtp"
+	"postkasse.dev/postkasse/store"
+)
+
+// accounts answers the protocol packages' questions about users and
+// rights from the directory in force (swapped whole on reload).
+type accounts struct {
+	dir      *atomic.Pointer[policy.Directory]
+	verifier *password.Verifier
+	store    *store.Store
+}
+
+func (a *accounts) directory() *policy.Directory { return a.dir.Load() }
+
+// login checks a user's password; it is the one place credentials are
+// verified, for IMAP and submission alike.
+func (a *accounts) login(username, pass string) (*policy.Mailbox, error) {
+	mb, err := a.directory().Login(username)
+	if err != nil {
+		return nil, err
+	}
+	if !a.verifier.Verify(mb.PasswordHash, pass) {
+		return nil, policy.ErrUnknownUser
+	}
+	return mb, nil
+}
+
+// Authenticate implements smtp.Authenticator.
+func (a *accounts) Authenticate(username, pass string) (string, error) {
+	mb, err := a.login(username, pass)
+	if err != nil {
+		return "", smtp.ErrAuthFailed
+	}
+	if !mb.SMTP {
+		return "", smtp.ErrSMTPDisabled
+	}
+	return mb.ID, nil
+}
+
+// HasRoom implements smtp.QuotaChecker.
+func (a *accounts) HasRoom(ctx context.Context, mailboxID string, size int64) (bool, error) {
+	mb, ok := a.directory().Mailbox(mailboxID)
+	if !ok || mb.Quota <= 0 {
+		return true, nil
+	}
+	used, err := a.store.Usage(ctx, mailboxID)
+	if err != nil {
+		return false, err
+	}
+	return used+size <= mb.Quota, nil
+}
+
+// imapDirectory adapts accounts to imap.Directory.
+type imapDirectory struct{ *accounts }
+
+// Login implements imap.Directory.
+func (d imapDirectory) Login(username, pass string) (imap.User, error) {
+	mb, err := d.login(username, pass)
+	if err != nil {
+		return imap.User{}, imap.ErrLoginFailed
+	}
+	if !mb.IMAP {
+		return imap.User{}, imap.ErrIMAPDisabled
+	}
+	return imap.User{ID: mb.ID, Address: mb.Address}, nil
+}
+
+// Own implements imap.Directory.
+func (d imapDirectory) Own(userID string) (imap.Mailbox, bool) {
+	mb, ok := d.directory().Mailbox(userID)
+	if !ok || mb.Kind != policy.KindUser {
+		return imap.Mailbox{}, false
+	}
+	return imap.Mailbox{ID: mb.ID, Address: mb.Address, Quota: mb.Quota}, true
+}
+
+// Mailbox implements imap.Directory.
+func (d imapDirectory) Mailbox(userID, address string) (imap.Mailbox, bool) {
+	t, ok := d.directory().Resolve(address)
+	if !ok || t.Kind == policy.KindGroup {
+		return imap.Mailbox{}, false
+	}
+	return d.Access(userID, t.ID)
+}
+
+// Access implements imap.Directory.
+func (d imapDirectory) Access(userID, mailboxID string) (imap.Mailbox, bool) {
+	dir := d.directory()
+	if _, ok := dir.Mailbox(userID); !ok {
+		return imap.Mailbox{}, false
+	}
+	mb, ok := dir.Mailbox(mailboxID)
+	if !ok {
+		return imap.Mailbox{}, false
+	}
+	rights := dir.Rights(userID, mailboxID)
+	if !rights.CanRead() {
+		return imap.Mailbox{}, false
+	}
+	return imap.Mailbox{
+		ID: mb.ID, Address: mb.Address, Quota: mb.Quota,
+		ReadOnly:    rights&policy.RightFull == 0,
+		SeenPerUser: mb.Kind == policy.KindShared && mb.SeenPerUser,
+	}, true
+}
+
+// Shared implements imap.Directory.
+func (d imapDirectory) Shared(userID string) []imap.Mailbox {
+	var out []imap.Mailbox
+	for _, mb := range d.directory().Reachable(userID) {
+		if m, ok := d.Access(userID, mb.ID); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"postkasse.dev/postkasse/config"
+	"postkasse.dev/postkasse/dkim"
+	"postkasse.dev/postkasse/password"
+	"postkasse.dev/postkasse/policy"
+)
+
+// loadDirectory reads the file named by -config and builds the directory.
+func loadDirectory(name string, args []string, stderr io.Writer) (*config.Config, *policy.Directory, []string, int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", config.DefaultPath, "configuration file")
+	if fs.Parse(args) != nil {
+		return nil, nil, nil, 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, nil, nil, 1
+	}
+	dir, err := policy.NewDirectory(directoryOptions(cfg))
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return nil, nil, nil, 1
+	}
+	return cfg, dir, fs.Args(), 0
+}
+
+// cmdCheck validates the file and prints what it means.
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	cfg, dir, _, code := loadDirectory("check", args, stderr)
+	if code != 0 {
+		return code
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "%s: valid\n\nhostname\t%s\ndomains\t%s\ndata\t%s\n\n", cfg.File, cfg.Hostname, strings.Join(cfg.Domains, ", "), cfg.DataDir)
+	fmt.Fprintln(w, "MAILBOX\tKIND\tADDRESSES")
+	for _, mb := range dir.Mailboxes() {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", mb.ID, mb.Kind, strings.Join(dir.Addresses(mb.ID), ", "))
+	}
+	fmt.Fprintln(w, "\nGROUP\tADDRESS\tMEMBERS")
+	for _, g := range dir.Groups() {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", g.ID, g.Address, strings.Join(g.Members, ", "))
+	}
+	fmt.Fprintln(w, "\nUSER\tMAY SEND AS\tREACHES")
+	for _, mb := range dir.Mailboxes() {
+		if mb.Kind != policy.KindUser {
+			continue
+		}
+		var reach []string
+		for _, shared := range dir.Reachable(mb.ID) {
+			reach = append(reach, fmt.Sprintf("%s (%s)", shared.Address, dir.Rights(mb.ID, shared.ID)))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", mb.ID, strings.Join(dir.SendAs(mb.ID), ", "), strings.Join(reach, ", "))
+	}
+	w.Flush()
+	return 0
+}
+
+// cmdResolve shows where mail to an address goes.
+func cmdResolve(args []string, stdout, stderr io.Writer) int {
+	_, dir, rest, code := loadDirectory("resolve", args, stderr)
+	if code != 0 {
+		return code
+	}
+	if len(rest) != 1 {
+		fmt.Fprintln(stderr, "usage: postkasse resolve [-config FILE] ADDRESS")
+		return 2
+	}
+	fmt.Fprint(stdout, dir.Explain(rest[0], time.Now()))
+	return 0
+}
+
+// cmdPasswd reads a password and prints its hash. On a terminal it asks
+// twice without echo; otherwise it reads the first line of stdin.
+func cmdPasswd(stdin io.Reader, stdout, stderr io.Writer) int {
+	var pw string
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, "Password: ")
+		first, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "postkasse passwd:", err)
+			return 1
+		}
+		fmt.Fprint(stderr, "Again: ")
+		second, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil || string(first) != string(second) {
+			fmt.Fprintln(stderr, "postkasse passwd: the passwords differ")
+			return 1
+		}
+		pw = string(first)
+	} else {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			fmt.Fprintln(stderr, "postkasse passwd:", err)
+			return 1
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		fmt.Fprintln(stderr, "postkasse passwd:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, hash)
+	return 0
+}
+
+// cmdQueue lists, flushes or deletes queued mail of a running server.
+func cmdQueue(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", config.DefaultPath, "configuration file")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	sock := filepath.Join(cfg.DataDir, controlSocketName)
+	rest := fs.Args()
+	switch {
+	case len(rest) == 0 || len(rest) == 1 && rest[0] == "list":
+		ans, err := askControl(sock, "queue list")
+		if err != nil {
+			fmt.Fprintln(stderr, "postkasse queue:", err)
+			return 1
+		}
+		printQueue(stdout, ans)
+	case len(rest) == 1 && rest[0] == "flush":
+		if _, err := askControl(sock, "queue flush"); err != nil {
+			fmt.Fprintln(stderr, "postkasse queue:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "queue flushed")
+	case len(rest) == 2 && rest[0] == "delete":
+		if _, err := askControl(sock, "queue delete "+rest[1]); err != nil {
+			fmt.Fprintln(stderr, "postkasse queue:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "deleted", rest[1])
+	default:
+		fmt.Fprintln(stderr, "usage: postkasse queue [-config FILE] list|flush|delete ID")
+		return 2
+	}
+	return 0
+}
+
+func printQueue(w io.Writer, ans controlAnswer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tFROM\tRECIPIENTS\tATTEMPTS\tNEXT TRY\tLAST ERROR")
+	for _, m := range ans.Messages {
+		var rcpts []string
+		for _, r := range m.Recipients {
+			rcpts = append(rcpts, r.Address)
+		}
+		from := m.From
+		if from == "" {
+			from = "<>"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", m.ID, from, strings.Join(rcpts, ","), m.Attempts,
+			m.NextAttempt.Format(time.RFC3339), m.LastError)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d queued\n", len(ans.Messages))
+}
+
+// cmdDKIMKeygen writes a DKIM key for a domain and prints the DNS record.
+func cmdDKIMKeygen(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dkim-keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", config.DefaultPath, "configuration file (for the data directory)")
+	selector := fs.String("selector", "pk1", "DKIM selector")
+	out := fs.String("out", "", "key file to write (default DATA_DIR/dkim/DOMAIN.pem)")
+	if fs.Parse(args) != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: postkasse dkim-keygen [-config FILE] [-selector S] [-out FILE] DOMAIN")
+		return 2
+	}
+	domain := strings.ToLower(fs.Arg(0))
+	file := *out
+	if file == "" {
+		cfg, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		file = filepath.Join(cfg.DataDir, "dkim", domain+".pem")
+	}
+	pemBytes, signer, err := dkim.GenerateKey(0)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(file), 0o750)
+	}
+	if err == nil {
+		err = os.WriteFile(file, pemBytes, 0o600)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "postkasse dkim-keygen:", err)
+		return 1
+	}
+	name, value, err := dkim.TXTRecord(*selector, domain, signer.Public())
+	if err != nil {
+		fmt.Fprintln(stderr, "postkasse dkim-keygen:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Wrote %s. Publish this DNS record:\n\n%s. IN TXT \"%s\"\n\nand add to the configuration:\n\n[dkim.%q]\nselector = %q\nkey = %q\n",
+		file, name, value, domain, *selector, file)
+	return 0
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+func monotonicUsec() (int64, error) { return 0, errors.New("no monotonic clock reading") }

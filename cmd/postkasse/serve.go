@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"postkasse.dev/postkasse/config"
+	"postkasse.dev/postkasse/store"
+)
+
+// gracePeriod is how long SIGTERM waits for SMTP transactions in flight.
+const gracePeriod = 30 * time.Second
+
+func cmdServe(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", config.DefaultPath, "configuration file")
+	debug := fs.Bool("debug", false, "log debug messages and raw protocol traces (which include credentials)")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "postkasse: %v\n", err)
+		return 1
+	}
+	srv, err := newServer(cfg, log, serverOptions{debug: *debug})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	lns, err := openListeners(cfg)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		srv.stop(time.Second)
+		return 1
+	}
+	if err := srv.serve(lns); err != nil {
+		log.Error("cannot start", "err", err)
+		srv.stop(time.Second)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if ln, err := listenControl(filepath.Join(cfg.DataDir, controlSocketName)); err != nil {
+		log.Warn("no control socket: `postkasse queue` will not reach this server", "err", err)
+	} else {
+		go serveControl(ctx, ln, srv, log)
+	}
+	notifySystemd("READY=1\nSTATUS=serving")
+	log.Info("postkasse ready", "config", *path, "hostname", cfg.Hostname)
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	for sig := range signals {
+		if sig == syscall.SIGHUP {
+			notifySystemd(reloadingState())
+			if err := srv.reload(*path); err != nil {
+				log.Error("reload refused: the running configuration stays in force", "err", err.Error())
+			}
+			notifySystemd("READY=1\nSTATUS=serving")
+			continue
+		}
+		break
+	}
+	notifySystemd("STOPPING=1")
+	log.Info("stopping: finishing transactions in flight")
+	srv.stop(gracePeriod)
+	log.Info("stopped")
+	return 0
+}
+
+// The control socket's view of the server.
+
+func (s *server) QueueList(ctx context.Context) ([]store.QueuedMessage, error) {
+	return s.store.QueueList(ctx)
+}
+
+func (s *server) QueueRemove(ctx context.Context, id uint64) error {
+	return s.store.QueueRemove(ctx, id)
+}
+
+func (s *server) Flush(ctx context.Context) error { return s.queue.Flush(ctx) }
+
+// debugWriter is where raw protocol traces go: stderr with -debug, nowhere
+// otherwise.
+func debugWriter(on bool) io.Writer {
+	if on {
+		return os.Stderr
+	}
+	return nil
+}

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"postkasse.dev/postkasse/config"
+	"postkasse.dev/postkasse/delivery"
+	"postkasse.dev/postkasse/dkim"
+	"postkasse.dev/postkasse/imap"
+	"postkasse.dev/postkasse/password"
+	"postkasse.dev/postkasse/policy"
+	"postkasse.dev/postkasse/queue"
+	"postkasse.dev/postkasse/smtp"
+	"postkasse.dev/postkasse/srs"
+	"postkasse.dev/postkasse/store"
+)
+
+// server is one running postkasse: the store, the directory in force, and
+// every listener's protocol server.
+type server struct {
+	log      *slog.Logger
+	cfg      atomic.Pointer[config.Config]
+	dir      atomic.Pointer[policy.Directory]
+	cert     atomic.Pointer[tls.Certificate]
+	store    *store.Store
+	accounts *accounts
+	agent    *delivery.Agent
+	queue    *queue.Runner
+	imap     *imap.Server
+	smtp     map[string]*smtp.Server // by listener name
+
+	queueDone chan struct{}
+	cancel    context.CancelFunc
+	serving   sync.WaitGroup
+}
+
+// serverOptions are settings that are not in the file: tests shorten the
+// queue's waits and point it at their own DNS server and port.
+type serverOptions struct {
+	queuePort int
+	debug     bool
+}
+
+// listenerNames are the listeners of [listen], in the order they start.
+var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps"}
+
+// newServer opens the store and builds every part from cfg.
+func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*server, error) {
+	dir, err := policy.NewDirectory(directoryOptions(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	s := &server{log: log, smtp: make(map[string]*smtp.Server)}
+	s.cfg.Store(cfg)
+	s.dir.Store(dir)
+	if err := s.loadCertificate(cfg); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	st, err := store.Open(context.Background(), store.Options{
+		Path: filepath.Join(cfg.DataDir, "mail.db"), Logger: log, Analyze: imap.Analyze,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	if err := s.build(cfg, opts); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) build(cfg *config.Config, opts serverOptions) error {
+	secret, err := srsSecret(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.accounts = &accounts{dir: &s.dir, verifier: password.NewVerifier(), store: s.store}
+	bounces := &lateSubmitter{}
+	signer, err := dkimSigner(cfg)
+	if err != nil {
+		return err
+	}
+	qopts := queue.Options{
+		Storage: s.store, Hostname: cfg.Hostname, Smarthost: cfg.Outbound.Smarthost,
+		SmarthostTLS: cfg.Outbound.SmarthostTLS, SmarthostUsername: cfg.Outbound.SmarthostUsername,
+		SmarthostPassword: cfg.Outbound.SmarthostPassword, Resolver: cfg.Outbound.Resolver,
+		Port: opts.queuePort, RetryAfter: cfg.Outbound.RetryAfter, Lifetime: cfg.Outbound.QueueLifetime,
+		Bounces: bounces, Logger: s.log.With("part", "queue"),
+	}
+	if signer != nil {
+		qopts.Signer = signer
+	}
+	if s.queue, err = queue.New(qopts); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	s.agent, err = delivery.New(delivery.Options{
+		Store: s.store, Directory: s.dir.Load, Hostname: cfg.Hostname,
+		SRS: srs.New(secret, cfg.Domains[0]), Queue: s.queue, Logger: s.log.With("part", "delivery"),
+	})
+	if err != nil {
+		return err
+	}
+	bounces.agent = s.agent
+	s.imap, err = imap.New(imap.Options{
+		Store: s.store, Directory: imapDirectory{s.accounts}, Logger: s.log.With("part", "imap"),
+		TLSConfig: s.tlsConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
+		AppendLimit: uint32(min(cfg.Limits.MessageSize, 1<<32-1)), Debug: debugWriter(opts.debug),
+	})
+	return err
+}
+
+// lateSubmitter lets the queue send bounces through the delivery agent,
+// which itself needs the queue: the agent is set once both exist.
+type lateSubmitter struct{ agent *delivery.Agent }
+
+func (l *lateSubmitter) Submit(ctx context.Context, from string, to []string, msg []byte, kind string) error {
+	return l.agent.Submit(ctx, from, to, msg, kind)
+}
+
+// serve starts every listener in lns (by name) and the queue, and returns
+// at once; stop ends them.
+func (s *server) serve(lns map[string]net.Listener) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.queueDone = make(chan struct{})
+	go func() {
+		defer close(s.queueDone)
+		if err := s.queue.Run(ctx); err != nil {
+			s.log.Error("queue stopped", "err", err)
+		}
+	}()
+	cfg := s.cfg.Load()
+	for _, name := range listenerNames {
+		ln := lns[name]
+		if ln == nil {
+			continue
+		}
+		insecure := cfg.TLS.AllowInsecureAuth && isLoopback(ln.Addr())
+		if name == "submissions" || name == "imaps" {
+			ln = tls.NewListener(ln, s.tlsConfig())
+		}
+		var serve func(net.Listener) error
+		switch name {
+		case "imap", "imaps":
+			serve = s.imap.Serve
+		default:
+			srv, err := s.smtpServer(name, insecure)
+			if err != nil {
+				return err
+			}
+			serve = srv.Serve
+		}
+		s.log.Info("listening", "service", name, "addr", ln.Addr().String(), "plaintext_auth", insecure)
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			if err := serve(ln); err != nil {
+				s.log.Error("listener stopped", "service", name, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
+	cfg := s.cfg.Load()
+	srv, err := smtp.New(smtp.Options{
+		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent, Quota: s.accounts,
+		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
+		TLSConfig: s.tlsConfig(), InsecureAuth: insecure, Logger: s.log.With("part", name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.smtp[name] = srv
+	return srv, nil
+}
+
+// stop ends the listeners gracefully: SMTP transactions in flight finish
+// (up to grace), IMAP sessions get BYE, the queue finishes its attempts.
+func (s *server) stop(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, srv := range s.smtp {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				s.log.Warn("smtp shutdown", "service", name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	s.imap.Close()
+	if s.cancel != nil {
+		s.cancel()
+		<-s.queueDone
+	}
+	s.serving.Wait()
+	if err := s.store.Close(); err != nil {
+		s.log.Error("close store", "err", err)
+	}
+}
+
+// reload reads the file again. A valid file swaps the directory whole; an
+// invalid one is logged and changes nothing.
+func (s *server) reload(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	dir, err := policy.NewDirectory(directoryOptions(cfg))
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	if err := s.loadCertificate(cfg); err != nil {
+		return err
+	}
+	old := s.cfg.Load()
+	if old.Listen != cfg.Listen || old.DataDir != cfg.DataDir || old.Hostname != cfg.Hostname || old.Outbound != cfg.Outbound {
+		s.log.Warn("listen, data_dir, hostname and outbound changes take effect at the next restart")
+	}
+	s.cfg.Store(cfg)
+	s.dir.Store(dir)
+	s.imap.Revalidate()
+	s.log.Info("configuration reloaded", "mailboxes", len(dir.Mailboxes()), "groups", len(dir.Groups()))
+	return nil
+}
+
+// loadCertificate reads the TLS certificate, if any, for the next
+// handshakes.
+func (s *server) loadCertificate(cfg *config.Config) error {
+	if cfg.TLS.Cert == "" {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	s.cert.Store(&cert)
+	return nil
+}
+
+// tlsConfig serves the current certificate; nil without one.
+func (s *server) tlsConfig() *tls.Config {
+	if s.cert.Load() == nil {
+		return nil
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cert.Load(), nil
+		},
+	}
+}
+
+// srsSecret reads the SRS key from the data directory, making one on the
+// first start.
+func srsSecret(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "srs.key")
+	secret, err := os.ReadFile(path)
+	if err == nil && len(secret) >= 16 {
+		return secret, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("srs key: %w", err)
+	}
+	secret = make([]byte, 32)
+	rand.Read(secret)
+	if err := os.WriteFile(path, secret, 0o600); err != nil {
+		return nil, fmt.Errorf("srs key: %w", err)
+	}
+	return secret, nil
+}
+
+// dkimSigner loads the DKIM keys; nil when there are none.
+func dkimSigner(cfg *config.Config) (*dkim.Signer, error) {
+	if len(cfg.DKIM) == 0 {
+		return nil, nil
+	}
+	keys := make(map[string]dkim.Key, len(cfg.DKIM))
+	for _, d := range cfg.DKIM {
+		key, err := dkim.LoadKey(d.Key)
+		if err != nil {
+			return nil, fmt.Errorf("dkim %s: %w", d.Domain, err)
+		}
+		keys[d.Domain] = dkim.Key{Selector: d.Selector, Signer: key}
+	}
+	return dkim.NewSigner(keys), nil
+}
+
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+// openListeners listens on every configured address.
+func openListeners(cfg *config.Config) (map[string]net.Listener, error) {
+	addrs := map[string]string{
+		"smtp": cfg.Listen.SMTP, "submission": cfg.Listen.Submission, "submissions": cfg.Listen.Submissions,
+		"imap": cfg.Listen.IMAP, "imaps": cfg.Listen.IMAPS,
+	}
+	lns := make(map[string]net.Listener)
+	for _, name := range listenerNames {
+		if addrs[name] == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addrs[name])
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listen %s on %s: %w", name, addrs[name], err)
+		}
+		lns[name] = ln
+	}
+	return lns, nil
+}

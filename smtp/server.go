@@ -1,0 +1,183 @@
+// Package smtp serves postkasse's SMTP listeners with go-smtp: the MX port,
+// where other servers hand over mail for local recipients, and submission
+// (STARTTLS or implicit TLS with AUTH), where users send mail. It asks the
+// routing policy for verdicts, hands accepted messages to the delivery
+// agent, and maps every outcome to a standard SMTP reply.
+//
+// It knows nothing of TOML, IMAP or bbolt.
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"postkasse.dev/postkasse/delivery"
+	"postkasse.dev/postkasse/policy"
+)
+
+// Errors an Authenticator returns.
+var (
+	// ErrAuthFailed: unknown user, wrong password, or a mailbox that cannot
+	// log in (shared mailboxes, groups).
+	ErrAuthFailed = errors.New("smtp: authentication failed")
+	// ErrSMTPDisabled: the user may not use SMTP (mail apps).
+	ErrSMTPDisabled = errors.New("smtp: SMTP is disabled for this mailbox")
+)
+
+// Authenticator checks submission credentials.
+type Authenticator interface {
+	// Authenticate returns the id of the user with this address (primary
+	// or alias) and password.
+	Authenticate(username, password string) (userID string, err error)
+}
+
+// QuotaChecker tells whether a mailbox can take a message of a size.
+type QuotaChecker interface {
+	// HasRoom reports whether the mailbox with id can take size more bytes.
+	HasRoom(ctx context.Context, mailboxID string, size int64) (bool, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Hostname  string
+	Directory func() *policy.Directory
+	Agent     *delivery.Agent
+	Quota     QuotaChecker
+	Auth      Authenticator // required for submission
+	// Submission makes this a submission listener: every transaction needs
+	// AUTH, and senders are checked against send-as rights.
+	Submission      bool
+	MaxMessageBytes int64
+	MaxRecipients   int // 0 means 2000
+	TLSConfig       *tls.Config
+	// InsecureAuth allows AUTH without TLS; the caller sets it only for
+	// loopback listeners.
+	InsecureAuth bool
+	Logger       *slog.Logger
+	Debug        io.Writer
+}
+
+// Server is one SMTP listener's server.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	srv  *gosmtp.Server
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	inflight int           // transactions between MAIL and their reply
+	idle     chan struct{} // closed when inflight drops to zero during Shutdown
+}
+
+// begin and end count transactions in flight, so Shutdown can let them
+// finish.
+func (s *Server) begin() {
+	s.mu.Lock()
+	s.inflight++
+	s.mu.Unlock()
+}
+
+func (s *Server) end() {
+	s.mu.Lock()
+	s.inflight--
+	if s.inflight == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+	s.mu.Unlock()
+}
+
+// New creates a server.
+func New(opts Options) (*Server, error) {
+	if opts.Directory == nil || opts.Agent == nil {
+		return nil, errors.New("smtp: Directory and Agent are required")
+	}
+	if opts.Submission && opts.Auth == nil {
+		return nil, errors.New("smtp: submission needs an Authenticator")
+	}
+	if opts.MaxRecipients == 0 {
+		opts.MaxRecipients = 2000
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{opts: opts, log: log, ctx: ctx, cancel: cancel}
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
+	srv.Domain = opts.Hostname
+	srv.MaxMessageBytes = opts.MaxMessageBytes
+	srv.MaxRecipients = opts.MaxRecipients
+	srv.MaxLineLength = 4096
+	srv.TLSConfig = opts.TLSConfig
+	srv.AllowInsecureAuth = opts.InsecureAuth
+	srv.ReadTimeout = 5 * time.Minute
+	srv.WriteTimeout = 5 * time.Minute
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = printfLogger{log}
+	srv.Debug = opts.Debug
+	s.srv = srv
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, lets transactions in flight
+// finish until ctx ends, then closes every connection.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		// Close listeners; go-smtp's Shutdown waits for every connection,
+		// idle ones too, so we wait for transactions ourselves below.
+		s.srv.Shutdown(ctx)
+		close(done)
+	}()
+	finished := make(chan struct{})
+	s.mu.Lock()
+	if s.inflight == 0 {
+		close(finished)
+	} else {
+		s.idle = finished
+	}
+	s.mu.Unlock()
+	select {
+	case <-finished:
+	case <-done:
+	case <-ctx.Done():
+	}
+	s.cancel()
+	err := s.srv.Close()
+	if errors.Is(err, gosmtp.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// printfLogger bridges go-smtp's logger to slog.
+type printfLogger struct{ log *slog.Logger }
+
+func (l printfLogger) Printf(format string, v ...any) {
+	l.log.Warn("smtp server", "msg", fmt.Sprintf(format, v...))
+}
+
+func (l printfLogger) Println(v ...any) {
+	l.log.Warn("smtp server", "msg", fmt.Sprint(v...))
+}
