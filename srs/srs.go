@@ -8,7 +8,9 @@
 // HHHH is the first four characters of the base64 HMAC-SHA1, under a
 // secret, of TT, orig-domain and orig-local in lower case; TT is the day
 // (days since the epoch, modulo 1024) in two base32 characters. Addresses
-// are honoured for 21 days. Rewritten local parts may exceed the 64
+// are honoured for 21 days; as in every implementation of the scheme, the
+// day wraps after 1024 days, so an address is valid again for 21 days each
+// time its day comes round. Rewritten local parts may exceed the 64
 // characters of RFC 5321, as SRS addresses commonly do.
 //
 // The package is pure: no I/O, no clock of its own. It must not import any
@@ -73,7 +75,7 @@ func (r *Rewriter) Forward(sender string, now time.Time) (string, error) {
 		return "", nil
 	}
 	local, host, ok := split(sender)
-	if !ok || strings.ContainsAny(host, "=") {
+	if !ok || !validHost(host) {
 		return "", fmt.Errorf("srs: cannot rewrite sender %q: no valid domain", sender)
 	}
 	if tag, ok := srsTag(local); ok {
@@ -155,6 +157,17 @@ func split(addr string) (local, host string, ok bool) {
 	return addr[:i], addr[i+1:], true
 }
 
+// validHost accepts what can stand between '=' separators and be read
+// back: no '=', no spaces or control characters.
+func validHost(host string) bool {
+	for _, r := range host {
+		if r <= ' ' || r == 0x7f || r == '=' {
+			return false
+		}
+	}
+	return true
+}
+
 // srsTag returns "SRS0" or "SRS1" when local starts with one of them,
 // in any case, and a separator.
 func srsTag(local string) (string, bool) {
@@ -174,7 +187,7 @@ func parseSRS0(local string) (hash, stamp, host, user string, ok bool) {
 	hash, rest, ok1 := strings.Cut(rest, "=")
 	stamp, rest, ok2 := strings.Cut(rest, "=")
 	host, user, ok3 := strings.Cut(rest, "=")
-	ok = ok1 && ok2 && ok3 && hash != "" && len(stamp) == 2 && host != "" && user != ""
+	ok = ok1 && ok2 && ok3 && hash != "" && len(stamp) == 2 && host != "" && validHost(host) && user != ""
 	return hash, stamp, host, user, ok
 }
 
@@ -184,7 +197,8 @@ func parseSRS1(local string) (hash, host, user string, ok bool) {
 	rest := local[5:]
 	hash, rest, ok1 := strings.Cut(rest, "=")
 	host, user, ok2 := strings.Cut(rest, "=")
-	ok = ok1 && ok2 && hash != "" && host != "" && user != "" && strings.ContainsRune(separators, rune(user[0]))
+	ok = ok1 && ok2 && hash != "" && host != "" && validHost(host) && user != "" &&
+		strings.ContainsRune(separators, rune(user[0]))
 	return hash, host, user, ok
 }
 
