@@ -145,6 +145,10 @@ func (s *session) checkQuota(id, kind string) error {
 func (s *session) Data(r io.Reader) error {
 	body, err := io.ReadAll(r)
 	if err != nil {
+		if errors.Is(err, gosmtp.ErrTooLongLine) {
+			s.log.Info("message refused", "from", s.from, "reason", "line too long")
+			return errLineTooLong
+		}
 		var smtpErr *gosmtp.SMTPError
 		if errors.As(err, &smtpErr) {
 			s.log.Info("message refused", "from", s.from, "reason", smtpErr.Message)

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"postkasse.dev/postkasse/config"
+)
+
+// The demo users' hashes (README passwords), so tests pay no bcrypt for
+// hashing.
+const (
+	annaHash = "$2a$10$kWJBmPNFpKNk10jL0swA1OlIua9CN2KIB2r7OGIkn6QeR3lrVqJCe" // anna-secret
+	boHash   = "$2a$10$n94uH48MJHJ4ZF7QrKTltOzy7X.VxSIEku3eTgiOuc2zbzRDjzyEW" // bo-secret
+	carlHash = "$2a$10$u36dagNsIVSwH7TQCpYnJubW5Q8WdUq33i4qbAAV4FAlF1O.boTN2" // carl-secret
+)
+
+// baseConfig is a small organisation; tests append tables to it. DATA is
+// replaced with the test's data directory.
+var baseConfig = `
+hostname = "mail.contoso.test"
+data_dir = "DATA"
+domains  = ["contoso.test", "fourthcoffee.test"]
+
+[limits]
+message_size = "64KiB"
+
+[user.anna]
+address  = "anna@contoso.test"
+name     = "Anna Andersen"
+password = "` + annaHash + `"
+aliases  = ["support@contoso.test"]
+
+[user.bo]
+address  = "bo@contoso.test"
+password = "` + boHash + `"
+
+[user.carl]
+address  = "carl@contoso.test"
+password = "` + carlHash + `"
+`
+
+// testServer is the whole server in-process on loopback listeners.
+type testServer struct {
+	t         *testing.T
+	dir       string
+	cfgPath   string
+	srv       *server
+	smtp      string
+	sub       string
+	imap      string
+	logs      *lockedBuffer
+	stopped   bool
+	queuePort int
+}
+
+// startServer writes the config (baseConfig + extra) and serves it.
+func startServer(t *testing.T, extra string) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	ts := &testServer{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.toml"), logs: &lockedBuffer{}}
+	ts.writeConfig(baseConfig + extra)
+	ts.start()
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func (ts *testServer) writeConfig(text string) {
+	ts.t.Helper()
+	text = strings.ReplaceAll(text, "DATA", filepath.Join(ts.dir, "data"))
+	if err := os.WriteFile(ts.cfgPath, []byte(text), 0o600); err != nil {
+		ts.t.Fatal(err)
+	}
+}
+
+func (ts *testServer) start() {
+	ts.t.Helper()
+	cfg, err := config.Load(ts.cfgPath)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := newServer(cfg, log, serverOptions{queuePort: ts.queuePort})
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	lns := map[string]net.Listener{}
+	for _, name := range []string{"smtp", "submission", "imap"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		lns[name] = ln
+	}
+	ts.smtp, ts.sub, ts.imap = lns["smtp"].Addr().String(), lns["submission"].Addr().String(), lns["imap"].Addr().String()
+	if err := srv.serve(lns); err != nil {
+		ts.t.Fatal(err)
+	}
+	ts.srv, ts.stopped = srv, false
+}
+
+func (ts *testServer) stop() {
+	if ts.stopped {
+		return
+	}
+	ts.stopped = true
+	ts.srv.stop(5 * time.Second)
+	if ts.t.Failed() {
+		ts.t.Logf("server log:\n%s", ts.logs.String())
+	}
+}
+
+func (ts *testServer) restart() {
+	ts.t.Helper()
+	ts.stop()
+	ts.start()
+}
+
+// send delivers a message over the MX port; it returns the server's error.
+func (ts *testServer) send(from string, to []string, msg string) error {
+	return sendMail(ts.smtp, nil, from, to, msg)
+}
+
+// submit sends a message through submission as user.
+func (ts *testServer) submit(user, pass, from string, to []string, msg string) error {
+	return sendMail(ts.sub, sasl.NewPlainClient("", user, pass), from, to, msg)
+}
+
+func sendMail(addr string, auth sasl.Client, from string, to []string, msg string) error {
+	c, err := gosmtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.org"); err != nil {
+		return err
+	}
+	if auth != nil {
+		if err := c.Auth(auth); err != nil {
+			return err
+		}
+	}
+	if err := c.Mail(from, nil); err != nil {
+		return err
+	}
+	for _, rcpt := range to {
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, strings.ReplaceAll(msg, "\n", "\r\n")); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// login opens an IMAP session.
+func (ts *testServer) login(user, pass string, handler *imapclient.UnilateralDataHandler) *imapclient.Client {
+	ts.t.Helper()
+	c, err := imapclient.DialInsecure(ts.imap, &imapclient.Options{UnilateralDataHandler: handler})
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	ts.t.Cleanup(func() { c.Close() })
+	if err := c.Login(user, pass).Wait(); err != nil {
+		ts.t.Fatalf("login %s: %v", user, err)
+	}
+	return c
+}
+
+func smtpCode(err error) string {
+	if e, ok := err.(*gosmtp.SMTPError); ok {
+		return fmt.Sprintf("%d %d.%d.%d", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2])
+	}
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+func message(from, to, subject, body string) string {
+	return fmt.Sprintf("From: %s\nTo: %s\nSubject: %s\nMessage-ID: <%s@test>\nDate: Mon, 02 Nov 2026 10:00:00 +0000\n\n%s\n",
+		from, to, subject, strings.ReplaceAll(subject, " ", "-"), body)
+}
