@@ -128,12 +128,20 @@ func (a *Agent) Deliver(ctx context.Context, m *Message) (*Result, error) {
 			Prefix: []byte("Delivered-To: " + ld.DeliveredTo + "\r\n"),
 		})
 	}
-	remote := append(append([]string(nil), plan.Remote...), bounces...)
+	// Mail from this server's users leaves with its own sender. Mail from
+	// outside that we pass on (external group members, forwarding) leaves
+	// with an SRS sender, so SPF holds at the far end and bounces come back
+	// to us; bounces to SRS addresses go to the original sender as they are.
+	remote, relayed := plan.Remote, plan.Forwards
+	if m.Authenticated == "" {
+		remote, relayed = nil, append(append([]string(nil), plan.Forwards...), plan.Remote...)
+	}
+	remote = append(append([]string(nil), remote...), bounces...)
 	if len(remote) > 0 {
 		d.Queue = append(d.Queue, store.NewQueuedMessage{From: m.From, Recipients: remote, Body: body, Kind: m.Kind})
 	}
-	if len(plan.Forwards) > 0 {
-		d.Queue = append(d.Queue, store.NewQueuedMessage{From: a.forwardSender(m.From, now), Recipients: plan.Forwards, Body: body, Kind: "forward"})
+	if len(relayed) > 0 {
+		d.Queue = append(d.Queue, store.NewQueuedMessage{From: a.forwardSender(m.From, now), Recipients: relayed, Body: body, Kind: "forward"})
 	}
 	if m.Authenticated != "" {
 		a.addSentCopy(dir, m, facts, d)
@@ -142,7 +150,7 @@ func (a *Agent) Deliver(ctx context.Context, m *Message) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deliver %s: %w", m.ID, err)
 	}
-	result := &Result{Stored: len(d.Targets), Queued: len(remote) + len(plan.Forwards)}
+	result := &Result{Stored: len(d.Targets), Queued: len(remote) + len(relayed)}
 	for rcpt := range plan.Refusals {
 		result.Refused = append(result.Refused, rcpt)
 	}

@@ -36,9 +36,7 @@ func sendAsError(err error) error {
 	msg := "Sender address not allowed"
 	var sa *policy.SendAsError
 	if errors.As(err, &sa) {
-		if sa.Address == "" {
-			msg = "Message has no From address"
-		} else {
+		if sa.Address != "" {
 			msg = fmt.Sprintf("Not allowed to send as <%s>", sa.Address)
 		}
 	}
