@@ -123,8 +123,10 @@ func (a *Agent) Deliver(ctx context.Context, m *Message) (*Result, error) {
 		if !ok {
 			continue
 		}
+		// The quota was checked when the recipient was accepted: a message
+		// that takes the mailbox over it is still filed, never lost.
 		d.Targets = append(d.Targets, store.Target{
-			Account: mb.ID, Folder: "INBOX",
+			Account: mb.ID, Folder: "INBOX", Quota: mb.Quota, SoftQuota: true,
 			Prefix: []byte("Delivered-To: " + ld.DeliveredTo + "\r\n"),
 		})
 	}
@@ -190,7 +192,7 @@ func (a *Agent) addSentCopy(dir *policy.Directory, m *Message, facts policy.Head
 	}
 	d.Targets = append(d.Targets, store.Target{
 		Account: mb.ID, Folder: a.opts.SentFolder, SpecialUse: a.opts.SentSpecialUse,
-		Flags: []string{store.FlagSeen},
+		Flags: []string{store.FlagSeen}, Quota: mb.Quota, SoftQuota: true,
 	})
 }
 

@@ -25,8 +25,11 @@ type Target struct {
 	Prefix     []byte // header lines for this mailbox alone (Delivered-To)
 	Flags      []string
 	Quota      int64 // bytes; 0 means unlimited
-	Origin     any   // passed on in the Change
-	NoCreate   bool  // refuse with ErrNoFolder instead of creating the folder
+	// SoftQuota files the message even over quota (the quota was checked
+	// when the recipient was accepted); the 90% warning still applies.
+	SoftQuota bool
+	Origin    any  // passed on in the Change
+	NoCreate  bool // refuse with ErrNoFolder instead of creating the folder
 }
 
 // TargetResult is the outcome for one Target.
@@ -119,7 +122,7 @@ func storeMessage(tx *bolt.Tx, t Target, rec *messageRecord, body []byte) (Targe
 		return TargetResult{}, folderKey{}, err
 	}
 	usage := a.usage()
-	if t.Quota > 0 && usage+rec.size > t.Quota {
+	if t.Quota > 0 && !t.SoftQuota && usage+rec.size > t.Quota {
 		return TargetResult{Err: ErrQuota}, folderKey{}, nil
 	}
 	id := a.folderID(t.Folder)

@@ -65,7 +65,7 @@ func TestRecipientRules(t *testing.T) {
 		rcpt, want, mailbox string
 	}{
 		{"anna@contoso.test", "ok", "anna"},
-		{"support@contoso.test", "ok", "anna"},  // alias
+		{"support@contoso.test", "ok", "anna"},   // alias
 		{"anna+news@contoso.test", "ok", "anna"}, // subaddress
 		{"ANNA@Contoso.Test", "ok", "anna"},      // case
 		{"nobody@contoso.test", "550 5.1.1", ""},
