@@ -116,8 +116,8 @@ func (s *session) listEntries() ([]listEntry, error) {
 		if mb.ID == s.user.ID {
 			continue
 		}
-		if _, err := s.srv.opts.Store.EnsureFolders(s.ctx, mb.ID, defaultFolders); err != nil {
-			return nil, mapError(s.srv.log, err)
+		if err := s.ensureFolders(mb); err != nil {
+			return nil, err
 		}
 		entries = append(entries, listEntry{name: sharedPrefix + string(delim) + mb.Address, mailbox: mb, subscribed: true})
 		more, err := s.folderEntries(mb, true)

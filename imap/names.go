@@ -58,6 +58,9 @@ func (s *session) locateShared(rest string) (location, error) {
 	if folder == "" {
 		return location{mailbox: mb, node: true}, nil
 	}
+	if err := s.ensureFolders(mb); err != nil {
+		return location{}, err
+	}
 	folder = normalizeINBOX(folder)
 	if !validFolderName(folder) {
 		return location{}, errNonExistent
@@ -84,4 +87,20 @@ func (s *session) displayName(mb Mailbox, folder string) string {
 		return folder
 	}
 	return sharedPrefix + string(delim) + mb.Address + string(delim) + folder
+}
+
+// ensureFolders creates a shared mailbox's default folders the first time
+// this session reaches it, so a member can select them before any mail came.
+func (s *session) ensureFolders(mb Mailbox) error {
+	if s.ensured[mb.ID] {
+		return nil
+	}
+	if _, err := s.srv.opts.Store.EnsureFolders(s.ctx, mb.ID, defaultFolders); err != nil {
+		return mapError(s.srv.log, err)
+	}
+	if s.ensured == nil {
+		s.ensured = make(map[string]bool)
+	}
+	s.ensured[mb.ID] = true
+	return nil
 }

@@ -44,6 +44,8 @@ type session struct {
 	home     Mailbox
 	homeOwn  bool
 	selected *selection
+	// ensured remembers shared mailboxes whose folders exist.
+	ensured map[string]bool
 }
 
 func (s *Server) newSession(c *imapserver.Conn) *session {
