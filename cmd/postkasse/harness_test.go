@@ -68,8 +68,15 @@ type testServer struct {
 // startServer writes the config (baseConfig + extra) and serves it.
 func startServer(t *testing.T, extra string) *testServer {
 	t.Helper()
+	return startServerPort(t, extra, 0)
+}
+
+// startServerPort is startServer with the queue delivering to queuePort
+// instead of 25 (the port of the test's sink servers).
+func startServerPort(t *testing.T, extra string, queuePort int) *testServer {
+	t.Helper()
 	dir := t.TempDir()
-	ts := &testServer{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.toml"), logs: &lockedBuffer{}}
+	ts := &testServer{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.toml"), logs: &lockedBuffer{}, queuePort: queuePort}
 	ts.writeConfig(baseConfig + extra)
 	ts.start()
 	t.Cleanup(ts.stop)
