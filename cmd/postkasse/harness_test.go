@@ -53,7 +53,7 @@ password = "` + carlHash + `"
 
 // testServer is the whole server in-process on loopback listeners.
 type testServer struct {
-	t         *testing.T
+	t         testing.TB
 	dir       string
 	cfgPath   string
 	srv       *server
@@ -66,14 +66,14 @@ type testServer struct {
 }
 
 // startServer writes the config (baseConfig + extra) and serves it.
-func startServer(t *testing.T, extra string) *testServer {
+func startServer(t testing.TB, extra string) *testServer {
 	t.Helper()
 	return startServerPort(t, extra, 0)
 }
 
 // startServerPort is startServer with the queue delivering to queuePort
 // instead of 25 (the port of the test's sink servers).
-func startServerPort(t *testing.T, extra string, queuePort int) *testServer {
+func startServerPort(t testing.TB, extra string, queuePort int) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	ts := &testServer{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.toml"), logs: &lockedBuffer{}, queuePort: queuePort}

@@ -1,0 +1,73 @@
+package smtp
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestHasBareLF(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{
+		"":                          false,
+		"a\r\nb\r\n":                false,
+		"a\nb":                      true,
+		"\n":                        true,
+		"a\r\n\r\nbody\nmore\r\n":   true,
+		"no line end at all":        false,
+		"a\r\nb\r":                  false,
+		"x\r\n.\nMAIL FROM:<e>\r\n": true,
+	} {
+		if got := hasBareLF([]byte(in)); got != want {
+			t.Errorf("hasBareLF(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// FuzzHasBareLF checks the scanner against the plain definition.
+func FuzzHasBareLF(f *testing.F) {
+	f.Add([]byte("a\r\nb\nc"))
+	f.Add([]byte("\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := false
+		for i, c := range b {
+			if c == '\n' && (i == 0 || b[i-1] != '\r') {
+				want = true
+				break
+			}
+		}
+		if got := hasBareLF(b); got != want {
+			t.Fatalf("hasBareLF(%q) = %v, want %v", b, got, want)
+		}
+	})
+}
+
+func TestLoginMechanism(t *testing.T) {
+	t.Parallel()
+	var gotUser, gotPass string
+	auth := func(u, p string) error {
+		gotUser, gotPass = u, p
+		if p != "right" {
+			return errors.New("no")
+		}
+		return nil
+	}
+	s := newLoginServer(auth)
+	if ch, done, err := s.Next(nil); string(ch) != "Username:" || done || err != nil {
+		t.Fatalf("first challenge %q %v %v", ch, done, err)
+	}
+	if ch, done, err := s.Next([]byte("anna@contoso.test")); string(ch) != "Password:" || done || err != nil {
+		t.Fatalf("second challenge %q %v %v", ch, done, err)
+	}
+	if _, done, err := s.Next([]byte("right")); !done || err != nil || gotUser != "anna@contoso.test" || gotPass != "right" {
+		t.Fatalf("final: %v %v %q %q", done, err, gotUser, gotPass)
+	}
+	// With the user name as initial response, and a wrong password.
+	s = newLoginServer(auth)
+	if ch, _, _ := s.Next([]byte("bo")); !bytes.Equal(ch, []byte("Password:")) {
+		t.Fatalf("challenge after initial response %q", ch)
+	}
+	if _, _, err := s.Next([]byte("wrong")); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+}
