@@ -240,14 +240,6 @@ func withSeen(flags []string, seen bool) []string {
 	return out
 }
 
-// uidAt returns the UID at a server sequence number (1-based), or 0.
-func (lf *liveFolder) uidAt(seq uint32) store.UID {
-	if seq == 0 || int(seq) > len(lf.uids) {
-		return 0
-	}
-	return lf.uids[seq-1]
-}
-
 // seqOf returns the server sequence number of a UID, or 0.
 func (lf *liveFolder) seqOf(uid store.UID) uint32 {
 	idx, ok := slices.BinarySearch(lf.uids, uid)

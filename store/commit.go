@@ -16,10 +16,9 @@ const maxBatch = 512
 // retried without it), so fn must start from scratch each time: it reports
 // through the changes it adds to w and through variables it overwrites.
 type writeOp struct {
-	fn      func(tx *bolt.Tx, w *txState) error
-	state   txState
-	done    chan error
-	aborted bool
+	fn    func(tx *bolt.Tx, w *txState) error
+	state txState
+	done  chan error
 }
 
 // txState collects what one write changed, for publication after commit.
