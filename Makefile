@@ -32,7 +32,7 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/ ./imap/
-	$(GO) run ./cmd/mailbench -selfhost
+	bench/run.sh
 
 clean:
 	rm -rf bin data

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"time"
+)
+
+// runFanout sends one message to R recipients in one transaction and
+// measures how long until it is visible in every recipient's INBOX.
+func runFanout(args []string) error {
+	fs := newFlags("fanout")
+	addr := fs.String("smtp", "127.0.0.1:2525", "SMTP address")
+	imapAddr := fs.String("imap", "127.0.0.1:2143", "IMAP address")
+	pattern := fs.String("rcpt-pattern", "user%d@contoso.test", "recipient address pattern (1-based %d)")
+	count := fs.Int("count", 1000, "recipients")
+	pass := fs.String("pass", "", "password of every recipient")
+	size := fs.Int("size", 4096, "message size in bytes")
+	fs.Parse(args)
+	user := func(i int) string { return fmt.Sprintf(*pattern, i+1) }
+	ws, err := openWatchers(*imapAddr, *count, user, *pass, "INBOX", 32)
+	if err != nil {
+		return err
+	}
+	defer closeWatchers(ws)
+	rcpts := make([]string, *count)
+	for i := range rcpts {
+		rcpts[i] = user(i)
+	}
+	conn, err := dialSMTP(*addr)
+	if err != nil {
+		return err
+	}
+	defer conn.close()
+	start := time.Now()
+	reply, err := conn.send("bench@mailbench.invalid", rcpts, testMessage("bench@mailbench.invalid", rcpts[0], *size))
+	if err != nil {
+		return err
+	}
+	replied := time.Now()
+	delays, err := waitAll(ws, start, time.Minute)
+	if err != nil {
+		return err
+	}
+	last := quantile(delays, 1)
+	report("fanout: one message to many recipients", [][2]string{
+		{"recipients", fmt.Sprint(*count)},
+		{"DATA reply after", reply.Round(time.Microsecond).String()},
+		{"visible in every INBOX after", last.Round(time.Microsecond).String()},
+		{"  (from the final 250)", (last - replied.Sub(start)).Round(time.Microsecond).String()},
+		{"visible p50", quantile(delays, 0.5).Round(time.Microsecond).String()},
+	})
+	return nil
+}

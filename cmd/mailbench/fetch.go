@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+)
+
+// runFetch optionally fills a folder, then times SELECT and
+// UID FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE).
+func runFetch(args []string) error {
+	fs := newFlags("fetch")
+	addr := fs.String("imap", "127.0.0.1:2143", "IMAP address")
+	user := fs.String("user", "", "user")
+	pass := fs.String("pass", "", "password")
+	folder := fs.String("folder", "INBOX", "folder")
+	fill := fs.Int("fill", 0, "APPEND this many messages first")
+	conc := fs.Int("c", 8, "concurrent APPEND connections when filling")
+	size := fs.Int("size", 4096, "size of filled messages")
+	repeat := fs.Int("repeat", 5, "FETCH repetitions")
+	fs.Parse(args)
+	if *fill > 0 {
+		if err := fillFolder(*addr, *user, *pass, *folder, *fill, *conc, *size); err != nil {
+			return err
+		}
+	}
+	c, err := dialIMAP(*addr, *user, *pass, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Logout()
+	var selects []time.Duration
+	var n uint32
+	for range 3 {
+		start := time.Now()
+		sel, err := c.Select(*folder, nil).Wait()
+		if err != nil {
+			return err
+		}
+		selects = append(selects, time.Since(start))
+		n = sel.NumMessages
+		c.Unselect().Wait()
+	}
+	if _, err := c.Select(*folder, nil).Wait(); err != nil {
+		return err
+	}
+	options := &goimap.FetchOptions{UID: true, Flags: true, Envelope: true, BodyStructure: &goimap.FetchItemBodyStructure{}, RFC822Size: true, InternalDate: true}
+	var fetches []time.Duration
+	for range *repeat {
+		start := time.Now()
+		cmd := c.Fetch(goimap.UIDSet{goimap.UIDRange{Start: 1, Stop: 0}}, options)
+		got := 0
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			for item := msg.Next(); item != nil; item = msg.Next() {
+			}
+			got++
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		if got != int(n) {
+			return fmt.Errorf("FETCH returned %d of %d messages", got, n)
+		}
+		fetches = append(fetches, time.Since(start))
+	}
+	rows := [][2]string{
+		{"messages in folder", fmt.Sprint(n)},
+		{"SELECT first / then", fmt.Sprintf("%v / %v", selects[0].Round(time.Microsecond), selects[len(selects)-1].Round(time.Microsecond))},
+	}
+	for i, d := range fetches {
+		rows = append(rows, [2]string{fmt.Sprintf("UID FETCH 1:* run %d", i+1), d.Round(time.Millisecond).String()})
+	}
+	rows = append(rows, [2]string{"UID FETCH 1:* min / median", fmt.Sprintf("%v / %v", quantile(fetches, 0).Round(time.Millisecond), quantile(fetches, 0.5).Round(time.Millisecond))})
+	report("fetch: large folder", rows)
+	return nil
+}
+
+func fillFolder(addr, user, pass, folder string, n, conc, size int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, conc)
+	per := (n + conc - 1) / conc
+	start := time.Now()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialIMAP(addr, user, pass, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Logout()
+			for i := w * per; i < min(n, (w+1)*per); i++ {
+				if err := appendMessage(c, folder, testMessage("filler@mailbench.invalid", user, size)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	report("fetch: fill", [][2]string{{"appended", fmt.Sprintf("%d in %v", n, time.Since(start).Round(time.Millisecond))}})
+	return nil
+}
