@@ -116,7 +116,9 @@ type testServer struct {
 	srv   *Server
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T) *testServer { return startServerTB(t) }
+
+func startServerTB(t testing.TB) *testServer {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "mail.db"), Analyze: Analyze})
 	if err != nil {
@@ -144,6 +146,14 @@ func startServer(t *testing.T) *testServer {
 
 // dial logs in as user; handler receives unilateral updates.
 func (ts *testServer) dial(t *testing.T, username, password string, handler *imapclient.UnilateralDataHandler) *imapclient.Client {
+	return ts.dialHandler(t, username, password, handler)
+}
+
+func (ts *testServer) dialTB(t testing.TB, username, password string) *imapclient.Client {
+	return ts.dialHandler(t, username, password, nil)
+}
+
+func (ts *testServer) dialHandler(t testing.TB, username, password string, handler *imapclient.UnilateralDataHandler) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(ts.addr, &imapclient.Options{UnilateralDataHandler: handler})
 	if err != nil {
