@@ -13,9 +13,12 @@ run: build
 check: build
 	./bin/postkasse check -config $(CONFIG)
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 test: vet
 	$(GO) test -race -timeout 9m ./...

@@ -46,6 +46,12 @@ func dialSMTP(addr string) (*smtpConn, error) {
 // send runs one transaction and returns the time from the end of DATA to
 // the server's reply.
 func (s *smtpConn) send(from string, to []string, msg []byte) (time.Duration, error) {
+	var dataEnd time.Time
+	return s.sendTimed(from, to, msg, &dataEnd)
+}
+
+// sendTimed is send that also reports when the message was fully sent.
+func (s *smtpConn) sendTimed(from string, to []string, msg []byte, dataEnd *time.Time) (time.Duration, error) {
 	if err := s.c.Mail(from, nil); err != nil {
 		return 0, err
 	}
@@ -62,6 +68,7 @@ func (s *smtpConn) send(from string, to []string, msg []byte) (time.Duration, er
 		return 0, err
 	}
 	start := time.Now()
+	*dataEnd = start
 	if err := w.Close(); err != nil {
 		return 0, err
 	}

@@ -48,8 +48,8 @@ func runIdle(args []string) error {
 		return err
 	}
 	defer conn.close()
-	start := time.Now()
-	if _, err := conn.send("bench@mailbench.invalid", rcpts, testMessage("bench@mailbench.invalid", rcpts[0], 4096)); err != nil {
+	var start time.Time
+	if _, err := conn.sendTimed("bench@mailbench.invalid", rcpts, testMessage("bench@mailbench.invalid", rcpts[0], 4096), &start); err != nil {
 		return err
 	}
 	delays, err := waitAll(ws, start, time.Minute)
