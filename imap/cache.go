@@ -98,7 +98,31 @@ func mendStructure(bs goimap.BodyStructure) {
 
 // decodeCache reads what Analyze wrote.
 func decodeCache(b []byte) (*goimap.Envelope, goimap.BodyStructure, error) {
-	d := decoder{b: b}
+	return decodeCacheZones(b, nil)
+}
+
+// zoneCache keeps the fixed time zones of Date headers, so a FETCH of many
+// messages does not make a time.Location for each.
+type zoneCache map[int]*time.Location
+
+func (z zoneCache) get(offset int) *time.Location {
+	if z == nil {
+		return time.FixedZone("", offset)
+	}
+	loc, ok := z[offset]
+	if !ok {
+		if len(z) > 64 {
+			clear(z)
+		}
+		loc = time.FixedZone("", offset)
+		z[offset] = loc
+	}
+	return loc
+}
+
+// decodeCacheZones is decodeCache with a zone cache (may be nil).
+func decodeCacheZones(b []byte, zones zoneCache) (*goimap.Envelope, goimap.BodyStructure, error) {
+	d := decoder{b: b, zones: zones}
 	if d.byte() != cacheVersion {
 		return nil, nil, errBadCache
 	}
@@ -234,8 +258,9 @@ func (e *encoder) structure(bs goimap.BodyStructure) {
 }
 
 type decoder struct {
-	b   []byte
-	err error
+	b     []byte
+	err   error
+	zones zoneCache
 }
 
 func (d *decoder) fail() { d.err = errBadCache; d.b = nil }
@@ -334,7 +359,7 @@ func (d *decoder) envelope() *goimap.Envelope {
 	env := &goimap.Envelope{}
 	if sec := d.int(); sec != 0 {
 		off := d.int()
-		env.Date = time.Unix(sec, 0).In(time.FixedZone("", int(off)))
+		env.Date = time.Unix(sec, 0).In(d.zones.get(int(off)))
 	}
 	env.Subject = d.str()
 	for _, l := range []*[]goimap.Address{&env.From, &env.Sender, &env.ReplyTo, &env.To, &env.Cc, &env.Bcc} {

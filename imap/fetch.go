@@ -39,9 +39,10 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		}
 	}
 	rev1 := !s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2)
+	zones := make(zoneCache)
 	return s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(refs), func(m *store.MessageInfo) error {
 		rw := w.CreateMessage(seqOf[m.UID])
-		if err := s.fetchOne(rw, acc, sel, m, options, markSeen, rev1); err != nil {
+		if err := s.fetchOne(rw, acc, sel, m, options, fetchFlags{markSeen: markSeen, rev1: rev1, zones: zones}); err != nil {
 			rw.Close()
 			return err
 		}
@@ -78,7 +79,14 @@ func (s *session) unseenAmong(acc store.Access, sel *selection, refs []msgRef) (
 	return out, mapError(s.srv.log, err)
 }
 
-func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, sel *selection, m *store.MessageInfo, options *goimap.FetchOptions, markSeen, rev1 bool) error {
+// fetchFlags are what fetchOne needs to know beyond the options.
+type fetchFlags struct {
+	markSeen, rev1 bool
+	zones          zoneCache
+}
+
+func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, sel *selection, m *store.MessageInfo, options *goimap.FetchOptions, ff fetchFlags) error {
+	markSeen, rev1 := ff.markSeen, ff.rev1
 	if options.UID {
 		w.WriteUID(goimap.UID(m.UID))
 	}
@@ -101,7 +109,7 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, 
 	}
 	var body []byte
 	if options.Envelope || options.BodyStructure != nil {
-		env, bs, err := decodeCache(m.Meta)
+		env, bs, err := decodeCacheZones(m.Meta, ff.zones)
 		if err != nil {
 			// No usable cache (an old or damaged record): parse now.
 			if body, err = s.body(acc, sel, m.UID); err != nil {

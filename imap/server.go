@@ -124,9 +124,20 @@ func capabilities() goimap.CapSet {
 	}
 }
 
-// Serve accepts IMAP connections on ln until Close. For implicit TLS
-// (port 993) pass a tls.NewListener: its connections may authenticate.
+// Serve accepts IMAP connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(coalescingListener{ln}, isLoopback(ln.Addr()))
+}
+
+// ServeTLS accepts implicit-TLS connections (imaps, port 993) on ln.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		return fmt.Errorf("imap: implicit TLS needs a TLS configuration")
+	}
+	return s.serve(tls.NewListener(coalescingListener{ln}, s.opts.TLSConfig), false)
+}
+
+func (s *Server) serve(ln net.Listener, loopback bool) error {
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return s.newSession(c), nil, nil
@@ -134,7 +145,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		Caps:         capabilities(),
 		Logger:       slogPrintf{s.log},
 		TLSConfig:    s.opts.TLSConfig,
-		InsecureAuth: s.opts.InsecureAuth && isLoopback(ln.Addr()),
+		InsecureAuth: s.opts.InsecureAuth && loopback,
 		DebugWriter:  s.opts.Debug,
 	})
 	s.mu.Lock()

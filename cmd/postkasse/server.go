@@ -151,13 +151,15 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			continue
 		}
 		insecure := cfg.TLS.AllowInsecureAuth && isLoopback(ln.Addr())
-		if name == "submissions" || name == "imaps" {
+		if name == "submissions" {
 			ln = tls.NewListener(ln, s.tlsConfig())
 		}
 		var serve func(net.Listener) error
 		switch name {
-		case "imap", "imaps":
+		case "imap":
 			serve = s.imap.Serve
+		case "imaps":
+			serve = s.imap.ServeTLS
 		default:
 			srv, err := s.smtpServer(name, insecure)
 			if err != nil {
