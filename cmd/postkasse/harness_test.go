@@ -60,6 +60,8 @@ type testServer struct {
 	smtp      string
 	sub       string
 	imap      string
+	subs      string // implicit TLS listeners, when [tls] is set
+	imaps     string
 	logs      *lockedBuffer
 	stopped   bool
 	queuePort int
@@ -103,7 +105,11 @@ func (ts *testServer) start() {
 		ts.t.Fatal(err)
 	}
 	lns := map[string]net.Listener{}
-	for _, name := range []string{"smtp", "submission", "imap"} {
+	names := []string{"smtp", "submission", "imap"}
+	if cfg.TLS.Cert != "" {
+		names = append(names, "submissions", "imaps")
+	}
+	for _, name := range names {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			ts.t.Fatal(err)
@@ -111,6 +117,9 @@ func (ts *testServer) start() {
 		lns[name] = ln
 	}
 	ts.smtp, ts.sub, ts.imap = lns["smtp"].Addr().String(), lns["submission"].Addr().String(), lns["imap"].Addr().String()
+	if cfg.TLS.Cert != "" {
+		ts.subs, ts.imaps = lns["submissions"].Addr().String(), lns["imaps"].Addr().String()
+	}
 	if err := srv.serve(lns); err != nil {
 		ts.t.Fatal(err)
 	}
