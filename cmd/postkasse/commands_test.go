@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"postkasse.dev/postkasse/password"
+)
+
+func TestCheckCommand(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check", "-config", "../../config.example.toml"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("check of the example: exit %d\n%s", code, errOut.String())
+	}
+	for _, want := range []string{"valid", "anna", "info@contoso.test (full,send_as)", "carl", "info@contoso.test (read)", "sales@contoso.test"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte(strings.Replace(baseConfig, `aliases  = ["support@contoso.test"]`, `aliases  = ["bo@contoso.test"]`, 1)), 0o600)
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"check", "-config", bad}, nil, &out, &errOut); code != 1 {
+		t.Fatalf("check of a bad file: exit %d", code)
+	}
+	if !strings.Contains(errOut.String(), bad+`:16: user.bo.address: "bo@contoso.test" is already the address of user.anna`) {
+		t.Fatalf("check error:\n%s", errOut.String())
+	}
+}
+
+func TestResolveCommand(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"resolve", "-config", "../../config.example.toml", "Sales@contoso.test"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("resolve: exit %d %s", code, errOut.String())
+	}
+	for _, want := range []string{"bo@contoso.test", "info@contoso.test", "partner@fabrikam.example"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("resolve output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	run([]string{"resolve", "-config", "../../config.example.toml", "support@contoso.test"}, nil, &out, &errOut)
+	if !strings.Contains(out.String(), "anna@contoso.test") {
+		t.Errorf("resolve of an alias:\n%s", out.String())
+	}
+}
+
+func TestPasswdCommand(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"passwd"}, strings.NewReader("s3cret pass\n"), &out, &errOut); code != 0 {
+		t.Fatalf("passwd: exit %d %s", code, errOut.String())
+	}
+	hash := strings.TrimSpace(out.String())
+	if !password.IsHash(hash) || !password.NewVerifier().Verify(hash, "s3cret pass") {
+		t.Fatalf("passwd printed %q", hash)
+	}
+	if strings.Contains(out.String()+errOut.String(), "s3cret") {
+		t.Fatal("passwd echoed the password")
+	}
+}
+
+func TestDKIMKeygenCommand(t *testing.T) {
+	t.Parallel()
+	out, errOut := &bytes.Buffer{}, &bytes.Buffer{}
+	key := filepath.Join(t.TempDir(), "k.pem")
+	if code := run([]string{"dkim-keygen", "-out", key, "-selector", "s1", "contoso.test"}, nil, out, errOut); code != 0 {
+		t.Fatalf("dkim-keygen: %s", errOut.String())
+	}
+	if !strings.Contains(out.String(), "s1._domainkey.contoso.test. IN TXT \"v=DKIM1; k=rsa; p=") {
+		t.Fatalf("dkim-keygen output:\n%s", out.String())
+	}
+	if _, err := os.Stat(key); err != nil {
+		t.Fatal(err)
+	}
+}
