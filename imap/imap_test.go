@@ -357,3 +357,61 @@ func TestAppendOverQuotaAndFolders(t *testing.T) {
 		t.Fatalf("select missing: %v", err)
 	}
 }
+
+func TestCopyMoveStatusAndCapabilities(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	for i := range 3 {
+		ts.deliver(t, "anna", "Subject: m"+string(rune('0'+i))+"\n\nbody\n")
+	}
+	c := ts.login(t, "anna")
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []goimap.Cap{goimap.CapIMAP4rev1, goimap.CapIMAP4rev2, goimap.CapIdle, goimap.CapNamespace, goimap.CapUIDPlus,
+		goimap.CapMove, goimap.CapSpecialUse, goimap.CapListStatus, goimap.CapStatusSize, goimap.CapEnable, goimap.CapUnselect,
+		goimap.CapLiteralPlus, goimap.CapSASLIR} {
+		if !caps.Has(want) {
+			t.Errorf("capability %s missing", want)
+		}
+	}
+	if !caps.Has(goimap.Cap("APPENDLIMIT=1048576")) {
+		t.Errorf("APPENDLIMIT missing: %v", caps)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	copied, err := c.Copy(goimap.SeqSetNum(1, 2), "Archive").Wait()
+	if err != nil || copied.UIDValidity == 0 || copied.DestUIDs.String() != "1:2" {
+		t.Fatalf("COPY: %+v %v", copied, err)
+	}
+	moved, err := c.Move(goimap.SeqSetNum(3), "Trash").Wait()
+	if err != nil || moved.DestUIDs.String() != "1" {
+		t.Fatalf("MOVE: %+v %v", moved, err)
+	}
+	if _, err := c.Copy(goimap.SeqSetNum(1), "Missing").Wait(); imapCode(err) != goimap.ResponseCodeTryCreate {
+		t.Fatalf("COPY to a missing folder: %v", err)
+	}
+	c.Store(goimap.SeqSetNum(1, 2), &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Flags: []goimap.Flag{goimap.FlagDeleted}}, nil).Close()
+	if err := c.UIDExpunge(goimap.UIDSetNum(2)).Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status("INBOX", &goimap.StatusOptions{NumMessages: true, Size: true, UIDNext: true, NumDeleted: true}).Wait()
+	if err != nil || *st.NumMessages != 1 || *st.Size == 0 || st.UIDNext != 4 || *st.NumDeleted != 1 {
+		t.Fatalf("STATUS INBOX: %+v %v", st, err)
+	}
+	list, err := c.List("", "*", &goimap.ListOptions{ReturnStatus: &goimap.StatusOptions{NumMessages: true}}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint32{}
+	for _, l := range list {
+		if l.Status != nil && l.Status.NumMessages != nil {
+			counts[l.Mailbox] = *l.Status.NumMessages
+		}
+	}
+	if counts["Archive"] != 2 || counts["Trash"] != 1 || counts["INBOX"] != 1 {
+		t.Fatalf("LIST-STATUS counts %v", counts)
+	}
+}
