@@ -26,6 +26,22 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// childConfig writes baseConfig, listening on free loopback ports, for a
+// server run as a child process; it returns the file, the SMTP and IMAP
+// addresses and the configuration text.
+func childConfig(t *testing.T) (cfgPath, smtpAddr, imapAddr, text string) {
+	t.Helper()
+	dir := t.TempDir()
+	smtpAddr, imapAddr = freePort(t), freePort(t)
+	text = strings.ReplaceAll(baseConfig, "DATA", filepath.Join(dir, "data")) +
+		fmt.Sprintf("[listen]\nsmtp = %q\nsubmission = \"\"\nimap = %q\n", smtpAddr, imapAddr)
+	cfgPath = filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, smtpAddr, imapAddr, text
+}
+
 // startChild runs `postkasse serve` in a child process and waits until its
 // SMTP port answers.
 func startChild(t *testing.T, cfgPath, smtpAddr string) *exec.Cmd {
@@ -62,14 +78,7 @@ func startChild(t *testing.T, cfgPath, smtpAddr string) *exec.Cmd {
 // 250 is there, exactly once.
 func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	smtpAddr, imapAddr := freePort(t), freePort(t)
-	cfg := strings.ReplaceAll(baseConfig, "DATA", filepath.Join(dir, "data")) +
-		fmt.Sprintf("[listen]\nsmtp = %q\nsubmission = \"\"\nimap = %q\n", smtpAddr, imapAddr)
-	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, smtpAddr, imapAddr, _ := childConfig(t)
 	child := startChild(t, cfgPath, smtpAddr)
 
 	var mu sync.Mutex

@@ -55,12 +55,8 @@ func TestReloadChangesMembersAndAliases(t *testing.T) {
 // old configuration stays in force.
 func TestInvalidReloadKeepsServing(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	smtpAddr, imapAddr := freePort(t), freePort(t)
-	good := strings.ReplaceAll(baseConfig, "DATA", filepath.Join(dir, "data")) +
-		fmt.Sprintf("[listen]\nsmtp = %q\nsubmission = \"\"\nimap = %q\n", smtpAddr, imapAddr)
-	cfgPath := filepath.Join(dir, "config.toml")
-	os.WriteFile(cfgPath, []byte(good), 0o600)
+	cfgPath, smtpAddr, imapAddr, good := childConfig(t)
+	dir := filepath.Dir(cfgPath)
 	child := startChild(t, cfgPath, smtpAddr)
 
 	var wg sync.WaitGroup

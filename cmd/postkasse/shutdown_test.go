@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,12 +15,7 @@ import (
 // an IMAP session gets BYE, and the process exits 0.
 func TestSIGTERMFinishesTransactions(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	smtpAddr, imapAddr := freePort(t), freePort(t)
-	cfg := strings.ReplaceAll(baseConfig, "DATA", filepath.Join(dir, "data")) +
-		fmt.Sprintf("[listen]\nsmtp = %q\nsubmission = \"\"\nimap = %q\n", smtpAddr, imapAddr)
-	cfgPath := filepath.Join(dir, "config.toml")
-	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	cfgPath, smtpAddr, imapAddr, _ := childConfig(t)
 	child := startChild(t, cfgPath, smtpAddr)
 
 	imapConn, err := net.Dial("tcp", imapAddr)
