@@ -307,14 +307,7 @@ func (v *validator) mailboxCommon(p string, r *rawMailbox, mb *Mailbox, cfg *Con
 			mb.Quota = n
 		}
 	}
-	for i, c := range r.Contacts {
-		c = strings.ToLower(strings.TrimSpace(c))
-		if !validAddress(c) {
-			v.errorf(fmt.Sprintf("%s.contacts[%d]", p, i), "%q is not an email address", c)
-			continue
-		}
-		mb.Contacts = append(mb.Contacts, c)
-	}
+	mb.Contacts = v.addressList(p+".contacts", r.Contacts)
 	mb.Forward = v.forward(p+".forward", r.Forward)
 	mb.AutoReply = v.autoReply(p+".auto_reply", r.AutoReply)
 	mb.Connected = v.connected(p+".connected", r.Connected)
@@ -324,19 +317,25 @@ func (v *validator) forward(p string, r *rawForward) *Forward {
 	if r == nil {
 		return nil
 	}
-	f := &Forward{KeepCopy: r.KeepCopy}
 	if len(r.To) == 0 {
 		v.errorf(p+".to", "name at least one address to forward to")
 	}
-	for i, a := range r.To {
+	return &Forward{KeepCopy: r.KeepCopy, To: v.addressList(p+".to", r.To)}
+}
+
+// addressList lower-cases a list of addresses (any domain), reporting the
+// ones that are not addresses.
+func (v *validator) addressList(key string, list []string) []string {
+	var out []string
+	for i, a := range list {
 		a = strings.ToLower(strings.TrimSpace(a))
 		if !validAddress(a) {
-			v.errorf(fmt.Sprintf("%s.to[%d]", p, i), "%q is not an email address", a)
+			v.errorf(fmt.Sprintf("%s[%d]", key, i), "%q is not an email address", a)
 			continue
 		}
-		f.To = append(f.To, a)
+		out = append(out, a)
 	}
-	return f
+	return out
 }
 
 func (v *validator) autoReply(p string, r *rawAutoReply) *AutoReply {
