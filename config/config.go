@@ -1,7 +1,22 @@
 // Package config reads postkasse's one TOML file (SPEC §3) into a
 // validated Config, or refuses it with every problem named by file, line
 // and key. Only the main package imports it: it hands each other package
-// its own options.
+// its own options. It must not import the store, the protocol packages or
+// the policy package; of postkasse it imports only password (to recognise
+// hashes).
+//
+// Decisions where the SPEC is silent:
+//   - Relative paths (data_dir, tls.cert, tls.key, dkim keys) are relative
+//     to the directory of the file, so the file means the same whatever
+//     directory the server starts in. data_dir defaults to "./data" beside
+//     the file.
+//   - An absent [listen] key takes the standard port on every interface;
+//     "" disables the listener (see Listen).
+//   - hostname defaults to the system's host name.
+//   - A user's password must be a hash that package password verifies;
+//     a clear-text password is refused, not warned about.
+//   - allow_insecure_auth defaults to true; the server honours it only on
+//     loopback listeners.
 package config
 
 import (
@@ -9,7 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -18,12 +32,13 @@ import (
 // DefaultPath is where `postkasse` looks for its file.
 const DefaultPath = "/etc/postkasse/config.toml"
 
-// Config is a loaded, validated configuration.
+// Config is a loaded, validated configuration. Addresses and domains in it
+// are lower case; sizes are bytes.
 type Config struct {
-	File     string // the file it was read from
-	Hostname string
-	DataDir  string // absolute
-	Domains  []string
+	File     string   // the file it was read from
+	Hostname string   // lower case; default: the system's host name
+	DataDir  string   // absolute
+	Domains  []string // lower case, in file order
 	Listen   Listen
 	TLS      TLS
 	Limits   Limits
@@ -34,23 +49,28 @@ type Config struct {
 	DKIM     []DKIM     // sorted by domain
 }
 
-// Listen holds the listener addresses; "" disables one.
+// Listen holds the listener addresses ("host:port"); "" disables one.
+// A key absent from the file takes the standard port on every interface:
+// ":25", ":587", ":143", and ":465" and ":993" when [tls] has a
+// certificate (otherwise the implicit-TLS listeners stay off).
 type Listen struct {
 	SMTP, Submission, Submissions, IMAP, IMAPS string
 }
 
-// TLS names the certificate and key (PEM files, absolute paths).
+// TLS names the certificate and key (PEM files, absolute paths; both ""
+// when the server has no TLS).
 type TLS struct {
 	Cert, Key         string
 	AllowInsecureAuth bool
 }
 
-// Limits are sizes in bytes.
+// Limits are sizes in bytes. Defaults: 25MiB messages, 50GB (SI) quotas.
 type Limits struct {
 	MessageSize, UserQuota, SharedQuota int64
 }
 
-// Outbound configures delivery to other servers.
+// Outbound configures delivery to other servers. Defaults: queue_lifetime
+// 120h, retry_after 5m, smarthost_tls "starttls".
 type Outbound struct {
 	Smarthost         string
 	SmarthostUsername string
@@ -63,72 +83,73 @@ type Outbound struct {
 
 // Mailbox is a [user.KEY] or [shared.KEY] table.
 type Mailbox struct {
-	Key       string
+	Key       string // the permanent id: the TOML key
 	Shared    bool
 	Address   string // lower case
 	Name      string
 	Aliases   []string // lower case
 	Password  string   // hash; users only
-	IMAP      bool
+	IMAP      bool     // apps; default both for users, false for shared mailboxes
 	SMTP      bool
-	Quota     int64
-	Contacts  []string
+	Quota     int64    // bytes; default limits.user_quota or limits.shared_quota; 0 is unlimited
+	Contacts  []string // lower case
 	Forward   *Forward
 	AutoReply *AutoReply
 	Connected []Connected
 	// Shared mailboxes only.
-	Members  []string
-	Grants   map[string][]string // address -> rights
-	Seen     string              // "shared" or "per-user"
-	SentCopy bool
+	Members  []string            // lower-case addresses of users or groups
+	Grants   map[string][]string // lower-case address -> "read", "full", "send_as", "send_on_behalf"
+	Seen     string              // "shared" (default) or "per-user"
+	SentCopy bool                // default true
 }
 
 // Forward is a mailbox's forwarding rule.
 type Forward struct {
-	To       []string
+	To       []string // lower case
 	KeepCopy bool
 }
 
 // AutoReply is a mailbox's automatic reply.
 type AutoReply struct {
 	Enabled          bool
-	Start, End       time.Time
+	Start, End       time.Time // zero when absent
 	Subject          string
 	Internal         string
 	External         string
-	ExternalAudience string // "none", "contacts" or "all"
+	ExternalAudience string // "none", "contacts" or "all"; default "all" with an external text, else "none"
 }
 
 // Connected is a connected account to pull mail from.
 type Connected struct {
-	Host         string
-	Security     string // "tls", "starttls" or "none"
+	Host         string // "host:port"
+	Security     string // "tls" (default), "starttls" or "none" (loopback hosts only)
 	Username     string
-	Password     string
-	Folder       string
-	Into         string
-	Interval     time.Duration
+	Password     string        // clear text: the remote server needs it
+	Folder       string        // remote folder; default "INBOX"
+	Into         string        // local folder; default "INBOX"
+	Interval     time.Duration // default 5m
 	DeleteRemote bool
 }
 
 // Group is a [group.KEY] table.
 type Group struct {
 	Key                  string
-	Address              string
+	Address              string // lower case
 	Name                 string
-	Members              []string
+	Members              []string // lower case: users, shared mailboxes, groups or external addresses
 	AllowExternalSenders bool
 	SendAutoReplies      bool
 }
 
 // DKIM is a [dkim."domain"] table.
 type DKIM struct {
-	Domain   string
+	Domain   string // lower case, one of Config.Domains
 	Selector string
 	Key      string // absolute path of the PEM key
 }
 
-// Load reads and validates the file at path.
+// Load reads and validates the file at path. Its errors are an *Errors
+// when the file was read, so a caller can print every problem.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -137,14 +158,15 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-// Parse validates a configuration read from filename. Relative paths in it
-// (data_dir, tls, dkim keys) are taken relative to the file's directory,
-// so the file means the same whatever directory the server starts in.
+// Parse validates a configuration read from filename, which names the file
+// in messages and anchors relative paths (data_dir, tls, dkim keys) at its
+// directory. It returns either a Config or an *Errors with every problem
+// it found, in file order.
 func Parse(filename string, data []byte) (*Config, error) {
 	var raw rawConfig
 	md, err := toml.Decode(string(data), &raw)
 	if err != nil {
-		return nil, parseError(filename, err)
+		return nil, parseError(filename, string(data), err)
 	}
 	v := &validator{file: filename, lines: newLocator(string(data))}
 	for _, k := range md.Undecoded() {
@@ -161,41 +183,4 @@ func Parse(filename string, data []byte) (*Config, error) {
 	}
 	cfg.File = filename
 	return cfg, nil
-}
-
-// Error is one problem in the file.
-type Error struct {
-	File string
-	Line int // 0 when unknown
-	Key  string
-	Msg  string
-}
-
-func (e Error) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
-	}
-	if e.Key == "" {
-		return loc + ": " + e.Msg
-	}
-	return loc + ": " + e.Key + ": " + e.Msg
-}
-
-// Errors is every problem found, in file order.
-type Errors []Error
-
-func (es *Errors) Error() string {
-	lines := make([]string, len(*es))
-	for i, e := range *es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-func parseError(filename string, err error) error {
-	if pe, ok := err.(toml.ParseError); ok {
-		return &Errors{{File: filename, Line: pe.Position.Line, Msg: pe.Message}}
-	}
-	return &Errors{{File: filename, Msg: err.Error()}}
 }

@@ -6,8 +6,9 @@ import (
 
 // locator finds the line of a key path in the source, since the TOML
 // decoder keeps key positions to itself. It understands table headers,
-// array-of-table headers, plain and quoted keys and multi-line strings:
-// enough to point at the line a person has to edit.
+// array-of-table headers, plain, dotted and quoted keys, multi-line
+// strings and arrays spread over several lines (each element gets its own
+// path, "key[i]"): enough to point at the line a person has to edit.
 type locator struct {
 	lines map[string]int // key path -> first line
 }
@@ -17,27 +18,31 @@ func newLocator(src string) *locator {
 	var table string
 	arrayIndex := make(map[string]int)
 	inMultiline := ""
+	var arr *arrayScan
 	for n, line := range strings.Split(src, "\n") {
 		lineNo := n + 1
 		t := strings.TrimSpace(line)
-		if inMultiline != "" {
+		switch {
+		case inMultiline != "":
 			if strings.Contains(t, inMultiline) {
 				inMultiline = ""
 			}
 			continue
-		}
-		if t == "" || t[0] == '#' {
+		case arr != nil:
+			if !arr.scan(l, t, lineNo) {
+				arr = nil
+			}
 			continue
-		}
-		if strings.HasPrefix(t, "[[") {
+		case t == "" || t[0] == '#':
+			continue
+		case strings.HasPrefix(t, "[["):
 			name := joinKey(splitKey(strings.Trim(strings.SplitN(t, "]]", 2)[0], "[ ")))
 			table = name + "[" + itoa(arrayIndex[name]) + "]"
 			arrayIndex[name]++
 			l.note(name, lineNo)
 			l.note(table, lineNo)
 			continue
-		}
-		if t[0] == '[' {
+		case t[0] == '[':
 			table = joinKey(splitKey(strings.Trim(strings.SplitN(t, "]", 2)[0], "[ ")))
 			l.note(table, lineNo)
 			continue
@@ -46,20 +51,97 @@ func newLocator(src string) *locator {
 		if eq < 0 {
 			continue
 		}
-		key := joinKey(splitKey(strings.TrimSpace(t[:eq])))
-		full := key
-		if table != "" {
-			full = table + "." + key
+		// A dotted key (forward.to = ...) also defines its parents here.
+		full := table
+		for _, part := range splitKey(strings.TrimSpace(t[:eq])) {
+			if full != "" {
+				full += "."
+			}
+			full += quoteKeyPart(part)
+			l.note(full, lineNo)
 		}
-		l.note(full, lineNo)
 		value := strings.TrimSpace(t[eq+1:])
 		for _, q := range []string{`"""`, `'''`} {
 			if strings.HasPrefix(value, q) && !strings.Contains(value[3:], q) {
 				inMultiline = q
 			}
 		}
+		if strings.HasPrefix(value, "[") {
+			arr = &arrayScan{key: full, expect: true}
+			if !arr.scan(l, value[1:], lineNo) {
+				arr = nil
+			}
+		}
 	}
 	return l
+}
+
+// arrayScan follows an array value across lines, noting where each of its
+// top-level elements starts.
+type arrayScan struct {
+	key    string
+	depth  int  // nesting inside the array itself
+	index  int  // next element
+	expect bool // the next non-blank character starts an element
+}
+
+// scan reads one line (after the opening bracket, on the first) and reports
+// whether the array continues on the next line.
+func (a *arrayScan) scan(l *locator, s string, lineNo int) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t':
+			continue
+		case c == '#':
+			return true
+		case c == '"' || c == '\'':
+			if a.expect && a.depth == 0 {
+				a.element(l, lineNo)
+			}
+			i = skipString(s, i)
+		case c == '[' || c == '{':
+			if a.expect && a.depth == 0 {
+				a.element(l, lineNo)
+			}
+			a.depth++
+		case c == ']' || c == '}':
+			if a.depth == 0 {
+				return false
+			}
+			a.depth--
+		case c == ',':
+			if a.depth == 0 {
+				a.expect = true
+			}
+		default:
+			if a.expect && a.depth == 0 {
+				a.element(l, lineNo)
+			}
+		}
+	}
+	return true
+}
+
+func (a *arrayScan) element(l *locator, lineNo int) {
+	l.note(a.key+"["+itoa(a.index)+"]", lineNo)
+	a.index++
+	a.expect = false
+}
+
+// skipString returns the index of the quote that closes the string opening
+// at s[i], or the end of the line.
+func skipString(s string, i int) int {
+	q := s[i]
+	for j := i + 1; j < len(s); j++ {
+		switch {
+		case q == '"' && s[j] == '\\':
+			j++
+		case s[j] == q:
+			return j
+		}
+	}
+	return len(s)
 }
 
 func (l *locator) note(path string, line int) {

@@ -2,6 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/mail"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -60,10 +64,19 @@ func parseDuration(v any) (time.Duration, error) {
 	return d, nil
 }
 
-// parseTime reads a TOML date-time or an RFC 3339 string.
+// parseTime reads a TOML date-time or an RFC 3339 string. A TOML local
+// date-time (no offset) or local date (midnight) is taken in the server's
+// time zone, with its daylight saving rules, which is what someone writing
+// "away from 2026-12-20" means.
 func parseTime(v any) (time.Time, error) {
 	switch x := v.(type) {
 	case time.Time:
+		switch x.Location().String() {
+		case "datetime-local", "date-local":
+			return time.Date(x.Year(), x.Month(), x.Day(), x.Hour(), x.Minute(), x.Second(), x.Nanosecond(), time.Local), nil
+		case "time-local":
+			return time.Time{}, fmt.Errorf("%s has no date: use a date-time such as 2026-12-20T00:00:00Z", x.Format("15:04:05"))
+		}
 		return x, nil
 	case string:
 		t, err := time.Parse(time.RFC3339, strings.TrimSpace(x))
@@ -73,4 +86,69 @@ func parseTime(v any) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("a time must be an RFC 3339 date-time such as 2026-12-20T00:00:00Z, not %T", v)
+}
+
+// absolute resolves a path of the file against the file's directory.
+func absolute(base, path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(base, path)
+}
+
+// validHostPort accepts "host:port" and ":port" with a numeric port.
+func validHostPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// validAddress accepts a bare lower-case addr-spec with a DNS domain; no
+// display names, comments or quoted local parts.
+func validAddress(addr string) bool {
+	if strings.ContainsAny(addr, " <>\"(),;:\\[]") {
+		return false
+	}
+	a, err := mail.ParseAddress(addr)
+	return err == nil && a.Address == addr && strings.Count(addr, "@") == 1 && validDomain(domainOf(addr))
+}
+
+// validDomain accepts a lower-case DNS name.
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
+		return false
+	}
+	for _, c := range d {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

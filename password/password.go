@@ -1,6 +1,7 @@
 // Package password hashes and verifies the passwords of postkasse's
-// configuration file: bcrypt (what `postkasse passwd` writes) and argon2id.
-// It imports nothing of the server.
+// configuration file: bcrypt (what `postkasse passwd` writes) and argon2id
+// (what other tools may have produced). It must not import any other
+// package of the server.
 package password
 
 import (
@@ -33,12 +34,14 @@ func Hash(password string) (string, error) {
 	return string(h), nil
 }
 
-// IsHash reports whether s looks like a hash Verify understands.
+// IsHash reports whether s is a hash Verify understands, with costs
+// within bounds (bcrypt cost at most 16, argon2id at most 1 GiB and 64
+// passes), so that a hash cannot make one login run away.
 func IsHash(s string) bool {
 	switch {
 	case strings.HasPrefix(s, "$2a$"), strings.HasPrefix(s, "$2b$"), strings.HasPrefix(s, "$2y$"):
-		_, err := bcrypt.Cost([]byte(s))
-		return err == nil
+		cost, err := bcrypt.Cost([]byte(s))
+		return err == nil && cost <= maxBcryptCost
 	case strings.HasPrefix(s, "$argon2id$"):
 		_, err := parseArgon2(s)
 		return err == nil
@@ -54,7 +57,8 @@ const cacheSize = 10000
 // in again and again does not pay bcrypt every time. It is safe for
 // concurrent use.
 type Verifier struct {
-	key [32]byte
+	key   [32]byte
+	limit int // most remembered verifications
 
 	mu    sync.Mutex
 	order *list.List // of [32]byte, oldest first
@@ -63,12 +67,13 @@ type Verifier struct {
 
 // NewVerifier returns a Verifier with an empty cache and a fresh key.
 func NewVerifier() *Verifier {
-	v := &Verifier{order: list.New(), known: make(map[[32]byte]*list.Element)}
-	rand.Read(v.key[:])
+	v := &Verifier{limit: cacheSize, order: list.New(), known: make(map[[32]byte]*list.Element)}
+	rand.Read(v.key[:]) // never fails since Go 1.24
 	return v
 }
 
-// Verify reports whether password matches hash.
+// Verify reports whether password matches hash. A hash it does not
+// understand matches nothing.
 func (v *Verifier) Verify(hash, password string) bool {
 	mac := hmac.New(sha256.New, v.key[:])
 	mac.Write([]byte(hash))
@@ -89,7 +94,7 @@ func (v *Verifier) Verify(hash, password string) bool {
 	defer v.mu.Unlock()
 	if _, ok := v.known[digest]; !ok {
 		v.known[digest] = v.order.PushBack(digest)
-		if v.order.Len() > cacheSize {
+		if v.order.Len() > v.limit {
 			oldest := v.order.Front()
 			v.order.Remove(oldest)
 			delete(v.known, oldest.Value.([32]byte))
@@ -107,8 +112,19 @@ func check(hash, password string) bool {
 		got := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
 		return subtle.ConstantTimeCompare(got, p.key) == 1
 	}
+	if !IsHash(hash) {
+		return false
+	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
+
+// Bounds on hash parameters: a hash in the file must not be able to make
+// one login take minutes or gigabytes.
+const (
+	maxArgon2Memory = 1 << 20 // KiB: 1 GiB
+	maxArgon2Time   = 64
+	maxBcryptCost   = 16 // a few seconds a check
+)
 
 type argon2Params struct {
 	memory  uint32
@@ -126,15 +142,18 @@ func parseArgon2(s string) (argon2Params, error) {
 		return p, fmt.Errorf("password: not an argon2id hash")
 	}
 	var threads uint32
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &threads); err != nil || threads == 0 || threads > 255 || p.time == 0 {
-		return p, fmt.Errorf("password: bad argon2id parameters")
+	var rest string
+	n, _ := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d%s", &p.memory, &p.time, &threads, &rest)
+	if n != 3 || threads == 0 || threads > 255 || p.time == 0 || p.time > maxArgon2Time ||
+		p.memory < 8*threads || p.memory > maxArgon2Memory {
+		return p, fmt.Errorf("password: bad argon2id parameters %q", parts[3])
 	}
 	p.threads = uint8(threads)
 	var err error
-	if p.salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil {
+	if p.salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil || len(p.salt) < 8 {
 		return p, fmt.Errorf("password: bad argon2id salt")
 	}
-	if p.key, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(p.key) == 0 {
+	if p.key, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(p.key) < 16 || len(p.key) > 1024 {
 		return p, fmt.Errorf("password: bad argon2id key")
 	}
 	return p, nil
