@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,35 @@ func TestExampleLoads(t *testing.T) {
 	}
 	if g := cfg.Groups[0]; g.Address != "sales@contoso.test" || len(g.Members) != 3 || g.AllowExternalSenders {
 		t.Fatalf("group %+v", g)
+	}
+}
+
+// TestExampleCommentedTablesAreValid: the example doubles as the
+// reference, so its commented-out settings must be valid once uncommented.
+// Only the DKIM key, which no developer machine has, may be missing.
+func TestExampleCommentedTablesAreValid(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setting := regexp.MustCompile(`(?m)^# (\[|[a-z_]+ +=)`)
+	src := setting.ReplaceAllString(string(data), "$1")
+	if n := len(setting.FindAllString(string(data), -1)); n < 15 {
+		t.Fatalf("only %d commented settings found", n)
+	}
+	_, err = Parse("example.toml", []byte(src))
+	var errs *Errors
+	if !errors.As(err, &errs) || len(*errs) != 1 || (*errs)[0].Key != `dkim."contoso.test".key` {
+		t.Fatalf("uncommented example: %v; want only the missing DKIM key", err)
+	}
+	cfg, err := Parse("example.toml", []byte(strings.Replace(src, `key = "/etc/postkasse/dkim/contoso.test.pem"`, `key = "config.go"`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anna := cfg.Users[0]
+	if cfg.Outbound.Smarthost == "" || anna.Forward == nil || len(anna.Connected) != 1 || len(cfg.DKIM) != 1 {
+		t.Fatalf("uncommented settings not read: %+v %+v", cfg.Outbound, anna)
 	}
 }
 

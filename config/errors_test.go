@@ -73,6 +73,10 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"tls cert without key", "!" + strings.Replace(base, "[user.anna]", "[tls]\ncert = \"/etc/ssl/mail.pem\" #<\n[user.anna]", 1), `tls.cert: has no key`},
 		{"tls file missing", "!" + strings.Replace(base, "[user.anna]", "[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\" #<\n[user.anna]", 1), `tls.key: cannot be read`},
 		{"dkim for a foreign domain", "[dkim.\"fabrikam.example\"] #<\nselector = \"pk1\"\nkey = \"/nonexistent.pem\"\n", `dkim."fabrikam.example": "fabrikam.example" is not one of the domains`},
+		{"shared key used by a user", "[shared.anna] #<\naddress = \"info@contoso.test\"\n", `shared.anna: has the same key as user.anna`},
+		{"empty key", "[user.\"\"] #<\naddress = \"x@contoso.test\"\npassword = \"` + hash + `\"\n", `user."": needs a name`},
+		{"empty group key", "[group.\"\"] #<\naddress = \"g@contoso.test\"\n", `group."": needs a name`},
+		{"dkim twice", "[dkim.\"contoso.test\"] #<\nselector = \"a\"\nkey = \"config.go\"\n[dkim.\"Contoso.test\"]\nselector = \"b\"\nkey = \"config.go\"\n", `dkim."contoso.test": "contoso.test" has a second key table`},
 		{"dkim key missing", "[dkim.\"contoso.test\"] #<\nselector = \"pk1\"\n", `dkim."contoso.test".key: is missing`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,6 +44,15 @@ func (v *validator) mailboxes(kind string, raw map[string]rawMailbox, cfg *Confi
 	for _, key := range sortedKeys(raw) {
 		r := raw[key]
 		p := kind + "." + quoteKeyPart(key)
+		// The key is the mailbox's id in the store, one namespace for
+		// users and shared mailboxes.
+		switch prev, dup := v.ids[key]; {
+		case strings.TrimSpace(key) == "":
+			v.errorf(p, "needs a name: the key is the mailbox's permanent id")
+		case dup:
+			v.errorf(p, "has the same key as %s: keys are mailbox ids and must differ", prev)
+		}
+		v.ids[key] = p
 		mb := &Mailbox{Key: key, Shared: shared, Name: r.Name, IMAP: true, SMTP: true, Seen: "shared", SentCopy: true}
 		mb.Address = strings.ToLower(strings.TrimSpace(r.Address))
 		if mb.Address == "" {

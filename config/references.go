@@ -14,6 +14,9 @@ func (v *validator) groups(raw map[string]rawGroup) []*Group {
 	for _, key := range sortedKeys(raw) {
 		r := raw[key]
 		p := "group." + quoteKeyPart(key)
+		if strings.TrimSpace(key) == "" {
+			v.errorf(p, "needs a name: the key is the group's permanent id")
+		}
 		g := &Group{Key: key, Name: r.Name, Members: r.Members, AllowExternalSenders: r.AllowExternalSenders, SendAutoReplies: r.SendAutoReplies}
 		g.Address = strings.ToLower(strings.TrimSpace(r.Address))
 		if g.Address == "" {

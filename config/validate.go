@@ -18,6 +18,7 @@ type validator struct {
 	// owners maps every address to the key path that defined it.
 	owners map[string]string
 	kinds  map[string]string // address -> "user", "shared" or "group"
+	ids    map[string]string // mailbox key -> the table that defined it
 }
 
 // errorf records a problem at a key path such as "user.anna.aliases[1]";
@@ -31,7 +32,7 @@ func (v *validator) errorf(key, format string, args ...any) {
 func (v *validator) build(raw *rawConfig, base string) *Config {
 	cfg := &Config{}
 	v.global(raw, cfg, base)
-	v.owners, v.kinds = make(map[string]string), make(map[string]string)
+	v.owners, v.kinds, v.ids = make(map[string]string), make(map[string]string), make(map[string]string)
 	cfg.Users = v.mailboxes("user", raw.User, cfg, false)
 	cfg.Shared = v.mailboxes("shared", raw.Shared, cfg, true)
 	cfg.Groups = v.groups(raw.Group)
@@ -232,8 +233,11 @@ func (v *validator) dkim(raw map[string]rawDKIM, base string) []DKIM {
 		r := raw[domain]
 		p := "dkim." + quoteKeyPart(domain)
 		d := DKIM{Domain: strings.ToLower(domain), Selector: r.Selector}
-		if !v.domains[d.Domain] {
+		switch {
+		case !v.domains[d.Domain]:
 			v.errorf(p, "%q is not one of the domains", domain)
+		case slices.ContainsFunc(out, func(o DKIM) bool { return o.Domain == d.Domain }):
+			v.errorf(p, "%q has a second key table (domains are case-insensitive)", domain)
 		}
 		switch {
 		case r.Selector == "":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -143,4 +144,42 @@ func TestRightsAndAudienceNames(t *testing.T) {
 			t.Errorf("audience(%q) = %v, want %v", name, got, want)
 		}
 	}
+}
+
+// FuzzDirectoryOptions: whatever the config package accepts, the policy
+// package must accept too, or a file that `postkasse check` passes would
+// fail to serve with messages that name no line.
+func FuzzDirectoryOptions(f *testing.F) {
+	if example, err := os.ReadFile("../../config.example.toml"); err == nil {
+		f.Add(example)
+	}
+	f.Add([]byte(`hostname = "h.contoso.test"
+domains = ["contoso.test", "b.test"]
+[user.a]
+address = "a@contoso.test"
+aliases = ["x@b.test"]
+password = "` + exampleHashes["anna"] + `"
+[user.a.forward]
+to = ["g@contoso.test"]
+[shared.s]
+address = "s@contoso.test"
+members = ["g@contoso.test"]
+[shared.s.grants]
+"A@contoso.test" = ["read"]
+[group.g]
+address = "g@contoso.test"
+members = ["a@contoso.test", "s@contoso.test", "h@contoso.test", "out@example.org"]
+[group.h]
+address = "h@contoso.test"
+members = ["a@contoso.test"]
+`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse("fuzz.toml", data)
+		if err != nil {
+			return
+		}
+		if _, err := policy.NewDirectory(directoryOptions(cfg)); err != nil {
+			t.Fatalf("config accepted what policy refuses: %v", err)
+		}
+	})
 }
