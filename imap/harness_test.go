@@ -149,10 +149,6 @@ func (ts *testServer) dial(t *testing.T, username, password string, handler *ima
 	return ts.dialHandler(t, username, password, handler)
 }
 
-func (ts *testServer) dialTB(t testing.TB, username, password string) *imapclient.Client {
-	return ts.dialHandler(t, username, password, nil)
-}
-
 func (ts *testServer) dialHandler(t testing.TB, username, password string, handler *imapclient.UnilateralDataHandler) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(ts.addr, &imapclient.Options{UnilateralDataHandler: handler})
