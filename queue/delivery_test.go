@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -394,11 +395,14 @@ func TestSmarthost(t *testing.T) {
 		trusted   bool
 		serverTLS bool
 		wantAuth  bool
+		implicit  bool // TLS from the first byte instead of STARTTLS
 	}{
-		{"AUTH PLAIN over verified STARTTLS", "127.3.30", "s3cret", true, true, true},
-		{"wrong password defers", "127.3.31", "guess", true, true, false},
-		{"untrusted certificate defers", "127.3.32", "s3cret", false, true, false},
-		{"no STARTTLS defers", "127.3.33", "s3cret", true, false, false},
+		{"AUTH PLAIN over verified STARTTLS", "127.3.30", "s3cret", true, true, true, false},
+		{"wrong password defers", "127.3.31", "guess", true, true, false, false},
+		{"untrusted certificate defers", "127.3.32", "s3cret", false, true, false, false},
+		{"no STARTTLS defers", "127.3.33", "s3cret", true, false, false, false},
+		{"AUTH PLAIN over implicit TLS", "127.3.34", "s3cret", true, true, true, true},
+		{"implicit TLS, untrusted certificate defers", "127.3.35", "s3cret", false, true, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -406,7 +410,10 @@ func TestSmarthost(t *testing.T) {
 			nw := newTestNet(t, tt.prefix)
 			serverTLS, pool := selfSigned(t, "relay.test")
 			cfg := sinkConfig{login: map[string]string{"relayuser": "s3cret"}}
-			if tt.serverTLS {
+			switch {
+			case tt.implicit:
+				cfg.wrap = func(c net.Conn) net.Conn { return tls.Server(c, serverTLS) }
+			case tt.serverTLS:
 				cfg.tls = serverTLS
 			}
 			relay := nw.sink(1, cfg)
@@ -417,6 +424,9 @@ func TestSmarthost(t *testing.T) {
 				o.SmarthostUsername, o.SmarthostPassword = "relayuser", tt.password
 				if tt.trusted {
 					o.TLSConfig = &tls.Config{RootCAs: pool}
+				}
+				if tt.implicit {
+					o.SmarthostTLS = SmarthostTLS
 				}
 			})
 			id := e.enqueue("anna@postkasse.test", testMessage("anna@postkasse.test", "two domains", "relay"),

@@ -1,6 +1,7 @@
 // Package queue delivers postkasse's outbound mail: it takes messages from the
 // durable queue in the store, looks up where each recipient domain receives
-// mail (or uses the smarthost), talks SMTP to it with opportunistic STARTTLS,
+// mail (or uses the smarthost), talks SMTP to it with opportunistic STARTTLS
+// and PIPELINING where offered, one connection per destination,
 // records per-recipient results, retries transient failures with backoff, and
 // sends delivery status notifications (RFC 3464) for permanent failures,
 // expiry and long delays.

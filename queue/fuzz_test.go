@@ -27,7 +27,9 @@ func FuzzParseReply(f *testing.F) {
 		if utf8.ValidString(s) && !utf8.ValidString(line) {
 			t.Fatalf("oneLine broke UTF-8: %q", line)
 		}
-		_ = hasExtension(s, "STARTTLS")
+		ext := parseEHLO(s)
+		_ = ext.has("STARTTLS")
+		_ = ext.auth("PLAIN")
 		_ = successOutcome(s)
 	})
 }

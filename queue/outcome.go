@@ -76,12 +76,14 @@ func replyOutcome(code int, enhanced gosmtp.EnhancedCode, text string) outcome {
 	return o
 }
 
-// errorOutcome maps an error from the SMTP client to an outcome: the server's
-// reply when it gave one, otherwise a deferral with localStatus (network
-// errors, timeouts and the like are always worth another try).
+// errorOutcome maps an error from the SMTP session to an outcome: the
+// server's reply when it gave one, otherwise a deferral with localStatus
+// (network errors, timeouts and the like are always worth another try). A
+// success reply where another was due, such as 250 to DATA, is a confused
+// server, not a delivery.
 func errorOutcome(err error, localStatus string) outcome {
 	var se *gosmtp.SMTPError
-	if errors.As(err, &se) {
+	if errors.As(err, &se) && se.Code/100 != 2 {
 		return replyOutcome(se.Code, se.EnhancedCode, se.Message)
 	}
 	return localOutcome(deferred, localStatus, "%v", err)

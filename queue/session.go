@@ -3,10 +3,13 @@ package queue
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +27,11 @@ const (
 	quitTimeout       = 10 * time.Second // QUIT is a courtesy; do not wait long for it
 )
 
+// maxReply bounds the bytes read for one reply, all its lines together:
+// textproto keeps buffering a line, or a multi-line reply, for as long as the
+// server sends one.
+const maxReply = 64 << 10
+
 // tlsMode says how a connection uses TLS.
 type tlsMode uint8
 
@@ -38,21 +46,78 @@ const (
 // opportunistic sender reconnects without TLS.
 var errTLSFailed = errors.New("TLS handshake failed")
 
-// session is an open SMTP connection, greeted and ready for MAIL.
+// session is an open SMTP connection, greeted and ready for MAIL. It speaks
+// through net/textproto, which reads (multi-line) replies and dot-stuffs the
+// message; commands are written to its buffer and flushed by send, so that a
+// pipelined group leaves in one write.
 type session struct {
-	client *gosmtp.Client
-	host   string
-	tls    bool
-	stop   func() bool // stops closing the connection when the context ends
+	conn  net.Conn // the connection in use (TLS or not), for deadlines
+	text  *textproto.Conn
+	limit *replyLimiter
+	ext   extensions // what the last EHLO offered
+	host  string
+	tls   bool
+	stop  func() bool // stops closing the connection when the context ends
 }
 
+// use makes conn the connection the session speaks over. After STARTTLS
+// whatever the old reader had buffered is dropped with it: plaintext that
+// arrived before the handshake must not pass for an encrypted reply.
+func (s *session) use(conn net.Conn) {
+	s.conn = conn
+	s.limit = &replyLimiter{r: conn}
+	s.text = textproto.NewConn(struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{s.limit, conn, conn})
+}
+
+// close says QUIT and closes the connection.
 func (s *session) close() {
 	s.stop()
 	// QUIT is a courtesy; its reply changes nothing.
-	s.client.CommandTimeout = quitTimeout
-	if err := s.client.Quit(); err != nil {
-		s.client.Close()
+	if err := s.send(quitTimeout, "QUIT"); err == nil {
+		_, _ = s.read(221, quitTimeout)
 	}
+	s.text.Close()
+}
+
+// send writes lines as commands and flushes them together, in one write as
+// far as the connection allows.
+func (s *session) send(timeout time.Duration, lines ...string) error {
+	if err := s.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	// The buffer keeps its first write error for Flush to return.
+	for _, l := range lines {
+		s.text.W.WriteString(l)
+		s.text.W.WriteString("\r\n")
+	}
+	return s.text.W.Flush()
+}
+
+// read reads one reply. A reply other than expect (a full code, or the
+// first digits of one) is returned as a *gosmtp.SMTPError; any other error
+// means the connection can no longer be trusted.
+func (s *session) read(expect int, timeout time.Duration) (string, error) {
+	if err := s.conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return "", err
+	}
+	s.limit.left = maxReply
+	_, msg, err := s.text.ReadResponse(expect)
+	if err != nil {
+		return "", protoError(err)
+	}
+	return msg, nil
+}
+
+// cmd sends one command and reads its reply.
+func (s *session) cmd(expect int, format string, args ...any) (string, error) {
+	if err := s.send(commandTimeout, fmt.Sprintf(format, args...)); err != nil {
+		return "", err
+	}
+	return s.read(expect, commandTimeout)
 }
 
 // connect opens an SMTP session to t, with TLS as mode says, and
@@ -63,8 +128,8 @@ func (r *Runner) connect(ctx context.Context, t target, mode tlsMode) (*session,
 	if err != nil {
 		return nil, err
 	}
-	// The SMTP client only knows deadlines; closing the connection is how
-	// the context's end reaches a blocked read or write.
+	// Reads and writes only know deadlines; closing the connection is how
+	// the context's end reaches a blocked one.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	s, err := r.greet(ctx, conn, t, mode)
 	if err != nil {
@@ -83,133 +148,83 @@ func (r *Runner) connect(ctx context.Context, t target, mode tlsMode) (*session,
 // greet runs the session up to a successful EHLO, over TLS where mode asks
 // for it or the server offers it.
 func (r *Runner) greet(ctx context.Context, conn net.Conn, t target, mode tlsMode) (*session, error) {
-	usedTLS := false
-	var c net.Conn = conn
+	s := &session{host: t.host}
 	if mode == tlsImplicit {
-		tc := tls.Client(conn, r.tlsConfig(t.host, true))
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("%w: %v", errTLSFailed, err)
-		}
-		c, usedTLS = tc, true
-	} else {
-		var err error
-		if c, usedTLS, err = r.prelude(ctx, conn, t, mode); err != nil {
+		tc, err := handshake(ctx, conn, r.tlsConfig(t.host, true))
+		if err != nil {
 			return nil, err
 		}
+		conn, s.tls = tc, true
 	}
-	client := gosmtp.NewClient(c)
-	client.CommandTimeout = commandTimeout
-	client.SubmissionTimeout = submissionTimeout
-	if err := client.Hello(r.opts.Hostname); err != nil {
-		client.Close()
+	s.use(conn)
+	if _, err := s.read(220, commandTimeout); err != nil {
 		return nil, err
 	}
-	return &session{client: client, host: t.host, tls: usedTLS}, nil
+	if err := s.hello(r.opts.Hostname); err != nil {
+		return nil, err
+	}
+	if mode == tlsImplicit || mode == tlsNone {
+		return s, nil
+	}
+	return r.startTLS(ctx, s, t, mode)
 }
 
-// prelude reads the greeting, says EHLO and runs STARTTLS when offered (or
-// required). go-smtp v0.25 can only start TLS on a client it creates itself,
-// and that client says "EHLO localhost"; speaking these few lines here lets
-// us introduce ourselves by our hostname. The returned connection starts
-// with a copy of the greeting, for the go-smtp client that takes over.
-func (r *Runner) prelude(ctx context.Context, conn net.Conn, t target, mode tlsMode) (net.Conn, bool, error) {
-	if err := conn.SetDeadline(time.Now().Add(commandTimeout)); err != nil {
-		return nil, false, err
-	}
-	tp := textproto.NewConn(conn)
-	_, greeting, err := tp.ReadResponse(220)
-	if err != nil {
-		return nil, false, protoError(err)
-	}
-	offered := false
-	if lines, err := command(tp, 250, "EHLO %s", r.opts.Hostname); err == nil {
-		offered = hasExtension(lines, "STARTTLS")
-	}
-	if !offered || mode == tlsNone {
+// startTLS upgrades s when the server offers STARTTLS, or fails when mode
+// requires it and the server does not.
+func (r *Runner) startTLS(ctx context.Context, s *session, t target, mode tlsMode) (*session, error) {
+	if !s.ext.has("STARTTLS") {
 		if mode == tlsStartTLS {
-			return nil, false, errors.New("server does not offer STARTTLS")
+			return nil, errors.New("server does not offer STARTTLS")
 		}
-		return replayGreeting(conn, greeting), false, conn.SetDeadline(time.Time{})
+		return s, nil
 	}
-	if _, err := command(tp, 220, "STARTTLS"); err != nil {
-		if mode == tlsStartTLS {
-			return nil, false, err
+	if _, err := s.cmd(220, "STARTTLS"); err != nil {
+		if mode == tlsStartTLS || !isReply(err) {
+			return nil, err
 		}
 		// Refused: the session goes on in plaintext (RFC 3207 section 4).
-		return replayGreeting(conn, greeting), false, conn.SetDeadline(time.Time{})
+		return s, nil
 	}
-	tc := tls.Client(conn, r.tlsConfig(t.host, mode == tlsStartTLS))
+	tc, err := handshake(ctx, s.conn, r.tlsConfig(t.host, mode == tlsStartTLS))
+	if err != nil {
+		return nil, err
+	}
+	s.use(tc)
+	s.tls = true
+	// There is no new greeting, and the server has forgotten our EHLO
+	// (RFC 3207 section 4.2).
+	if err := s.hello(r.opts.Hostname); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// handshake runs a TLS client handshake on conn, within commandTimeout.
+func handshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (*tls.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, false, fmt.Errorf("%w: %v", errTLSFailed, err)
+		return nil, fmt.Errorf("%w: %v", errTLSFailed, err)
 	}
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return nil, false, err
-	}
-	// After STARTTLS there is no new greeting; the client still waits for one.
-	return replayGreeting(tc, greeting), true, nil
+	return tc, nil
 }
 
-// command sends one command and reads its reply.
-func command(tp *textproto.Conn, expect int, format string, args ...any) (string, error) {
-	id, err := tp.Cmd(format, args...)
-	if err != nil {
-		return "", err
+// hello introduces us by name, with HELO to a server that does not know
+// EHLO (RFC 5321 section 4.1.1.1), and notes the extensions offered.
+func (s *session) hello(name string) error {
+	msg, err := s.cmd(250, "EHLO %s", name)
+	if err == nil {
+		s.ext = parseEHLO(msg)
+		return nil
 	}
-	tp.StartResponse(id)
-	defer tp.EndResponse(id)
-	_, msg, err := tp.ReadResponse(expect)
-	if err != nil {
-		return "", protoError(err)
-	}
-	return msg, nil
-}
-
-// protoError turns a textproto reply error into the *gosmtp.SMTPError the
-// rest of the package understands.
-func protoError(err error) error {
-	var te *textproto.Error
-	if !errors.As(err, &te) {
+	var se *gosmtp.SMTPError
+	if !errors.As(err, &se) || (se.Code != 500 && se.Code != 502) {
 		return err
 	}
-	se := &gosmtp.SMTPError{Code: te.Code, Message: te.Msg}
-	if code, text, ok := strings.Cut(te.Msg, " "); ok && validStatus(code) {
-		var e gosmtp.EnhancedCode
-		if _, err := fmt.Sscanf(code, "%d.%d.%d", &e[0], &e[1], &e[2]); err == nil {
-			se.EnhancedCode, se.Message = e, text
-		}
-	}
-	return se
-}
-
-func hasExtension(ehlo, name string) bool {
-	lines := strings.Split(ehlo, "\n")
-	for _, l := range lines[1:] { // the first line is the server's name
-		if kw, _, _ := strings.Cut(strings.TrimSpace(l), " "); strings.EqualFold(kw, name) {
-			return true
-		}
-	}
-	return false
-}
-
-// replayGreeting returns conn with a synthetic 220 line in front of what the
-// server sends next.
-func replayGreeting(conn net.Conn, greeting string) net.Conn {
-	line := "220 " + strings.ReplaceAll(oneLine(greeting), "\n", " ") + "\r\n"
-	return &greetedConn{Conn: conn, pending: []byte(line)}
-}
-
-type greetedConn struct {
-	net.Conn
-	pending []byte
-}
-
-func (c *greetedConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
+	s.ext = nil
+	_, err = s.cmd(250, "HELO %s", name)
+	return err
 }
 
 // authenticate logs in to the smarthost when credentials are configured,
@@ -221,10 +236,26 @@ func (r *Runner) authenticate(s *session) error {
 	if !s.tls {
 		return errors.New("smarthost connection is not encrypted; not sending credentials")
 	}
-	if !s.client.SupportsAuth(sasl.Plain) {
+	if !s.ext.auth(sasl.Plain) {
 		return errors.New("smarthost does not offer AUTH PLAIN")
 	}
-	return s.client.Auth(sasl.NewPlainClient("", r.opts.SmarthostUsername, r.opts.SmarthostPassword))
+	mech, ir, err := sasl.NewPlainClient("", r.opts.SmarthostUsername, r.opts.SmarthostPassword).Start()
+	if err != nil {
+		return fmt.Errorf("AUTH %s: %w", mech, err)
+	}
+	// PLAIN says everything in its initial response (RFC 4616).
+	_, err = s.cmd(235, "AUTH %s %s", mech, base64.StdEncoding.EncodeToString(ir))
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) && se.Code == 334 {
+		// A challenge PLAIN has no answer for: cancel the exchange (RFC 4954
+		// section 4) so that the connection stays in step for QUIT.
+		_, _ = s.cmd(501, "*")
+		return fmt.Errorf("AUTH %s: unexpected challenge from the smarthost", mech)
+	}
+	if err != nil {
+		return fmt.Errorf("AUTH %s: %w", mech, err)
+	}
+	return nil
 }
 
 // tlsConfig is the client configuration for one server. Certificates are only
@@ -239,4 +270,72 @@ func (r *Runner) tlsConfig(host string, verify bool) *tls.Config {
 		c.InsecureSkipVerify = true
 	}
 	return c
+}
+
+// protoError turns a textproto reply error into the *gosmtp.SMTPError the
+// rest of the package understands.
+func protoError(err error) error {
+	var te *textproto.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	se := &gosmtp.SMTPError{Code: te.Code, Message: te.Msg}
+	if code, text, ok := strings.Cut(te.Msg, " "); ok && validStatus(code) {
+		var e gosmtp.EnhancedCode
+		if _, err := fmt.Sscanf(code, "%d.%d.%d", &e[0], &e[1], &e[2]); err == nil {
+			// Each line of a multi-line reply repeats the status (RFC 2034).
+			se.EnhancedCode, se.Message = e, strings.ReplaceAll(text, "\n"+code+" ", "\n")
+		}
+	}
+	return se
+}
+
+func isReply(err error) bool {
+	var se *gosmtp.SMTPError
+	return errors.As(err, &se)
+}
+
+// extensions are the EHLO keywords a server offered, upper-case, with their
+// parameters.
+type extensions map[string]string
+
+// parseEHLO reads the extensions from the text of an EHLO reply.
+func parseEHLO(reply string) extensions {
+	ext := extensions{}
+	lines := strings.Split(reply, "\n")
+	for _, l := range lines[1:] { // the first line is the server's name
+		if kw, param, _ := strings.Cut(strings.TrimSpace(l), " "); kw != "" {
+			ext[strings.ToUpper(kw)] = param
+		}
+	}
+	return ext
+}
+
+func (e extensions) has(name string) bool {
+	_, ok := e[name]
+	return ok
+}
+
+// auth reports whether the AUTH extension lists mech.
+func (e extensions) auth(mech string) bool {
+	return slices.ContainsFunc(strings.Fields(e["AUTH"]), func(m string) bool { return strings.EqualFold(m, mech) })
+}
+
+// replyLimiter fails a read once a reply has used up its budget, which read
+// renews before each reply.
+type replyLimiter struct {
+	r    io.Reader
+	left int
+}
+
+func (l *replyLimiter) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errors.New("reply too long")
+	}
+	if len(p) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= n
+	return n, err
 }

@@ -33,11 +33,14 @@ type sunkMail struct {
 
 // sinkConfig shapes a sink's answers.
 type sinkConfig struct {
-	tls      *tls.Config           // offers STARTTLS when set
-	rcpt     func(to string) error // nil accepts everyone
-	data     func(n int) error     // n counts DATA commands, from 1; nil accepts
-	login    map[string]string     // user -> password; AUTH PLAIN (after TLS) when set
-	dataWait time.Duration         // pause before answering the final dot
+	tls      *tls.Config             // offers STARTTLS when set
+	rcpt     func(to string) error   // nil accepts everyone
+	data     func(n int) error       // n counts DATA commands, from 1; nil accepts
+	login    map[string]string       // user -> password; AUTH PLAIN (after TLS) when set
+	dataWait time.Duration           // pause before answering the final dot
+	mail     func(from string) error // nil accepts every sender
+	wrap     func(net.Conn) net.Conn // nil serves connections as they are accepted
+	smtputf8 bool                    // offers SMTPUTF8
 }
 
 // sink is an SMTP server on a loopback address that records what it gets.
@@ -88,6 +91,7 @@ func (n *testNet) sink(host int, cfg sinkConfig) *sink {
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	srv.Domain = "sink-" + ip
 	srv.TLSConfig = cfg.tls
+	srv.EnableSMTPUTF8 = cfg.smtputf8
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
@@ -117,12 +121,16 @@ type countingListener struct {
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.s.mu.Lock()
-		l.s.conns++
-		l.s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	l.s.mu.Lock()
+	l.s.conns++
+	l.s.mu.Unlock()
+	if l.s.cfg.wrap != nil {
+		c = l.s.cfg.wrap(c)
+	}
+	return c, nil
 }
 
 func (s *sink) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
@@ -167,6 +175,11 @@ func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
 func (ss *sinkSession) Mail(from string, opts *gosmtp.MailOptions) error {
 	if ss.sink.cfg.login != nil && ss.cur.authUser == "" {
 		return gosmtp.ErrAuthRequired
+	}
+	if f := ss.sink.cfg.mail; f != nil {
+		if err := f(from); err != nil {
+			return err
+		}
 	}
 	_, isTLS := ss.conn.TLSConnectionState()
 	ss.cur = sunkMail{helo: ss.conn.Hostname(), tls: isTLS, authUser: ss.cur.authUser, from: from}

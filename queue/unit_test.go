@@ -94,6 +94,10 @@ func TestReplyOutcome(t *testing.T) {
 	if o.result != failed || o.reply() != "552 5.3.4 Too big" {
 		t.Errorf("SMTP error: %+v", o)
 	}
+	o = errorOutcome(&gosmtp.SMTPError{Code: 250, Message: "OK"}, "4.4.2")
+	if o.result != deferred || o.remote() || o.status != "4.4.2" {
+		t.Errorf("success reply out of turn: %+v", o)
+	}
 	if o := successOutcome("2.6.0 Queued as 42"); o.status != "2.6.0" || o.text != "Queued as 42" || o.reply() != "250 2.6.0 Queued as 42" {
 		t.Errorf("success: %+v", o)
 	}
@@ -215,13 +219,19 @@ func TestHeaderOf(t *testing.T) {
 	}
 }
 
-func TestHasExtension(t *testing.T) {
+func TestParseEHLO(t *testing.T) {
 	t.Parallel()
-	ehlo := "mx.example greets you\nPIPELINING\nSIZE 1000\nstarttls\n8BITMIME"
-	for ext, want := range map[string]bool{"STARTTLS": true, "SIZE": true, "AUTH": false, "mx.example": false} {
-		if got := hasExtension(ehlo, ext); got != want {
-			t.Errorf("hasExtension(%q) = %v", ext, got)
+	ext := parseEHLO("mx.example greets you\nPIPELINING\nSIZE 1000\nstarttls\nAUTH LOGIN plain\n8BITMIME")
+	for name, want := range map[string]bool{"PIPELINING": true, "STARTTLS": true, "SIZE": true, "AUTH": true, "SMTPUTF8": false, "MX.EXAMPLE": false} {
+		if got := ext.has(name); got != want {
+			t.Errorf("has(%q) = %v", name, got)
 		}
+	}
+	if ext["SIZE"] != "1000" || !ext.auth("PLAIN") || ext.auth("CRAM-MD5") {
+		t.Errorf("parameters: %q", ext)
+	}
+	if ext := parseEHLO("mx.example"); len(ext) != 0 {
+		t.Errorf("a bare greeting offers %q", ext)
 	}
 }
 
