@@ -66,3 +66,15 @@ func readUntil(b *testing.B, r *bufio.Reader, prefix string) int {
 		}
 	}
 }
+
+// BenchmarkAnalyze times what delivery does per message to cache its
+// envelope and structure: a 4 KiB plain message like mailbench sends.
+func BenchmarkAnalyze(b *testing.B) {
+	body := []byte("From: Sender <s@example.org>\r\nTo: anna@contoso.test\r\nSubject: a test message\r\n" +
+		"Date: Mon, 02 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@example.org>\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 64))
+	b.ReportAllocs()
+	for b.Loop() {
+		Analyze(body)
+	}
+}

@@ -98,7 +98,7 @@ func mendStructure(bs goimap.BodyStructure) {
 
 // decodeCache reads what Analyze wrote.
 func decodeCache(b []byte) (*goimap.Envelope, goimap.BodyStructure, error) {
-	return decodeCacheZones(b, nil)
+	return decodeCacheZones(b, nil, &arena{})
 }
 
 // zoneCache keeps the fixed time zones of Date headers, so a FETCH of many
@@ -120,9 +120,12 @@ func (z zoneCache) get(offset int) *time.Location {
 	return loc
 }
 
-// decodeCacheZones is decodeCache with a zone cache (may be nil).
-func decodeCacheZones(b []byte, zones zoneCache) (*goimap.Envelope, goimap.BodyStructure, error) {
-	d := decoder{b: b, zones: zones}
+// decodeCacheZones is decodeCache with a zone cache (may be nil) and an
+// arena to take the decoded objects from.
+func decodeCacheZones(b []byte, zones zoneCache, a *arena) (*goimap.Envelope, goimap.BodyStructure, error) {
+	// One string holds every field: the decoded strings are slices of it,
+	// not an allocation each.
+	d := decoder{b: b, s: string(b), zones: zones, a: a}
 	if d.byte() != cacheVersion {
 		return nil, nil, errBadCache
 	}
@@ -258,9 +261,11 @@ func (e *encoder) structure(bs goimap.BodyStructure) {
 }
 
 type decoder struct {
-	b     []byte
+	b     []byte // what is left to read
+	s     string // all of the cache, as a string
 	err   error
 	zones zoneCache
+	a     *arena
 }
 
 func (d *decoder) fail() { d.err = errBadCache; d.b = nil }
@@ -301,9 +306,9 @@ func (d *decoder) str() string {
 		d.fail()
 		return ""
 	}
-	s := string(d.b[:n])
+	start := len(d.s) - len(d.b)
 	d.b = d.b[n:]
-	return s
+	return d.s[start : start+int(n)]
 }
 
 func (d *decoder) bool() bool { return d.byte() == 1 }
@@ -348,7 +353,7 @@ func (d *decoder) addresses() []goimap.Address {
 	if n == 0 {
 		return nil
 	}
-	l := make([]goimap.Address, n)
+	l := takeN(&d.a.addrs, n)
 	for i := range l {
 		l[i] = goimap.Address{Name: d.str(), Mailbox: d.str(), Host: d.str()}
 	}
@@ -356,7 +361,7 @@ func (d *decoder) addresses() []goimap.Address {
 }
 
 func (d *decoder) envelope() *goimap.Envelope {
-	env := &goimap.Envelope{}
+	env := take(&d.a.envs)
 	if sec := d.int(); sec != 0 {
 		off := d.int()
 		env.Date = time.Unix(sec, 0).In(d.zones.get(int(off)))
@@ -397,19 +402,22 @@ func (d *decoder) structure(depth int) goimap.BodyStructure {
 		}
 		return p
 	case partSingle:
-		p := &goimap.BodyStructureSinglePart{
+		p := take(&d.a.singles)
+		*p = goimap.BodyStructureSinglePart{
 			Type: d.str(), Subtype: d.str(), Params: d.params(), ID: d.str(),
 			Description: d.str(), Encoding: d.str(), Size: uint32(d.uint()),
 		}
 		if d.bool() {
-			p.Text = &goimap.BodyStructureText{NumLines: d.int()}
+			p.Text = take(&d.a.texts)
+			p.Text.NumLines = d.int()
 		}
 		if d.bool() {
 			p.MessageRFC822 = &goimap.BodyStructureMessageRFC822{Envelope: d.envelope()}
 			p.MessageRFC822.BodyStructure = d.structure(depth + 1)
 			p.MessageRFC822.NumLines = d.int()
 		}
-		p.Extended = &goimap.BodyStructureSinglePartExt{
+		p.Extended = take(&d.a.exts)
+		*p.Extended = goimap.BodyStructureSinglePartExt{
 			Disposition: d.disposition(), Language: d.strs(), Location: d.str(),
 		}
 		return p

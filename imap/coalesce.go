@@ -28,7 +28,8 @@ type coalescingConn struct {
 // client to take it, so a slow reader cannot make the server hoard memory.
 const maxPending = 256 << 10
 
-// keepBuffer is the largest buffer an idle connection keeps for reuse.
+// keepBuffer is the largest buffer a connection keeps for reuse once its
+// output has gone quiet.
 const keepBuffer = 16 << 10
 
 func newCoalescingConn(c net.Conn) *coalescingConn {
@@ -71,13 +72,17 @@ func (c *coalescingConn) send() {
 		if err != nil {
 			c.err = err
 		}
-		if cap(data) <= keepBuffer {
-			c.spare = data[:0]
-		}
+		// While output keeps coming the two buffers take turns, whatever
+		// their size: growing a fresh one for every send cost more than the
+		// sending.
+		c.spare = data[:0]
 		c.idle.Broadcast()
 	}
 	if cap(c.buf) > keepBuffer {
 		c.buf = nil
+	}
+	if cap(c.spare) > keepBuffer {
+		c.spare = nil
 	}
 	c.sending = false
 	c.idle.Broadcast()

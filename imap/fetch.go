@@ -3,6 +3,7 @@ package imap
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -22,10 +23,6 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	if len(refs) == 0 {
 		return nil
 	}
-	seqOf := make(map[store.UID]uint32, len(refs))
-	for _, r := range refs {
-		seqOf[r.uid] = r.seq
-	}
 	markSeen := !sel.examine && needsSeen(options)
 	var unseen []store.UID
 	if markSeen {
@@ -39,10 +36,17 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		}
 	}
 	rev1 := !s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2)
-	zones := make(zoneCache)
-	return s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(refs), func(m *store.MessageInfo) error {
-		rw := w.CreateMessage(seqOf[m.UID])
-		if err := s.fetchOne(rw, acc, sel, m, options, fetchFlags{markSeen: markSeen, rev1: rev1, zones: zones}); err != nil {
+	next := 0 // readAhead answers in the ascending UID order of refs
+	decode := options.Envelope || options.BodyStructure != nil
+	return readAhead(s.ctx, s.srv.opts.Store, acc, sel.folderID, uidsOf(refs), decode, func(m *decoded) error {
+		for next < len(refs) && refs[next].uid < m.info.UID {
+			next++
+		}
+		if next == len(refs) || refs[next].uid != m.info.UID {
+			return fmt.Errorf("imap: store answered UID %d out of order", m.info.UID)
+		}
+		rw := w.CreateMessage(refs[next].seq)
+		if err := s.fetchOne(rw, acc, sel, m, options, fetchFlags{markSeen: markSeen, rev1: rev1}); err != nil {
 			rw.Close()
 			return err
 		}
@@ -82,11 +86,11 @@ func (s *session) unseenAmong(acc store.Access, sel *selection, refs []msgRef) (
 // fetchFlags are what fetchOne needs to know beyond the options.
 type fetchFlags struct {
 	markSeen, rev1 bool
-	zones          zoneCache
 }
 
-func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, sel *selection, m *store.MessageInfo, options *goimap.FetchOptions, ff fetchFlags) error {
+func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, sel *selection, d *decoded, options *goimap.FetchOptions, ff fetchFlags) error {
 	markSeen, rev1 := ff.markSeen, ff.rev1
+	m := &d.info
 	if options.UID {
 		w.WriteUID(goimap.UID(m.UID))
 	}
@@ -109,9 +113,10 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, 
 	}
 	var body []byte
 	if options.Envelope || options.BodyStructure != nil {
-		env, bs, err := decodeCacheZones(m.Meta, ff.zones)
-		if err != nil {
+		env, bs := d.env, d.bs
+		if !d.cached {
 			// No usable cache (an old or damaged record): parse now.
+			var err error
 			if body, err = s.body(acc, sel, m.UID); err != nil {
 				return err
 			}
