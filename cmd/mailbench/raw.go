@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -42,9 +43,11 @@ func dialRaw(addr, user, pass, folder string) (*rawIMAP, error) {
 func quote(s string) string { return strconv.Quote(s) }
 
 // command sends a tagged command and reads to its completion, returning
-// how many untagged FETCH responses came.
+// how many untagged FETCH responses came. Lines are looked at in the
+// reader's buffer, never copied, so the client spends as little of the
+// machine as it can while the server is being timed.
 func (c *rawIMAP) command(cmd string) (int, error) {
-	tag := strings.Fields(cmd)[0]
+	tag := []byte(strings.Fields(cmd)[0] + " ")
 	c.conn.SetDeadline(time.Now().Add(5 * time.Minute))
 	if _, err := io.WriteString(c.conn, cmd+"\r\n"); err != nil {
 		return 0, err
@@ -55,11 +58,11 @@ func (c *rawIMAP) command(cmd string) (int, error) {
 		if err != nil {
 			return fetches, err
 		}
-		if strings.HasPrefix(line, "* ") && strings.Contains(line, " FETCH ") {
+		if bytes.HasPrefix(line, []byte("* ")) && bytes.Contains(line, []byte(" FETCH ")) {
 			fetches++
 		}
-		if strings.HasPrefix(line, tag+" ") {
-			if !strings.HasPrefix(line, tag+" OK") {
+		if bytes.HasPrefix(line, tag) {
+			if !bytes.HasPrefix(line[len(tag):], []byte("OK")) {
 				return fetches, fmt.Errorf("%s", line)
 			}
 			return fetches, nil
@@ -67,30 +70,67 @@ func (c *rawIMAP) command(cmd string) (int, error) {
 	}
 }
 
-// readLine reads one logical response line, skipping over literals.
-func (c *rawIMAP) readLine() (string, error) {
-	var first string
+// readLine reads one logical response line, skipping over literals, and
+// returns its first physical line (up to the reader's buffer size). The
+// slice is valid until the next read.
+func (c *rawIMAP) readLine() ([]byte, error) {
+	var first []byte
 	for {
-		line, err := c.r.ReadString('\n')
+		line, err := c.readPhysical()
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		if first == "" {
-			first = line
+		trimmed := bytes.TrimRight(line, "\r\n")
+		n, literal := literalSize(trimmed)
+		if first == nil {
+			if literal {
+				// The literal's bytes are about to replace this line in the buffer.
+				first = bytes.Clone(line)
+			} else {
+				first = line
+			}
 		}
-		trimmed := strings.TrimRight(line, "\r\n")
-		if !strings.HasSuffix(trimmed, "}") {
-			return first, nil
-		}
-		open := strings.LastIndexByte(trimmed, '{')
-		n, err := strconv.Atoi(strings.TrimSuffix(trimmed[open+1:len(trimmed)-1], "+"))
-		if open < 0 || err != nil {
+		if !literal {
 			return first, nil
 		}
 		if _, err := c.r.Discard(n); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
+}
+
+// readPhysical reads up to the next LF; of a line longer than the buffer
+// only the start is returned, the rest is read past.
+func (c *rawIMAP) readPhysical() ([]byte, error) {
+	line, err := c.r.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return line, err
+	}
+	start := bytes.Clone(line)
+	for err == bufio.ErrBufferFull {
+		line, err = c.r.ReadSlice('\n')
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Keep the line's end, which says whether a literal follows.
+	return append(start, line[max(0, len(line)-32):]...), nil
+}
+
+// literalSize reads the {n} or {n+} a line ends with.
+func literalSize(line []byte) (int, bool) {
+	if !bytes.HasSuffix(line, []byte("}")) {
+		return 0, false
+	}
+	open := bytes.LastIndexByte(line, '{')
+	if open < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(string(line[open+1:len(line)-1]), "+"))
+	if err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 func (c *rawIMAP) Close() error { return c.conn.Close() }
