@@ -91,9 +91,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		timeout = 5 * time.Second
 	}
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
-		Timeout:        timeout,
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
+		Timeout:      timeout,
+		FreelistType: bolt.FreelistMapType,
+		// The free list is written with every commit. Without it, bbolt
+		// rebuilds the list at every start by reading the whole file: with
+		// 100,000 messages (640 MB) that took 1.5 to 20 s, growing with the
+		// store; with it, 60 ms.
+		NoFreelistSync: false,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
