@@ -97,7 +97,9 @@ func parseReply(reply string) (code int, status string, ok bool) {
 		return 0, "", false
 	}
 	code, err := strconv.Atoi(fields[0])
-	if err != nil || code < 200 || code > 599 {
+	// A 3xx reply is never a recipient's final word and has no enhanced
+	// status class (RFC 3463 knows 2, 4 and 5).
+	if err != nil || code < 200 || code > 599 || code/100 == 3 {
 		return 0, "", false
 	}
 	if validStatus(fields[1]) && fields[1][0] == fields[0][0] {
