@@ -56,8 +56,9 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) (*DeliveryResult, erro
 	return s.deliverWith(ctx, d, nil)
 }
 
-// deliverWith is Deliver with one more write in the same transaction.
-func (s *Store) deliverWith(ctx context.Context, d *Delivery, also func(tx *bolt.Tx) error) (*DeliveryResult, error) {
+// deliverWith is Deliver with one more write in the same transaction; also
+// sees the results of the targets and may refuse the whole commit.
+func (s *Store) deliverWith(ctx context.Context, d *Delivery, also func(tx *bolt.Tx, res *DeliveryResult) error) (*DeliveryResult, error) {
 	date := d.Date
 	if date.IsZero() {
 		date = time.Now()
@@ -101,7 +102,7 @@ func (s *Store) deliverWith(ctx context.Context, d *Delivery, also func(tx *bolt
 		if err != nil || also == nil {
 			return err
 		}
-		return also(tx)
+		return also(tx, res)
 	})
 	if err != nil {
 		return nil, err

@@ -71,11 +71,14 @@ var (
 	bucketQueueBody = []byte("queuebody")
 	bucketReplies   = []byte("autoreplies")
 	bucketRemote    = []byte("remote")
+	// bucketRemoteFiled holds, per connected account, the digests of the
+	// messages filed from it.
+	bucketRemoteFiled = []byte("remotefiled")
 )
 
 var topBuckets = [][]byte{
 	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
-	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote,
+	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote, bucketRemoteFiled,
 }
 
 // Open opens (or creates) the store at opts.Path.

@@ -377,3 +377,52 @@ func TestQueueAndAutoReplyMemory(t *testing.T) {
 		t.Fatal("after the window a reply is due again")
 	}
 }
+
+func TestRemoteProgressAndDigests(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := context.Background()
+	const key = "anna\x00imap.example.org:993\x00anna@example.org\x00INBOX"
+	digest := []byte("0123456789abcdef0123456789abcdef")
+	if st, err := s.RemoteProgress(ctx, key); err != nil || st != (RemoteState{}) {
+		t.Fatalf("fresh progress %+v %v", st, err)
+	}
+	d := &Delivery{Body: msg("pulled"), Targets: []Target{{Account: "anna", Folder: "INBOX", Quota: 10000}}}
+	if _, err := s.DeliverRemote(ctx, key, RemoteState{UIDValidity: 7, LastUID: 3, Rematch: 9}, digest, d); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{7, 3, 9}) {
+		t.Fatalf("progress %+v", st)
+	}
+	if filed, err := s.RemoteFiled(ctx, key, digest); err != nil || !filed {
+		t.Fatalf("filed %v %v", filed, err)
+	}
+	if filed, _ := s.RemoteFiled(ctx, "bo"+key[4:], digest); filed {
+		t.Fatal("another account's digest found")
+	}
+	if filed, _ := s.RemoteFiled(ctx, key, []byte("ffffffffffffffffffffffffffffffff")); filed {
+		t.Fatal("unknown digest found")
+	}
+
+	// Over quota nothing is filed and the state stays where it was.
+	d = &Delivery{Body: make([]byte, 20000), Targets: []Target{{Account: "anna", Folder: "INBOX", Quota: 10000}}}
+	if _, err := s.DeliverRemote(ctx, key, RemoteState{UIDValidity: 7, LastUID: 4, Rematch: 9}, []byte("ffffffffffffffffffffffffffffffff"), d); !errors.Is(err, ErrQuota) {
+		t.Fatalf("over quota: %v", err)
+	}
+	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{7, 3, 9}) {
+		t.Fatalf("progress after refusal %+v", st)
+	}
+	if f, _ := s.Folder(ctx, "anna", "INBOX"); f.Messages != 1 {
+		t.Fatalf("%d messages after refusal", f.Messages)
+	}
+	if filed, _ := s.RemoteFiled(ctx, key, []byte("ffffffffffffffffffffffffffffffff")); filed {
+		t.Fatal("refused message's digest recorded")
+	}
+
+	if err := s.SaveRemoteProgress(ctx, key, RemoteState{UIDValidity: 8, LastUID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{8, 1, 0}) {
+		t.Fatalf("saved progress %+v", st)
+	}
+}
