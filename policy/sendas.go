@@ -65,6 +65,22 @@ func (d *Directory) CheckSubmission(userID, mailFrom string, from []string, send
 	return nil
 }
 
+// CheckEnvelopeSender is the part of CheckSubmission that MAIL FROM alone
+// decides: the envelope sender must be an address the user may send as, or
+// one of a shared mailbox the user may send on behalf of. Submission asks it
+// at MAIL FROM so a refused sender does not upload its message first.
+func (d *Directory) CheckEnvelopeSender(userID, mailFrom string) error {
+	mailFrom = normalize(mailFrom)
+	allowed := d.sendAs[userID]
+	if mailFrom == "" || allowed == nil {
+		return &SendAsError{Address: mailFrom}
+	}
+	if allowed.hasOrParent(mailFrom) || d.onBehalfOf(userID, mailFrom) != nil {
+		return nil
+	}
+	return &SendAsError{Address: mailFrom}
+}
+
 // onBehalfOf returns the shared mailbox addr belongs to, if the user may
 // send on its behalf.
 func (d *Directory) onBehalfOf(userID, addr string) *Mailbox {

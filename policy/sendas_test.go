@@ -52,6 +52,10 @@ func TestCheckSubmission(t *testing.T) {
 			if err != nil {
 				t.Errorf("%s: refused: %v", tt.name, err)
 			}
+			// What the whole check allows, MAIL FROM alone must not refuse.
+			if err := d.CheckEnvelopeSender(tt.user, tt.mailFrom); err != nil {
+				t.Errorf("%s: refused at MAIL FROM: %v", tt.name, err)
+			}
 			continue
 		}
 		var sa *SendAsError
@@ -61,6 +65,35 @@ func TestCheckSubmission(t *testing.T) {
 		}
 		if sa.Address != tt.bad {
 			t.Errorf("%s: refusal names %q, want %q", tt.name, sa.Address, tt.bad)
+		}
+	}
+}
+
+func TestCheckEnvelopeSender(t *testing.T) {
+	t.Parallel()
+	d := testDirectory(t)
+	for _, tt := range []struct {
+		user, mailFrom string
+		ok             bool
+	}{
+		{"anna", "Anna@Contoso.test", true},
+		{"anna", "anna+x@contoso.test", true},
+		{"anna", "info@contoso.test", true},    // member
+		{"erik", "kontakt@contoso.test", true}, // send_on_behalf: the shared mailbox's address
+		{"anna", "bo@contoso.test", false},
+		{"gus", "info@contoso.test", false},
+		{"carl", "info@contoso.test", false}, // read grant
+		{"anna", "", false},
+		{"ghost", "ghost@contoso.test", false},
+		{"info", "info@contoso.test", false},
+	} {
+		err := d.CheckEnvelopeSender(tt.user, tt.mailFrom)
+		if tt.ok != (err == nil) {
+			t.Errorf("%s as %q: %v, want allowed=%v", tt.user, tt.mailFrom, err, tt.ok)
+		}
+		var sa *SendAsError
+		if err != nil && (!errors.As(err, &sa) || sa.Address != normalize(tt.mailFrom)) {
+			t.Errorf("%s as %q: refusal %v does not name the sender", tt.user, tt.mailFrom, err)
 		}
 	}
 }

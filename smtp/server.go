@@ -76,8 +76,9 @@ type Server struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	inflight int           // transactions between MAIL and their reply
-	idle     chan struct{} // closed when inflight drops to zero during Shutdown
+	inflight int                   // transactions between MAIL and their reply
+	idle     chan struct{}         // closed when inflight drops to zero during Shutdown
+	sessions map[*session]struct{} // open connections, told 421 at shutdown
 }
 
 // begin and end count transactions in flight, so Shutdown can let them
@@ -164,11 +165,55 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.cancel()
+	s.sayGoodbye()
 	err := s.srv.Close()
 	if errors.Is(err, gosmtp.ErrServerClosed) {
 		err = nil
 	}
 	return err
+}
+
+// sayGoodbye tells every open connection 421 before it is closed (RFC
+// 5321 section 3.8), so clients retry later instead of seeing a dropped
+// connection. go-smtp has no way to send a reply outside a command; the
+// line is written to the socket directly, at a moment when no command is
+// being answered (transactions have ended or run out of time).
+func (s *Server) sayGoodbye() {
+	line := fmt.Sprintf("%d %d.%d.%d %s %s\r\n", errShuttingDown.Code,
+		errShuttingDown.EnhancedCode[0], errShuttingDown.EnhancedCode[1], errShuttingDown.EnhancedCode[2],
+		s.opts.Hostname, errShuttingDown.Message)
+	var conns []net.Conn
+	s.mu.Lock()
+	for sess := range s.sessions {
+		if nc := sess.conn.Conn(); nc != nil {
+			conns = append(conns, nc)
+		}
+	}
+	s.mu.Unlock()
+	// One deadline for all: a client that reads nothing delays shutdown by
+	// a second at most, however many there are.
+	deadline := time.Now().Add(time.Second)
+	for _, nc := range conns {
+		nc.SetWriteDeadline(deadline)
+	}
+	for _, nc := range conns {
+		io.WriteString(nc, line)
+	}
+}
+
+func (s *Server) track(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions == nil {
+		s.sessions = make(map[*session]struct{})
+	}
+	s.sessions[sess] = struct{}{}
+}
+
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, sess)
 }
 
 // printfLogger bridges go-smtp's logger to slog.

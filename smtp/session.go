@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/emersion/go-sasl"
@@ -36,7 +37,9 @@ func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	if nc := c.Conn(); nc != nil {
 		remote = nc.RemoteAddr().String()
 	}
-	return &session{srv: s, conn: c, log: s.log.With("remote", remote)}, nil
+	sess := &session{srv: s, conn: c, log: s.log.With("remote", remote)}
+	s.track(sess)
+	return sess, nil
 }
 
 // AuthMechanisms lists PLAIN and LOGIN on submission; the MX port offers
@@ -88,6 +91,14 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	}
 	if s.srv.ctx.Err() != nil {
 		return errShuttingDown
+	}
+	if s.srv.opts.Submission {
+		// Refused here rather than after the whole message was uploaded;
+		// the From: header is checked after DATA.
+		if err := s.srv.opts.Directory().CheckEnvelopeSender(s.user, from); err != nil {
+			s.log.Info("sender refused", "user", s.userName, "from", from, "reason", err.Error())
+			return sendAsError(err)
+		}
 	}
 	if opts != nil && opts.Size > 0 && s.srv.opts.MaxMessageBytes > 0 && opts.Size > s.srv.opts.MaxMessageBytes {
 		return errTooBig
@@ -154,6 +165,10 @@ func (s *session) Data(r io.Reader) error {
 			s.log.Info("message refused", "from", s.from, "reason", smtpErr.Message)
 			return smtpErr
 		}
+		if clientGone(err) {
+			s.log.Info("message abandoned", "from", s.from, "reason", err.Error())
+			return err // nobody is left to read a reply
+		}
 		return s.internal("read message", err)
 	}
 	if hasBareLF(body) {
@@ -218,6 +233,14 @@ func (s *session) internal(what string, err error) error {
 	return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Internal error, reference " + ref}
 }
 
+// clientGone reports whether a read failed because the client hung up or
+// stopped sending, not because of anything wrong here.
+func clientGone(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
 // Reset ends the transaction.
 func (s *session) Reset() { s.reset() }
 
@@ -232,6 +255,7 @@ func (s *session) reset() {
 // Logout ends the session.
 func (s *session) Logout() error {
 	s.reset()
+	s.srv.untrack(s)
 	return nil
 }
 

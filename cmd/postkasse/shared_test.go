@@ -123,6 +123,25 @@ func TestSendAsSharedMailbox(t *testing.T) {
 			t.Errorf("%s: %v, want 550 5.7.1 naming %s", tc.name, err, tc.want)
 		}
 	}
+	// A sender the user may not use is refused at MAIL FROM, before the
+	// message is uploaded.
+	c, err := gosmtp.Dial(ts.sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(sasl.NewPlainClient("", "anna@contoso.test", "anna-secret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("bo@contoso.test", nil); smtpCode(err) != "550 5.7.1" || !strings.Contains(err.Error(), "<bo@contoso.test>") {
+		t.Errorf("MAIL FROM someone else: %v, want 550 5.7.1 naming bo", err)
+	}
+	if err := c.Mail("info@contoso.test", nil); err != nil {
+		t.Errorf("MAIL FROM the shared mailbox of a member: %v", err)
+	}
 	onBehalf := "From: info@contoso.test\nSender: erik@contoso.test\nSubject: on behalf\n\nx\n"
 	if err := ts.submit("erik@contoso.test", "bo-secret", "erik@contoso.test", []string{"bo@contoso.test"}, onBehalf); err != nil {
 		t.Fatalf("send on behalf: %v", err)

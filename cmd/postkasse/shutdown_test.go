@@ -2,12 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
 )
 
 // TestSIGTERMFinishesTransactions sends SIGTERM to a real server process
@@ -49,6 +55,22 @@ func TestSIGTERMFinishesTransactions(t *testing.T) {
 		}
 	}
 	expect("220")
+
+	// A connection that is only open, and one whose client hangs up in
+	// the middle of DATA.
+	idle, err := net.Dial("tcp", smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idle.SetDeadline(time.Now().Add(20 * time.Second))
+	idleReader := bufio.NewReader(idle)
+	idleReader.ReadString('\n')
+	fmt.Fprintf(idle, "EHLO idle.example.org\r\n")
+	for line, _ := idleReader.ReadString('\n'); strings.HasPrefix(line, "250-"); line, _ = idleReader.ReadString('\n') {
+	}
+	hangUp(t, smtpAddr)
+
 	for _, step := range []struct{ send, want string }{
 		{"EHLO client.example.org", "250"},
 		{"MAIL FROM:<zoe@example.org>", "250"},
@@ -65,6 +87,10 @@ func TestSIGTERMFinishesTransactions(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	fmt.Fprint(conn, "second half\r\n.\r\n")
 	expect("250")
+	expect("421") // RFC 5321 section 3.8: the server says it is closing
+	if line, err := idleReader.ReadString('\n'); !strings.HasPrefix(line, "421 4.3.2 ") {
+		t.Errorf("idle SMTP connection got %q (%v), want 421 4.3.2", line, err)
+	}
 
 	imapConn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, _ := imapReader.ReadString('\n')
@@ -81,4 +107,39 @@ func TestSIGTERMFinishesTransactions(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("server did not stop")
 	}
+	logs, _ := filepath.Glob(filepath.Join(filepath.Dir(cfgPath), "child-*.log"))
+	var log []byte
+	for _, name := range logs {
+		b, _ := os.ReadFile(name)
+		log = append(log, b...)
+	}
+	if !bytes.Contains(log, []byte("message abandoned")) || bytes.Contains(log, []byte("internal error")) {
+		t.Errorf("a client hanging up in DATA is not logged as abandoned, or logged as an internal error:\n%s", log)
+	}
+}
+
+// hangUp starts a transaction on addr and closes the connection halfway
+// through the message.
+func hangUp(t *testing.T, addr string) {
+	t.Helper()
+	c, err := gosmtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("gone.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("zoe@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("anna@contoso.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Subject: never finished\r\n\r\nhalf")
+	// Closing the connection under the client, not the DATA writer: no dot.
 }
