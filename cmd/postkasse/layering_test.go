@@ -8,18 +8,20 @@ import (
 
 // TestLayering keeps each package's promise about what it must not import
 // (its doc comment says why): the store knows no protocol, the protocol
-// packages know no TOML, policy knows nothing that does I/O.
+// packages know no TOML, policy knows nothing that does I/O, connected
+// speaks IMAP only as a client and files through delivery.
 func TestLayering(t *testing.T) {
 	t.Parallel()
 	const mod = "postkasse.dev/postkasse/"
 	for pkg, forbidden := range map[string][]string{
-		"store":    {"github.com/emersion/go-smtp", "github.com/emersion/go-imap", mod + "policy", mod + "config", mod + "smtp", mod + "imap"},
-		"policy":   {"go.etcd.io/bbolt", mod + "store", mod + "config", "github.com/emersion/go-smtp", "github.com/emersion/go-imap", "net"},
-		"imap":     {mod + "config", mod + "policy", mod + "smtp", "github.com/emersion/go-smtp", "github.com/BurntSushi/toml"},
-		"smtp":     {mod + "config", mod + "imap", "github.com/emersion/go-imap", "github.com/BurntSushi/toml"},
-		"delivery": {mod + "config", mod + "smtp", mod + "imap", "github.com/emersion/go-smtp", "github.com/emersion/go-imap"},
-		"queue":    {mod + "config", mod + "imap", mod + "policy"},
-		"config":   {mod + "store", mod + "policy", mod + "smtp", mod + "imap"},
+		"store":     {"github.com/emersion/go-smtp", "github.com/emersion/go-imap", mod + "policy", mod + "config", mod + "smtp", mod + "imap"},
+		"policy":    {"go.etcd.io/bbolt", mod + "store", mod + "config", "github.com/emersion/go-smtp", "github.com/emersion/go-imap", "net"},
+		"imap":      {mod + "config", mod + "policy", mod + "smtp", "github.com/emersion/go-smtp", "github.com/BurntSushi/toml"},
+		"smtp":      {mod + "config", mod + "imap", "github.com/emersion/go-imap", "github.com/BurntSushi/toml"},
+		"delivery":  {mod + "config", mod + "smtp", mod + "imap", "github.com/emersion/go-smtp", "github.com/emersion/go-imap"},
+		"queue":     {mod + "config", mod + "imap", mod + "policy"},
+		"connected": {mod + "config", mod + "imap", mod + "smtp", "github.com/emersion/go-smtp", "github.com/BurntSushi/toml"},
+		"config":    {mod + "store", mod + "policy", mod + "smtp", mod + "imap"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"postkasse.dev/postkasse/config"
+	"postkasse.dev/postkasse/connected"
 	"postkasse.dev/postkasse/delivery"
 	"postkasse.dev/postkasse/dkim"
 	"postkasse.dev/postkasse/imap"
@@ -39,6 +40,7 @@ type server struct {
 	queue    *queue.Runner
 	imap     *imap.Server
 	smtp     map[string]*smtp.Server // by listener name
+	pull     *connected.Runner
 
 	queueDone chan struct{}
 	cancel    context.CancelFunc
@@ -116,6 +118,10 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		return err
 	}
 	bounces.agent = s.agent
+	s.pull, err = connected.New(connected.Options{Store: s.store, Filer: s.agent, Logger: s.log.With("part", "connected")})
+	if err != nil {
+		return err
+	}
 	s.imap, err = imap.New(imap.Options{
 		Store: s.store, Directory: imapDirectory{s.accounts}, Logger: s.log.With("part", "imap"),
 		TLSConfig: s.tlsConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
@@ -132,8 +138,8 @@ func (l *lateSubmitter) Submit(ctx context.Context, from string, to []string, ms
 	return l.agent.Submit(ctx, from, to, msg, kind)
 }
 
-// serve starts every listener in lns (by name) and the queue, and returns
-// at once; stop ends them.
+// serve starts every listener in lns (by name), the queue and the connected
+// accounts, and returns at once; stop ends them.
 func (s *server) serve(lns map[string]net.Listener) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -145,6 +151,7 @@ func (s *server) serve(lns map[string]net.Listener) error {
 		}
 	}()
 	cfg := s.cfg.Load()
+	s.pull.Set(connectedAccounts(cfg))
 	for _, name := range listenerNames {
 		ln := lns[name]
 		if ln == nil {
@@ -195,7 +202,10 @@ func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 
 // stop ends the listeners gracefully: SMTP transactions in flight finish
 // (up to grace), IMAP sessions get BYE, the queue finishes its attempts.
+// Connected accounts stop first: a message being filed is committed or
+// not, and stays on the remote until it is.
 func (s *server) stop(grace time.Duration) {
+	s.pull.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -241,6 +251,7 @@ func (s *server) reload(path string) error {
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
 	s.imap.Revalidate()
+	s.pull.Set(connectedAccounts(cfg))
 	s.log.Info("configuration reloaded", "mailboxes", len(dir.Mailboxes()), "groups", len(dir.Groups()))
 	return nil
 }
