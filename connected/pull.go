@@ -43,7 +43,8 @@ func (r *Runner) round(ctx context.Context, a Account, log *slog.Logger) (int, e
 		}
 	}
 	if err == nil {
-		err = c.Logout().Wait()
+		// Best effort: what matters is committed already.
+		c.Logout().Wait()
 	}
 	return filed, err
 }
