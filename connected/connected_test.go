@@ -11,6 +11,7 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 
+	"postkasse.dev/postkasse/internal/testcert"
 	"postkasse.dev/postkasse/store"
 )
 
@@ -214,7 +215,8 @@ func TestDeleteRemote(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	serverTLS, clientTLS := selfSigned(t)
+	cert := testcert.New(t)
+	serverTLS, clientTLS := cert.Server, cert.Client
 	l := newLocal(t, 0)
 	r, err := New(Options{Store: l.store, Filer: l.agent, Logger: l.logger(), TLSConfig: clientTLS})
 	if err != nil {

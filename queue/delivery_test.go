@@ -17,6 +17,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"postkasse.dev/postkasse/dkim"
+	"postkasse.dev/postkasse/internal/testcert"
 	"postkasse.dev/postkasse/store"
 )
 
@@ -97,7 +98,7 @@ func TestSTARTTLS(t *testing.T) {
 			var cfg sinkConfig
 			if tt.serverTLS != nil {
 				// Self-signed and not for this name: MX delivery does not verify.
-				c, _ := selfSigned(t, "somewhere.else.example")
+				c := testcert.New(t, "somewhere.else.example").Server
 				cfg.tls = tt.serverTLS(c)
 			}
 			mx := nw.sink(1, cfg)
@@ -408,7 +409,8 @@ func TestSmarthost(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			nw := newTestNet(t, tt.prefix)
-			serverTLS, pool := selfSigned(t, "relay.test")
+			relayCert := testcert.New(t, "relay.test")
+			serverTLS, pool := relayCert.Server, relayCert.Pool
 			cfg := sinkConfig{login: map[string]string{"relayuser": "s3cret"}}
 			switch {
 			case tt.implicit:

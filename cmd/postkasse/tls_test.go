@@ -1,62 +1,25 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
-)
 
-// selfSigned writes a certificate for mail.contoso.test and returns the
-// paths and a client configuration that trusts it.
-func selfSigned(t *testing.T) (certPath, keyPath string, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mail.contoso.test"},
-		DNSNames: []string{"mail.contoso.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	dir := t.TempDir()
-	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return certPath, keyPath, &tls.Config{RootCAs: pool, ServerName: "mail.contoso.test"}
-}
+	"postkasse.dev/postkasse/internal/testcert"
+)
 
 // TestTLSListenersAndPlaintextAuth: with allow_insecure_auth off, nobody
 // authenticates in the clear, not even on loopback; STARTTLS and implicit
 // TLS work for IMAP and submission.
 func TestTLSListenersAndPlaintextAuth(t *testing.T) {
 	t.Parallel()
-	certPath, keyPath, clientTLS := selfSigned(t)
+	cert := testcert.New(t, "mail.contoso.test", "127.0.0.1")
+	certPath, keyPath := cert.WriteFiles(t, t.TempDir())
+	clientTLS := cert.Client
 	ts := startServer(t, fmt.Sprintf("[tls]\ncert = %q\nkey = %q\nallow_insecure_auth = false\n", certPath, keyPath))
 
 	plain, err := imapclient.DialInsecure(ts.imap, nil)
