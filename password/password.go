@@ -63,6 +63,25 @@ type Verifier struct {
 	mu    sync.Mutex
 	order *list.List // of [32]byte, oldest first
 	known map[[32]byte]*list.Element
+
+	decoyOnce sync.Once
+	decoy     string // a hash of a random password, for VerifyUnknown
+}
+
+// VerifyUnknown spends the time checking password against a hash of the
+// default cost takes, and reports nothing: a login for an address that
+// does not exist then takes as long as one with a wrong password, so the
+// reply's timing does not tell which addresses exist.
+func (v *Verifier) VerifyUnknown(password string) {
+	v.decoyOnce.Do(func() {
+		var secret [16]byte
+		rand.Read(secret[:])
+		h, err := bcrypt.GenerateFromPassword([]byte(base64.RawStdEncoding.EncodeToString(secret[:])), Cost)
+		if err == nil {
+			v.decoy = string(h)
+		}
+	})
+	check(v.decoy, password)
 }
 
 // NewVerifier returns a Verifier with an empty cache and a fresh key.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -184,4 +185,30 @@ func FuzzIsHash(f *testing.F) {
 			NewVerifier().Verify(s, "pw") // must not panic or run away
 		}
 	})
+}
+
+// TestVerifyUnknownTakesAsLong: refusing an unknown user costs about what
+// refusing a wrong password does, so timing does not reveal who exists.
+func TestVerifyUnknownTakesAsLong(t *testing.T) {
+	t.Parallel()
+	v := NewVerifier()
+	h, err := Hash("right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.VerifyUnknown("warm-up") // makes the decoy hash
+	fastest := func(f func()) time.Duration {
+		best := time.Duration(1<<63 - 1)
+		for range 2 {
+			start := time.Now()
+			f()
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	wrong := fastest(func() { v.Verify(h, "wrong") })
+	unknown := fastest(func() { v.VerifyUnknown("wrong") })
+	if unknown < wrong/3 {
+		t.Fatalf("unknown user refused in %v, wrong password in %v", unknown, wrong)
+	}
 }

@@ -26,6 +26,7 @@ func (a *accounts) directory() *policy.Directory { return a.dir.Load() }
 func (a *accounts) login(username, pass string) (*policy.Mailbox, error) {
 	mb, err := a.directory().Login(username)
 	if err != nil {
+		a.verifier.VerifyUnknown(pass)
 		return nil, err
 	}
 	if !a.verifier.Verify(mb.PasswordHash, pass) {

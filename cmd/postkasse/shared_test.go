@@ -296,3 +296,32 @@ func sendPartial(addr, from string, to []string, msg string) ([]string, error) {
 	}
 	return refused, c.Quit()
 }
+
+// TestUnknownUserLoginTakesAsLong: a login for an address that does not
+// exist is refused no faster than one with a wrong password, so the reply's
+// timing does not tell which addresses exist.
+func TestUnknownUserLoginTakesAsLong(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, sharedConfig)
+	c, err := imapclient.DialInsecure(ts.imap, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fastest := func(user string) time.Duration {
+		best := time.Hour
+		for range 2 {
+			start := time.Now()
+			if err := c.Login(user, "wrong").Wait(); err == nil {
+				t.Fatalf("%s logged in with a wrong password", user)
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	wrong := fastest("anna@contoso.test")
+	unknown := fastest("nobody@contoso.test")
+	if unknown < wrong/3 {
+		t.Fatalf("unknown address refused in %v, wrong password in %v", unknown, wrong)
+	}
+}
