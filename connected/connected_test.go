@@ -3,9 +3,11 @@ package connected
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +53,66 @@ func TestNewMessagesFiledOnce(t *testing.T) {
 	}
 	if s := subjects(l.bodies(t, "INBOX")); !slices.Equal(s, []string{"first", "bare LF", "third"}) {
 		t.Fatalf("local INBOX %q", s)
+	}
+}
+
+// TestBatches: a first sync of many messages takes a FETCH per batch, not
+// per message, and files them in order.
+func TestBatches(t *testing.T) {
+	t.Parallel()
+	var fetches atomic.Int32
+	rem := newRemote(t, remoteOptions{fetches: &fetches})
+	l := newLocal(t, 0)
+	const n = 2*maxBatch + 22
+	var want []string
+	for i := range n {
+		subject := fmt.Sprintf("message %d", i)
+		rem.add(t, mail(subject))
+		want = append(want, subject)
+	}
+	if got, err := l.pullOnce(t, account(rem)); err != nil || got != n {
+		t.Fatalf("filed %d: %v", got, err)
+	}
+	if s := subjects(l.bodies(t, "INBOX")); !slices.Equal(s, want) {
+		t.Fatalf("local INBOX %q", s)
+	}
+	// One FETCH lists the new messages, then one per batch.
+	if got := fetches.Load(); got != 1+3 {
+		t.Fatalf("%d FETCH commands, want 4", got)
+	}
+}
+
+func TestBatchBounds(t *testing.T) {
+	t.Parallel()
+	msgs := func(sizes ...int64) []remoteMessage {
+		var out []remoteMessage
+		for i, size := range sizes {
+			out = append(out, remoteMessage{uid: uint32(i + 1), size: size})
+		}
+		return out
+	}
+	lengths := func(bs [][]remoteMessage) []int {
+		var out []int
+		for _, b := range bs {
+			out = append(out, len(b))
+		}
+		return out
+	}
+	many := make([]int64, maxBatch+1)
+	for _, tc := range []struct {
+		name string
+		in   []remoteMessage
+		want []int
+	}{
+		{"none", nil, nil},
+		{"one", msgs(10), []int{1}},
+		{"count bound", msgs(many...), []int{maxBatch, 1}},
+		{"byte bound", msgs(maxBatchBytes/2, maxBatchBytes/2, 1), []int{2, 1}},
+		{"large alone", msgs(1, maxBatchBytes*2, 1), []int{1, 1, 1}},
+	} {
+		if got := lengths(batches(tc.in)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: batches of %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

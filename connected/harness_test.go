@@ -40,6 +40,18 @@ type remoteOptions struct {
 	caps     goimap.CapSet // nil: IMAP4rev1 alone (no UIDPLUS)
 	tls      *tls.Config   // with implicit: the listener speaks TLS; else STARTTLS is offered
 	implicit bool
+	fetches  *atomic.Int32 // counts FETCH commands, when set
+}
+
+// countingSession counts the FETCH commands of a session.
+type countingSession struct {
+	imapserver.Session
+	fetches *atomic.Int32
+}
+
+func (s countingSession) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options *goimap.FetchOptions) error {
+	s.fetches.Add(1)
+	return s.Session.Fetch(w, numSet, options)
 }
 
 func newRemote(t *testing.T, o remoteOptions) *remote {
@@ -52,6 +64,9 @@ func newRemote(t *testing.T, o remoteOptions) *remote {
 	mem.AddUser(user)
 	opts := &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			if o.fetches != nil {
+				return countingSession{Session: mem.NewSession(), fetches: o.fetches}, nil, nil
+			}
 			return mem.NewSession(), nil, nil
 		},
 		Caps: o.caps, InsecureAuth: true, Logger: log.New(io.Discard, "", 0),

@@ -1,12 +1,14 @@
 package connected
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -74,54 +76,111 @@ func (p *pull) run(ctx context.Context, sel *goimap.SelectData) (int, error) {
 	} else {
 		p.durable = saved
 	}
-	uids, err := p.newUIDs(st.LastUID, sel.NumMessages)
+	msgs, err := p.newMessages(st.LastUID, sel.NumMessages)
 	if err != nil {
 		return 0, err
 	}
-	if saved.UIDValidity != 0 && saved.UIDValidity != sel.UIDValidity && len(uids) > 0 {
-		st.Rematch = uids[len(uids)-1]
+	if saved.UIDValidity != 0 && saved.UIDValidity != sel.UIDValidity && len(msgs) > 0 {
+		st.Rematch = msgs[len(msgs)-1].uid
 		p.log.Info("remote UIDVALIDITY changed: matching its messages with those filed before",
-			"old", saved.UIDValidity, "new", sel.UIDValidity, "messages", len(uids))
+			"old", saved.UIDValidity, "new", sel.UIDValidity, "messages", len(msgs))
 	}
 	unsaved := st != saved
 	filed := 0
-	for _, uid := range uids {
-		next := st
-		next.LastUID = uid
-		ok, err := p.file(ctx, next)
+	for _, batch := range batches(msgs) {
+		fetched, err := p.fetch(batch)
 		if err != nil {
 			return filed, p.saveAfter(ctx, st, unsaved, err)
 		}
-		st = next
-		if !ok {
-			unsaved = true
-			continue
+		for _, m := range batch {
+			next := st
+			next.LastUID = m.uid
+			// A message that vanished from the remote meanwhile is passed over.
+			ok := false
+			if fm, present := fetched[m.uid]; present {
+				ok, err = p.file(ctx, next, fm)
+			}
+			if err != nil {
+				return filed, p.saveAfter(ctx, st, unsaved, err)
+			}
+			st = next
+			if !ok {
+				unsaved = true
+				continue
+			}
+			p.durable, unsaved = st, false
+			filed++
 		}
-		p.durable, unsaved = st, false
-		filed++
 	}
 	return filed, p.saveAfter(ctx, st, unsaved, nil)
 }
 
-// file fetches one remote message and files it with progress st. It
-// passes over (false) a message below the rematch bound that was filed
-// before, and one that has vanished from the remote meanwhile.
-func (p *pull) file(ctx context.Context, st store.RemoteState) (bool, error) {
+// remoteMessage is a remote message not filed yet, as listed.
+type remoteMessage struct {
+	uid  uint32
+	size int64
+}
+
+// fetchedMessage is a remote message's text and internal date.
+type fetchedMessage struct {
+	body []byte
+	date time.Time
+}
+
+// A batch is what one FETCH asks for: the round trips of a first sync of a
+// large folder are per batch, its memory is one batch's bodies.
+const (
+	maxBatch      = 64
+	maxBatchBytes = 16 << 20
+)
+
+// batches cuts msgs into batches of at most maxBatch messages and
+// maxBatchBytes bytes; a larger message is a batch of its own.
+func batches(msgs []remoteMessage) [][]remoteMessage {
+	var out [][]remoteMessage
+	start, bytes := 0, int64(0)
+	for i, m := range msgs {
+		if i > start && (i-start == maxBatch || bytes+m.size > maxBatchBytes) {
+			out = append(out, msgs[start:i])
+			start, bytes = i, 0
+		}
+		bytes += m.size
+	}
+	if start < len(msgs) {
+		out = append(out, msgs[start:])
+	}
+	return out
+}
+
+// fetch reads the bodies of a batch, by UID. A message that has vanished
+// from the remote meanwhile is missing from the result.
+func (p *pull) fetch(batch []remoteMessage) (map[uint32]fetchedMessage, error) {
+	var set goimap.UIDSet
+	for _, m := range batch {
+		set.AddNum(goimap.UID(m.uid))
+	}
 	section := &goimap.FetchItemBodySection{Peek: true}
-	msgs, err := p.c.Fetch(goimap.UIDSetNum(goimap.UID(st.LastUID)), &goimap.FetchOptions{
+	msgs, err := p.c.Fetch(set, &goimap.FetchOptions{
 		UID: true, InternalDate: true, BodySection: []*goimap.FetchItemBodySection{section},
 	}).Collect()
 	if err != nil {
-		return false, fmt.Errorf("fetch uid %d: %w", st.LastUID, err)
+		return nil, fmt.Errorf("fetch uids %v: %w", set, err)
 	}
-	i := slices.IndexFunc(msgs, func(m *imapclient.FetchMessageBuffer) bool { return uint32(m.UID) == st.LastUID })
-	if i < 0 {
-		return false, nil
+	out := make(map[uint32]fetchedMessage, len(msgs))
+	for _, m := range msgs {
+		body := m.FindBodySection(section)
+		if body == nil {
+			return nil, fmt.Errorf("fetch uid %d: the server sent no body", m.UID)
+		}
+		out[uint32(m.UID)] = fetchedMessage{body: body, date: m.InternalDate}
 	}
-	body := msgs[i].FindBodySection(section)
-	if body == nil {
-		return false, fmt.Errorf("fetch uid %d: the server sent no body", st.LastUID)
-	}
+	return out, nil
+}
+
+// file files one fetched remote message with progress st. It passes over
+// (false) a message below the rematch bound that was filed before.
+func (p *pull) file(ctx context.Context, st store.RemoteState, m fetchedMessage) (bool, error) {
+	body := m.body
 	digest := sha256.Sum256(body)
 	if st.LastUID <= st.Rematch {
 		known, err := p.r.opts.Store.RemoteFiled(ctx, p.key, digest[:])
@@ -129,9 +188,9 @@ func (p *pull) file(ctx context.Context, st store.RemoteState) (bool, error) {
 			return false, err
 		}
 	}
-	err = p.r.opts.Filer.FileRemote(ctx, &delivery.RemoteMessage{
+	err := p.r.opts.Filer.FileRemote(ctx, &delivery.RemoteMessage{
 		Mailbox: p.a.Mailbox, Folder: p.a.Into, SpecialUse: p.a.IntoSpecialUse, Host: p.a.Host,
-		Body: body, Date: msgs[i].InternalDate, Progress: p.key, State: st, Digest: digest[:],
+		Body: body, Date: m.date, Progress: p.key, State: st, Digest: digest[:],
 	})
 	return err == nil, err
 }
@@ -149,25 +208,26 @@ func (p *pull) saveAfter(ctx context.Context, st store.RemoteState, unsaved bool
 	return err
 }
 
-// newUIDs lists the remote UIDs above last, in ascending order.
-func (p *pull) newUIDs(last, exists uint32) ([]uint32, error) {
+// newMessages lists the remote messages above UID last, in ascending UID
+// order, with their sizes.
+func (p *pull) newMessages(last, exists uint32) ([]remoteMessage, error) {
 	if exists == 0 {
 		return nil, nil
 	}
 	// "last+1:*" always includes the highest UID, even when it is not
 	// above last: filter.
-	msgs, err := p.c.Fetch(goimap.UIDSet{{Start: goimap.UID(last + 1), Stop: 0}}, &goimap.FetchOptions{UID: true}).Collect()
+	msgs, err := p.c.Fetch(goimap.UIDSet{{Start: goimap.UID(last + 1), Stop: 0}}, &goimap.FetchOptions{UID: true, RFC822Size: true}).Collect()
 	if err != nil {
 		return nil, fmt.Errorf("list uids: %w", err)
 	}
-	var uids []uint32
+	var out []remoteMessage
 	for _, m := range msgs {
 		if uint32(m.UID) > last {
-			uids = append(uids, uint32(m.UID))
+			out = append(out, remoteMessage{uid: uint32(m.UID), size: m.RFC822Size})
 		}
 	}
-	slices.Sort(uids)
-	return slices.Compact(uids), nil
+	slices.SortFunc(out, func(a, b remoteMessage) int { return cmp.Compare(a.uid, b.uid) })
+	return slices.CompactFunc(out, func(a, b remoteMessage) bool { return a.uid == b.uid }), nil
 }
 
 // deleteFiled deletes the remote copies of the messages the store holds:
