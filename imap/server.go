@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -221,6 +222,14 @@ func (s *Server) track(sess *session, on bool) {
 // slogPrintf bridges go-imap's logger to slog.
 type slogPrintf struct{ log *slog.Logger }
 
+// Printf logs at WARN, except a connection the client or shutdown closed
+// under a command, which is routine.
 func (l slogPrintf) Printf(format string, args ...any) {
-	l.log.Warn("imap server", "msg", fmt.Sprintf(format, args...))
+	level := slog.LevelWarn
+	for _, a := range args {
+		if err, ok := a.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+			level = slog.LevelDebug
+		}
+	}
+	l.log.Log(context.Background(), level, "imap server", "msg", fmt.Sprintf(format, args...))
 }

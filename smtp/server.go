@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -219,8 +220,16 @@ func (s *Server) untrack(sess *session) {
 // printfLogger bridges go-smtp's logger to slog.
 type printfLogger struct{ log *slog.Logger }
 
+// Printf logs at WARN, except a connection the client reset or closed,
+// which is routine.
 func (l printfLogger) Printf(format string, v ...any) {
-	l.log.Warn("smtp server", "msg", fmt.Sprintf(format, v...))
+	level := slog.LevelWarn
+	for _, a := range v {
+		if err, ok := a.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+			level = slog.LevelDebug
+		}
+	}
+	l.log.Log(context.Background(), level, "smtp server", "msg", fmt.Sprintf(format, v...))
 }
 
 func (l printfLogger) Println(v ...any) {

@@ -3,6 +3,10 @@ package smtp
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -69,5 +73,18 @@ func TestLoginMechanism(t *testing.T) {
 	}
 	if _, _, err := s.Next([]byte("wrong")); err == nil {
 		t.Fatal("wrong password accepted")
+	}
+}
+
+// TestServerLogLevels: a client resetting or closing its connection is
+// routine (DEBUG); anything else go-smtp reports is a WARN.
+func TestServerLogLevels(t *testing.T) {
+	var buf bytes.Buffer
+	l := printfLogger{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l.Printf("error handling %v: %v", "127.0.0.1:1", fmt.Errorf("read tcp: %w", syscall.ECONNRESET))
+	l.Printf("error handling %v: %v", "127.0.0.1:1", errors.New("something else"))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=DEBUG") || !strings.Contains(lines[1], "level=WARN") {
+		t.Fatalf("log:\n%s", buf.String())
 	}
 }
