@@ -68,6 +68,16 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\n", mb.ID, strings.Join(dir.SendAs(mb.ID), ", "), strings.Join(reach, ", "))
 	}
+	if accounts := connectedAccounts(cfg); len(accounts) > 0 {
+		fmt.Fprintln(w, "\nCONNECTED\tREMOTE\tFOLDER\tINTO\tEVERY")
+		for _, a := range accounts {
+			into := a.Into
+			if a.DeleteRemote {
+				into += ", remote copy deleted"
+			}
+			fmt.Fprintf(w, "%s\t%s at %s (%s)\t%s\t%s\t%s\n", a.Mailbox, a.Username, a.Host, a.Security, a.Folder, into, a.Interval)
+		}
+	}
 	w.Flush()
 	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -20,6 +21,21 @@ func TestCheckCommand(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out.String())
 		}
+	}
+	withAccount := filepath.Join(t.TempDir(), "connected.toml")
+	os.WriteFile(withAccount, []byte(baseConfig+`
+[[user.anna.connected]]
+host = "imap.example.org:993"
+username = "anna@example.org"
+password = "app-password"
+delete_remote = true
+`), 0o600)
+	out.Reset()
+	if code := run([]string{"check", "-config", withAccount}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("check with a connected account: exit %d\n%s", code, errOut.String())
+	}
+	if !regexp.MustCompile(`anna +anna@example.org at imap.example.org:993 \(tls\) +INBOX +INBOX, remote copy deleted +5m0s`).MatchString(out.String()) {
+		t.Errorf("check does not list the connected account:\n%s", out.String())
 	}
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte(strings.Replace(baseConfig, `aliases  = ["support@contoso.test"]`, `aliases  = ["bo@contoso.test"]`, 1)), 0o600)
