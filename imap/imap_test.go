@@ -415,3 +415,39 @@ func TestCopyMoveStatusAndCapabilities(t *testing.T) {
 		t.Fatalf("LIST-STATUS counts %v", counts)
 	}
 }
+
+// TestFlagsListKeywords: SELECT's FLAGS and PERMANENTFLAGS name the
+// keywords already used in the folder, for clients that build their list
+// of tags from them.
+func TestFlagsListKeywords(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	ts.deliver(t, "anna", "Subject: one\n\nx\n")
+	ts.deliver(t, "anna", "Subject: two\n\nx\n")
+	anna := ts.login(t, "anna")
+	sel, err := anna.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(sel.Flags, "$Important") {
+		t.Fatalf("FLAGS before any keyword: %v", sel.Flags)
+	}
+	if err := anna.Store(goimap.SeqSetNum(2), &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Silent: true, Flags: []goimap.Flag{"$Important", "Old"}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := anna.Unselect().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sel, err = anna.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []goimap.Flag{goimap.FlagSeen, goimap.FlagDraft, "$Important", "Old"} {
+		if !slices.Contains(sel.Flags, want) || !slices.Contains(sel.PermanentFlags, want) {
+			t.Errorf("FLAGS %v / PERMANENTFLAGS %v lack %s", sel.Flags, sel.PermanentFlags, want)
+		}
+	}
+	if !slices.Contains(sel.PermanentFlags, goimap.FlagWildcard) {
+		t.Errorf("PERMANENTFLAGS %v lack \\*", sel.PermanentFlags)
+	}
+}

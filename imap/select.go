@@ -63,14 +63,15 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 	s.selected = sel
 	s.mu.Unlock()
 
+	flags := slices.Concat(systemFlags, toIMAPFlags(view.Keywords))
 	data := &goimap.SelectData{
-		Flags:       systemFlags,
+		Flags:       flags,
 		NumMessages: n,
 		UIDNext:     goimap.UID(view.Info.UIDNext),
 		UIDValidity: view.Info.UIDValidity,
 	}
 	if !options.ReadOnly && !loc.mailbox.ReadOnly {
-		data.PermanentFlags = append(slices.Clone(systemFlags), goimap.FlagWildcard)
+		data.PermanentFlags = append(slices.Clone(flags), goimap.FlagWildcard)
 	} else if loc.mailbox.ReadOnly && loc.mailbox.SeenPerUser && !options.ReadOnly {
 		data.PermanentFlags = []goimap.Flag{goimap.FlagSeen}
 	}

@@ -174,6 +174,26 @@ func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
 	return nil
 }
 
+// keywordsOf returns a stored message's keywords without decoding the
+// rest of the record; most messages have none, and cost one byte's look.
+func keywordsOf(data []byte) []string {
+	if len(data) < 52 || data[0] != messageRecordVersion || data[51] == 0 {
+		return nil
+	}
+	r := reader{b: data[51:]}
+	nk := r.uvarint()
+	if nk > 1000 {
+		return nil
+	}
+	out := make([]string, 0, nk)
+	for range nk {
+		if k := r.bytes(); r.err == nil {
+			out = append(out, string(k))
+		}
+	}
+	return out
+}
+
 // folderRecord is a folder's state.
 type folderRecord struct {
 	name        string

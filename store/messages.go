@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,7 +46,14 @@ type FolderView struct {
 	// FirstUnseen the UID of the first of them (0 when none).
 	Unseen      uint32
 	FirstUnseen UID
+	// Keywords are the keywords set on the folder's messages, sorted, at
+	// most MaxFolderKeywords of them: what IMAP's FLAGS response lists.
+	Keywords []string
 }
+
+// MaxFolderKeywords bounds FolderView.Keywords, so a folder whose messages
+// carry thousands of distinct keywords does not make a FLAGS line to match.
+const MaxFolderKeywords = 100
 
 // Select returns a folder's UIDs and state. With claimRecent, messages that
 // no session has yet been shown become \Recent for this one (IMAP4rev1).
@@ -80,9 +89,15 @@ func (s *Store) Select(ctx context.Context, acc Access, name string, claimRecent
 		view.UIDs = make([]UID, 0, f.messages)
 		c := a.messages(id).Cursor()
 		var rec messageRecord
+		keywords := make(map[string]bool)
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			uid := binary.BigEndian.Uint32(k)
 			view.UIDs = append(view.UIDs, uid)
+			for _, kw := range keywordsOf(v) {
+				if len(keywords) < MaxFolderKeywords {
+					keywords[kw] = true
+				}
+			}
 			if !acc.SeenPerUser {
 				continue
 			}
@@ -103,6 +118,7 @@ func (s *Store) Select(ctx context.Context, acc Access, name string, claimRecent
 			}
 		}
 		view.Info.Unseen = view.Unseen
+		view.Keywords = slices.Sorted(maps.Keys(keywords))
 		return nil
 	})
 	return view, err

@@ -426,3 +426,32 @@ func TestRemoteProgressAndDigests(t *testing.T) {
 		t.Fatalf("saved progress %+v", st)
 	}
 }
+
+// TestSelectKeywords: Select lists the keywords on the folder's messages,
+// sorted and bounded.
+func TestSelectKeywords(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := context.Background()
+	for i := range 3 {
+		deliver(t, s, msg(fmt.Sprint(i)), "anna")
+	}
+	acc := Access{Account: "anna", Viewer: "anna"}
+	view, err := s.Select(ctx, acc, "INBOX", false)
+	if err != nil || len(view.Keywords) != 0 {
+		t.Fatalf("keywords of a fresh folder %v %v", view.Keywords, err)
+	}
+	s.StoreFlags(ctx, acc, view.Info.ID, []UID{1}, FlagsAdd, []string{"zeta", FlagSeen})
+	s.StoreFlags(ctx, acc, view.Info.ID, []UID{3}, FlagsAdd, []string{"$Label1", "zeta"})
+	if view, _ = s.Select(ctx, acc, "INBOX", false); !slices.Equal(view.Keywords, []string{"$Label1", "zeta"}) {
+		t.Fatalf("keywords %v", view.Keywords)
+	}
+	var many []string
+	for i := range MaxFolderKeywords + 20 {
+		many = append(many, fmt.Sprintf("k%03d", i))
+	}
+	s.StoreFlags(ctx, acc, view.Info.ID, []UID{2}, FlagsAdd, many)
+	if view, _ = s.Select(ctx, acc, "INBOX", false); len(view.Keywords) != MaxFolderKeywords {
+		t.Fatalf("%d keywords listed, want the bound %d", len(view.Keywords), MaxFolderKeywords)
+	}
+}
