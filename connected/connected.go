@@ -11,11 +11,13 @@
 //   - Progress is kept per local mailbox, host, user name and remote
 //     folder: changing any of these starts afresh. The first round files
 //     every message the remote folder holds, not only later arrivals.
-//   - When the remote folder's UIDVALIDITY changes, its UIDs mean nothing
-//     any more. The messages present at that moment are matched by content
-//     (SHA-256 of the bytes as fetched) against those filed before, and only
-//     the unknown ones are filed; later arrivals are filed as usual.
-//     Byte-identical copies count as one message there.
+//   - Every message is checked by content (SHA-256 of the bytes as
+//     fetched) against what the account filed before. When the remote
+//     folder's UIDVALIDITY changes its UIDs mean nothing any more and it is
+//     read from the start: its old messages, whether present at once or
+//     copied back later, are passed over, only new ones are filed. The
+//     price: a byte-identical copy of a message filed before is not filed
+//     again.
 //   - The remote copy is read with BODY.PEEK in a read-only EXAMINE, so its
 //     flags stay as they were. With delete_remote the folder is selected
 //     read-write and, at the end of each round, every remote message up to

@@ -80,9 +80,8 @@ func (p *pull) run(ctx context.Context, sel *goimap.SelectData) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if saved.UIDValidity != 0 && saved.UIDValidity != sel.UIDValidity && len(msgs) > 0 {
-		st.Rematch = msgs[len(msgs)-1].uid
-		p.log.Info("remote UIDVALIDITY changed: matching its messages with those filed before",
+	if saved.UIDValidity != 0 && saved.UIDValidity != sel.UIDValidity {
+		p.log.Info("remote UIDVALIDITY changed: reading the folder again, passing over what was filed before",
 			"old", saved.UIDValidity, "new", sel.UIDValidity, "messages", len(msgs))
 	}
 	unsaved := st != saved
@@ -178,17 +177,17 @@ func (p *pull) fetch(batch []remoteMessage) (map[uint32]fetchedMessage, error) {
 }
 
 // file files one fetched remote message with progress st. It passes over
-// (false) a message below the rematch bound that was filed before.
+// (false) a message this account filed before: every message is checked by
+// content, because a remote folder recreated under a new UIDVALIDITY may
+// get its old messages back at any time, not only when it is first seen.
 func (p *pull) file(ctx context.Context, st store.RemoteState, m fetchedMessage) (bool, error) {
 	body := m.body
 	digest := sha256.Sum256(body)
-	if st.LastUID <= st.Rematch {
-		known, err := p.r.opts.Store.RemoteFiled(ctx, p.key, digest[:])
-		if err != nil || known {
-			return false, err
-		}
+	known, err := p.r.opts.Store.RemoteFiled(ctx, p.key, digest[:])
+	if err != nil || known {
+		return false, err
 	}
-	err := p.r.opts.Filer.FileRemote(ctx, &delivery.RemoteMessage{
+	err = p.r.opts.Filer.FileRemote(ctx, &delivery.RemoteMessage{
 		Mailbox: p.a.Mailbox, Folder: p.a.Into, SpecialUse: p.a.IntoSpecialUse, Host: p.a.Host,
 		Body: body, Date: m.date, Progress: p.key, State: st, Digest: digest[:],
 	})

@@ -34,12 +34,10 @@ func (s *Store) NoteAutoReply(ctx context.Context, accountID, sender, textKey st
 
 // RemoteState is how far a connected account has been read: the remote
 // folder's UIDVALIDITY and the highest remote UID passed (filed, or found
-// filed before). After the folder's UIDVALIDITY changed, the caller checks
-// remote UIDs up to Rematch against the digests of what it filed before.
+// filed before).
 type RemoteState struct {
 	UIDValidity uint32
 	LastUID     uint32
-	Rematch     uint32
 }
 
 // RemoteProgress returns the saved state of a connected account, keyed by
@@ -47,10 +45,11 @@ type RemoteState struct {
 func (s *Store) RemoteProgress(ctx context.Context, key string) (RemoteState, error) {
 	var st RemoteState
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketRemote).Get([]byte(key)); len(v) == 12 {
+		// Records of 12 bytes were written by an earlier version, with a
+		// third field since dropped.
+		if v := tx.Bucket(bucketRemote).Get([]byte(key)); len(v) >= 8 {
 			st.UIDValidity = binary.BigEndian.Uint32(v)
 			st.LastUID = binary.BigEndian.Uint32(v[4:])
-			st.Rematch = binary.BigEndian.Uint32(v[8:])
 		}
 		return nil
 	})
@@ -61,8 +60,8 @@ func (s *Store) RemoteProgress(ctx context.Context, key string) (RemoteState, er
 // advances its saved state in the same commit, so each remote message is
 // filed exactly once across crashes and restarts. The same commit records
 // the message's digest (the caller's hash of the bytes as fetched), which
-// RemoteFiled answers: after the remote folder's UIDVALIDITY changes, the
-// caller recognises what it filed before by content.
+// RemoteFiled answers: the caller recognises what it filed before by
+// content, also when the remote folder was recreated.
 //
 // A target over quota refuses the whole delivery with ErrQuota: nothing is
 // filed and the state does not advance, so the message is tried again.
@@ -102,7 +101,7 @@ func (s *Store) SaveRemoteProgress(ctx context.Context, key string, st RemoteSta
 }
 
 func putRemoteState(tx *bolt.Tx, key string, st RemoteState) error {
-	v := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(u32(st.UIDValidity), st.LastUID), st.Rematch)
+	v := binary.BigEndian.AppendUint32(u32(st.UIDValidity), st.LastUID)
 	return tx.Bucket(bucketRemote).Put([]byte(key), v)
 }
 

@@ -388,10 +388,10 @@ func TestRemoteProgressAndDigests(t *testing.T) {
 		t.Fatalf("fresh progress %+v %v", st, err)
 	}
 	d := &Delivery{Body: msg("pulled"), Targets: []Target{{Account: "anna", Folder: "INBOX", Quota: 10000}}}
-	if _, err := s.DeliverRemote(ctx, key, RemoteState{UIDValidity: 7, LastUID: 3, Rematch: 9}, digest, d); err != nil {
+	if _, err := s.DeliverRemote(ctx, key, RemoteState{UIDValidity: 7, LastUID: 3}, digest, d); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{7, 3, 9}) {
+	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{7, 3}) {
 		t.Fatalf("progress %+v", st)
 	}
 	if filed, err := s.RemoteFiled(ctx, key, digest); err != nil || !filed {
@@ -406,10 +406,10 @@ func TestRemoteProgressAndDigests(t *testing.T) {
 
 	// Over quota nothing is filed and the state stays where it was.
 	d = &Delivery{Body: make([]byte, 20000), Targets: []Target{{Account: "anna", Folder: "INBOX", Quota: 10000}}}
-	if _, err := s.DeliverRemote(ctx, key, RemoteState{UIDValidity: 7, LastUID: 4, Rematch: 9}, []byte("ffffffffffffffffffffffffffffffff"), d); !errors.Is(err, ErrQuota) {
+	if _, err := s.DeliverRemote(ctx, key, RemoteState{UIDValidity: 7, LastUID: 4}, []byte("ffffffffffffffffffffffffffffffff"), d); !errors.Is(err, ErrQuota) {
 		t.Fatalf("over quota: %v", err)
 	}
-	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{7, 3, 9}) {
+	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{7, 3}) {
 		t.Fatalf("progress after refusal %+v", st)
 	}
 	if f, _ := s.Folder(ctx, "anna", "INBOX"); f.Messages != 1 {
@@ -422,7 +422,7 @@ func TestRemoteProgressAndDigests(t *testing.T) {
 	if err := s.SaveRemoteProgress(ctx, key, RemoteState{UIDValidity: 8, LastUID: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{8, 1, 0}) {
+	if st, _ := s.RemoteProgress(ctx, key); st != (RemoteState{8, 1}) {
 		t.Fatalf("saved progress %+v", st)
 	}
 }
