@@ -20,6 +20,11 @@ func (a *Agent) Submit(ctx context.Context, from string, to []string, msg []byte
 	dir := a.opts.Directory()
 	var local, remote []string
 	for _, rcpt := range to {
+		// A bounce of forwarded mail is addressed to the SRS envelope
+		// sender the forward went out with: it goes to the original one.
+		if orig, ok := a.ReverseSRS(rcpt); ok {
+			rcpt = orig
+		}
 		if _, ok := dir.Resolve(rcpt); ok {
 			local = append(local, rcpt)
 		} else if !dir.IsLocalDomain(domainOf(rcpt)) {

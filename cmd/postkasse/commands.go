@@ -18,6 +18,8 @@ import (
 	"postkasse.dev/postkasse/dkim"
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
+	"postkasse.dev/postkasse/srs"
+	"postkasse.dev/postkasse/store"
 )
 
 // loadDirectory reads the file named by -config and builds the directory.
@@ -84,7 +86,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 
 // cmdResolve shows where mail to an address goes.
 func cmdResolve(args []string, stdout, stderr io.Writer) int {
-	_, dir, rest, code := loadDirectory("resolve", args, stderr)
+	cfg, dir, rest, code := loadDirectory("resolve", args, stderr)
 	if code != 0 {
 		return code
 	}
@@ -92,8 +94,26 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: postkasse resolve [-config FILE] ADDRESS")
 		return 2
 	}
+	if srs.IsSRS(rest[0]) {
+		explainSRS(stdout, cfg, rest[0])
+		return 0
+	}
 	fmt.Fprint(stdout, dir.Explain(rest[0], time.Now()))
 	return 0
+}
+
+// explainSRS tells where mail to an SRS address goes: back to the original
+// sender, when it is one of this server's and still valid.
+func explainSRS(w io.Writer, cfg *config.Config, addr string) {
+	secret, err := os.ReadFile(filepath.Join(cfg.DataDir, "srs.key"))
+	if err == nil {
+		var orig string
+		if orig, err = srs.New(secret, cfg.Domains[0]).Reverse(addr, time.Now()); err == nil {
+			fmt.Fprintf(w, "%s: SRS address of forwarded mail; mail to it (a bounce) goes back to %s\n", addr, orig)
+			return
+		}
+	}
+	fmt.Fprintf(w, "%s: SRS address, but not a valid one of this server (%v); refused with 550 5.1.1\n", addr, err)
 }
 
 // cmdPasswd reads a password and prints its hash. On a terminal it asks
@@ -179,9 +199,13 @@ func printQueue(w io.Writer, ans controlAnswer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tFROM\tRECIPIENTS\tATTEMPTS\tNEXT TRY\tLAST ERROR")
 	for _, m := range ans.Messages {
+		// Only the recipients still waiting: the others are delivered or
+		// have failed (and bounced) already.
 		var rcpts []string
 		for _, r := range m.Recipients {
-			rcpts = append(rcpts, r.Address)
+			if r.State == store.RecipientPending {
+				rcpts = append(rcpts, r.Address)
+			}
 		}
 		from := m.From
 		if from == "" {

@@ -7,8 +7,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"postkasse.dev/postkasse/password"
+	"postkasse.dev/postkasse/srs"
+	"postkasse.dev/postkasse/store"
 )
 
 func TestCheckCommand(t *testing.T) {
@@ -65,6 +68,28 @@ func TestResolveCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "anna@contoso.test") {
 		t.Errorf("resolve of an alias:\n%s", out.String())
 	}
+
+	// An SRS address of this server goes back to the original sender.
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	os.Mkdir(data, 0o700)
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	os.WriteFile(filepath.Join(data, "srs.key"), secret, 0o600)
+	cfgPath := filepath.Join(dir, "config.toml")
+	os.WriteFile(cfgPath, []byte(strings.ReplaceAll(baseConfig, "DATA", data)), 0o600)
+	addr, err := srs.New(secret, "contoso.test").Forward("client@example.org", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ addr, want string }{
+		{addr, "goes back to client@example.org"},
+		{"SRS0=xxxx=AB=example.org=client@contoso.test", "not a valid one of this server"},
+	} {
+		out.Reset()
+		if code := run([]string{"resolve", "-config", cfgPath, tc.addr}, nil, &out, &errOut); code != 0 || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("resolve %s: exit %d\n%s", tc.addr, code, out.String())
+		}
+	}
 }
 
 func TestPasswdCommand(t *testing.T) {
@@ -94,5 +119,23 @@ func TestDKIMKeygenCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(key); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQueueListShowsWaitingRecipients: `queue list` names only the
+// recipients still waiting, not those already delivered or failed.
+func TestQueueListShowsWaitingRecipients(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	printQueue(&out, controlAnswer{Messages: []store.QueuedMessage{{
+		ID: 7, From: "anna@contoso.test", Attempts: 2,
+		Recipients: []store.QueuedRecipient{
+			{Address: "done@fabrikam.example", State: store.RecipientDelivered},
+			{Address: "wait@fabrikam.example", State: store.RecipientPending},
+			{Address: "gone@fabrikam.example", State: store.RecipientFailed},
+		},
+	}}})
+	if !strings.Contains(out.String(), "wait@fabrikam.example") || strings.Contains(out.String(), "done@") || strings.Contains(out.String(), "gone@") {
+		t.Fatalf("queue list:\n%s", out.String())
 	}
 }

@@ -25,6 +25,13 @@ password = "` + annaHash + `"
 to = ["dora@home.example"]
 keep_copy = true
 
+[user.erin]
+address  = "erin@contoso.test"
+password = "` + annaHash + `"
+
+[user.erin.forward]
+to = ["reject-erin@home.example"]
+
 [user.bo.auto_reply]
 enabled  = true
 internal = "Away (internal text)"
@@ -141,6 +148,24 @@ func TestForwarding(t *testing.T) {
 	bounce := sk.wait(t, 2)[1]
 	if bounce.To[0] != "client@example.org" || bounce.From != "" {
 		t.Fatalf("SRS bounce went from %q to %v", bounce.From, bounce.To)
+	}
+}
+
+// TestForwardBounceReachesSender: when the far end refuses a forwarded
+// message, the bounce, addressed to the SRS envelope sender, reaches the
+// original sender.
+func TestForwardBounceReachesSender(t *testing.T) {
+	t.Parallel()
+	ts, sk := startRoutingServer(t)
+	if err := ts.send("client@example.org", []string{"erin@contoso.test"}, message("client@example.org", "erin@contoso.test", "for erin", "x")); err != nil {
+		t.Fatal(err)
+	}
+	dsn := sk.wait(t, 1)[0]
+	if dsn.From != "" || len(dsn.To) != 1 || dsn.To[0] != "client@example.org" {
+		t.Fatalf("bounce went from %q to %v", dsn.From, dsn.To)
+	}
+	if !strings.Contains(dsn.Data, "multipart/report") || !strings.Contains(dsn.Data, "reject-erin@home.example") {
+		t.Fatalf("bounce:\n%s", dsn.Data)
 	}
 }
 

@@ -174,7 +174,12 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			}
 			serve = srv.Serve
 		}
-		s.log.Info("listening", "service", name, "addr", ln.Addr().String(), "plaintext_auth", insecure)
+		if name == "smtp" {
+			// The MX port offers no AUTH at all.
+			s.log.Info("listening", "service", name, "addr", ln.Addr().String())
+		} else {
+			s.log.Info("listening", "service", name, "addr", ln.Addr().String(), "plaintext_auth", insecure)
+		}
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
