@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
+	"postkasse.dev/postkasse/config"
 )
 
 func TestReloadChangesMembersAndAliases(t *testing.T) {
@@ -99,5 +101,38 @@ func TestInvalidReloadKeepsServing(t *testing.T) {
 	data, _ := os.ReadFile(logs[0])
 	if !strings.Contains(string(data), "reload refused") || !strings.Contains(string(data), "user.broken") {
 		t.Fatalf("the refused reload was not logged with its errors:\n%s", data)
+	}
+}
+
+// TestRestartOnlySettings: a reload names the changed settings that only
+// a restart applies, and nothing for what it applies itself.
+func TestRestartOnlySettings(t *testing.T) {
+	t.Parallel()
+	base := func() *config.Config {
+		return &config.Config{
+			Hostname: "mail.contoso.test", DataDir: "/var/lib/postkasse", Domains: []string{"contoso.test"},
+			Listen: config.Listen{SMTP: ":25"}, Limits: config.Limits{MessageSize: 1 << 20, UserQuota: 1 << 30},
+		}
+	}
+	for _, tc := range []struct {
+		change func(c *config.Config)
+		want   []string
+	}{
+		{func(c *config.Config) {}, nil},
+		{func(c *config.Config) { c.Limits.UserQuota = 2 << 30 }, nil},                   // quotas are live
+		{func(c *config.Config) { c.Domains = append(c.Domains, "fabrikam.test") }, nil}, // so are added domains
+		{func(c *config.Config) { c.Listen.SMTP = ":2525" }, []string{"listen"}},
+		{func(c *config.Config) { c.Limits.MessageSize = 2 << 20 }, []string{"limits.message_size"}},
+		{func(c *config.Config) {
+			c.Hostname = "mx.contoso.test"
+			c.DKIM = []config.DKIM{{Domain: "contoso.test", Selector: "s", Key: "/k.pem"}}
+		}, []string{"hostname", "dkim"}},
+		{func(c *config.Config) { c.TLS.Cert, c.TLS.Key = "/c.pem", "/k.pem" }, []string{"tls (a certificate added or removed)"}},
+	} {
+		cfg := base()
+		tc.change(cfg)
+		if got := restartOnly(base(), cfg); !slices.Equal(got, tc.want) {
+			t.Errorf("restartOnly = %q, want %q", got, tc.want)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -249,9 +251,8 @@ func (s *server) reload(path string) error {
 	if err := s.loadCertificate(cfg); err != nil {
 		return err
 	}
-	old := s.cfg.Load()
-	if old.Listen != cfg.Listen || old.DataDir != cfg.DataDir || old.Hostname != cfg.Hostname || old.Outbound != cfg.Outbound {
-		s.log.Warn("listen, data_dir, hostname and outbound changes take effect at the next restart")
+	if later := restartOnly(s.cfg.Load(), cfg); len(later) > 0 {
+		s.log.Warn("changed settings take effect at the next restart", "settings", strings.Join(later, ", "))
 	}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
@@ -259,6 +260,33 @@ func (s *server) reload(path string) error {
 	s.pull.Set(connectedAccounts(cfg))
 	s.log.Info("configuration reloaded", "mailboxes", len(dir.Mailboxes()), "groups", len(dir.Groups()))
 	return nil
+}
+
+// restartOnly names the settings that differ between old and cfg and are
+// read only when the server starts: listeners, files, the outbound queue,
+// and what the protocol servers were built with. The rest (mailboxes,
+// groups, quotas, certificates, connected accounts) is reloaded live.
+func restartOnly(old, cfg *config.Config) []string {
+	var out []string
+	for _, c := range []struct {
+		name    string
+		changed bool
+	}{
+		{"listen", old.Listen != cfg.Listen},
+		{"data_dir", old.DataDir != cfg.DataDir},
+		{"hostname", old.Hostname != cfg.Hostname},
+		{"domains (the first one, which SRS addresses use)", old.Domains[0] != cfg.Domains[0]},
+		{"outbound", old.Outbound != cfg.Outbound},
+		{"dkim", !slices.Equal(old.DKIM, cfg.DKIM)},
+		{"limits.message_size", old.Limits.MessageSize != cfg.Limits.MessageSize},
+		{"tls.allow_insecure_auth", old.TLS.AllowInsecureAuth != cfg.TLS.AllowInsecureAuth},
+		{"tls (a certificate added or removed)", (old.TLS.Cert == "") != (cfg.TLS.Cert == "")},
+	} {
+		if c.changed {
+			out = append(out, c.name)
+		}
+	}
+	return out
 }
 
 // loadCertificate reads the TLS certificate, if any, for the next
