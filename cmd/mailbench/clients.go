@@ -1,10 +1,10 @@
 package main
 
 import (
+	"crypto/rand"
 	"fmt"
 
 	"strings"
-	"sync/atomic"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -12,14 +12,13 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 )
 
-var messageSeq atomic.Int64
-
-// testMessage makes a message of about size bytes with realistic headers.
+// testMessage makes a message of about size bytes with realistic headers
+// and a Message-ID of its own.
 func testMessage(from, to string, size int) []byte {
-	n := messageSeq.Add(1)
+	id := rand.Text()
 	var b strings.Builder
-	fmt.Fprintf(&b, "From: Bench <%s>\r\nTo: <%s>\r\nSubject: mailbench message %d\r\n", from, to, n)
-	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <bench-%d-%d@mailbench.invalid>\r\nMIME-Version: 1.0\r\n", time.Now().Format(time.RFC1123Z), time.Now().UnixNano(), n)
+	fmt.Fprintf(&b, "From: Bench <%s>\r\nTo: <%s>\r\nSubject: mailbench message %s\r\n", from, to, id[:8])
+	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <bench-%s@mailbench.invalid>\r\nMIME-Version: 1.0\r\n", time.Now().Format(time.RFC1123Z), id)
 	b.WriteString("Content-Type: text/plain; charset=us-ascii\r\nX-Mailbench: 1\r\n\r\n")
 	line := "The quick brown fox jumps over the lazy dog. 0123456789 abcdefghij\r\n"
 	for b.Len() < size {

@@ -39,47 +39,9 @@ func runSMTP(args []string) error {
 		c.Logout()
 	}
 	msg := testMessage(*from, rcpts[0], *size)
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		failures  int
-		next      int
-	)
 	deadline := time.Now().Add(*timeout)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range *conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := dialSMTP(*addr)
-			if err != nil {
-				mu.Lock()
-				failures++
-				mu.Unlock()
-				return
-			}
-			defer conn.close()
-			for time.Now().Before(deadline) {
-				mu.Lock()
-				if next >= *n {
-					mu.Unlock()
-					return
-				}
-				next++
-				mu.Unlock()
-				d, err := conn.send(*from, rcpts, msg)
-				mu.Lock()
-				if err != nil {
-					failures++
-				} else {
-					latencies = append(latencies, d)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	latencies, failures := sendAll(*addr, *from, rcpts, msg, *n, *conc, deadline)
 	accepted := time.Since(start)
 	rows := [][2]string{
 		{"messages accepted", fmt.Sprintf("%d of %d (%d failed)", len(latencies), *n, failures)},
@@ -99,6 +61,51 @@ func runSMTP(args []string) error {
 	}
 	report("smtp: concurrent delivery", rows)
 	return nil
+}
+
+// sendAll sends n copies of msg over conc connections until deadline and
+// returns the DATA reply latency of each accepted one and the failures.
+func sendAll(addr, from string, rcpts []string, msg []byte, n, conc int, deadline time.Time) ([]time.Duration, int) {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		failures  int
+		next      int
+	)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := dialSMTP(addr)
+			if err != nil {
+				mu.Lock()
+				failures++
+				mu.Unlock()
+				return
+			}
+			defer conn.close()
+			for time.Now().Before(deadline) {
+				mu.Lock()
+				if next >= n {
+					mu.Unlock()
+					return
+				}
+				next++
+				mu.Unlock()
+				d, err := conn.send(from, rcpts, msg)
+				mu.Lock()
+				if err != nil {
+					failures++
+				} else {
+					latencies = append(latencies, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return latencies, failures
 }
 
 // countLocal is how many copies of each message land in user's folder.
