@@ -138,11 +138,10 @@ func TestRestartFilesNothingTwice(t *testing.T) {
 	}
 }
 
-// TestUIDValidityChange: when the remote folder is recreated, the messages
-// in it are matched with those filed before by content: only the new ones
-// are filed.
-func TestUIDValidityChange(t *testing.T) {
-	t.Parallel()
+// filedThenRecreated files two messages, "old one" and "old two", then
+// recreates the remote folder empty: it has a new UIDVALIDITY.
+func filedThenRecreated(t *testing.T) (*remote, *local, Account) {
+	t.Helper()
 	rem := newRemote(t, remoteOptions{})
 	l := newLocal(t, 0)
 	a := account(rem)
@@ -152,6 +151,15 @@ func TestUIDValidityChange(t *testing.T) {
 		t.Fatalf("filed %d: %v", n, err)
 	}
 	rem.recreate(t)
+	return rem, l, a
+}
+
+// TestUIDValidityChange: when the remote folder is recreated, the messages
+// in it are matched with those filed before by content: only the new ones
+// are filed.
+func TestUIDValidityChange(t *testing.T) {
+	t.Parallel()
+	rem, l, a := filedThenRecreated(t)
 	rem.add(t, mail("old two"))
 	rem.add(t, mail("arrived meanwhile"))
 	rem.add(t, mail("old one"))
@@ -178,15 +186,7 @@ func TestUIDValidityChange(t *testing.T) {
 // round, then given its old messages back, files only the new one.
 func TestUIDValidityChangeInSteps(t *testing.T) {
 	t.Parallel()
-	rem := newRemote(t, remoteOptions{})
-	l := newLocal(t, 0)
-	a := account(rem)
-	rem.add(t, mail("old one"))
-	rem.add(t, mail("old two"))
-	if n, err := l.pullOnce(t, a); err != nil || n != 2 {
-		t.Fatalf("filed %d: %v", n, err)
-	}
-	rem.recreate(t)
+	rem, l, a := filedThenRecreated(t)
 	if n, err := l.pullOnce(t, a); err != nil || n != 0 {
 		t.Fatalf("empty recreated folder: filed %d: %v", n, err)
 	}
@@ -206,15 +206,7 @@ func TestUIDValidityChangeInSteps(t *testing.T) {
 // without filing a message twice.
 func TestUIDValidityChangeInterrupted(t *testing.T) {
 	t.Parallel()
-	rem := newRemote(t, remoteOptions{})
-	l := newLocal(t, 0)
-	a := account(rem)
-	rem.add(t, mail("old one"))
-	rem.add(t, mail("old two"))
-	if n, err := l.pullOnce(t, a); err != nil || n != 2 {
-		t.Fatalf("filed %d: %v", n, err)
-	}
-	rem.recreate(t)
+	rem, l, a := filedThenRecreated(t)
 	rem.add(t, mail("old one"))
 	rem.add(t, mail("new")+strings.Repeat("x", 5000))
 	rem.add(t, mail("old two"))

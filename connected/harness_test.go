@@ -11,7 +11,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"postkasse.dev/postkasse/delivery"
+	"postkasse.dev/postkasse/internal/syncbuf"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/store"
 )
@@ -123,12 +123,12 @@ type local struct {
 	store *store.Store
 	agent *delivery.Agent
 	dir   atomic.Pointer[policy.Directory]
-	logs  *lockedBuffer
+	logs  *syncbuf.Buffer
 }
 
 func newLocal(t *testing.T, quota int64) *local {
 	t.Helper()
-	l := &local{path: filepath.Join(t.TempDir(), "mail.db"), logs: &lockedBuffer{}}
+	l := &local{path: filepath.Join(t.TempDir(), "mail.db"), logs: &syncbuf.Buffer{}}
 	l.setQuota(t, quota)
 	l.open(t)
 	t.Cleanup(func() { l.close(t) })
@@ -258,21 +258,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

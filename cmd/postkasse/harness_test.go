@@ -16,6 +16,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"postkasse.dev/postkasse/config"
+	"postkasse.dev/postkasse/internal/syncbuf"
 )
 
 // The demo users' hashes (README passwords), so tests pay no bcrypt for
@@ -62,7 +63,7 @@ type testServer struct {
 	imap      string
 	subs      string // implicit TLS listeners, when [tls] is set
 	imaps     string
-	logs      *lockedBuffer
+	logs      *syncbuf.Buffer
 	stopped   bool
 	queuePort int
 }
@@ -78,7 +79,7 @@ func startServer(t testing.TB, extra string) *testServer {
 func startServerPort(t testing.TB, extra string, queuePort int) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	ts := &testServer{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.toml"), logs: &lockedBuffer{}, queuePort: queuePort}
+	ts := &testServer{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.toml"), logs: &syncbuf.Buffer{}, queuePort: queuePort}
 	ts.writeConfig(baseConfig + extra)
 	ts.start()
 	t.Cleanup(ts.stop)
