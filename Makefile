@@ -24,12 +24,21 @@ test: vet
 	$(GO) test -race -timeout 9m ./...
 
 # Short fuzzing pass over every fuzz target; FUZZTIME=1m make fuzz for longer.
+# Go 1.26's fuzz coordinator can end a run with a bare "context deadline
+# exceeded" just as -fuzztime runs out (golang/go#75804, fixed in 1.27):
+# such a run, with no failing input written, is reported and not counted.
 FUZZTIME ?= 20s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); rc=$$?; \
+	    echo "$$out" | grep -v '^fuzz: elapsed' | tail -5; \
+	    if [ $$rc -ne 0 ]; then \
+	      if echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written'; then \
+	        echo "  (deadline flake of the Go fuzz coordinator, golang/go#75804: not a finding)"; \
+	      else exit 1; fi; \
+	    fi; \
 	  done; \
 	done
 
