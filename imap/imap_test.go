@@ -237,6 +237,14 @@ func TestSharedNamespaceAndRights(t *testing.T) {
 			t.Errorf("reader %s: %v, want NO [NOPERM]", cmd, err)
 		}
 	}
+	// CLOSE removes nothing for a reader, and is no error (RFC 3501 6.4.2).
+	closer := ts.login(t, "carl")
+	if _, err := closer.Select("Shared/info@contoso.test/INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := closer.UnselectAndExpunge().Wait(); err != nil {
+		t.Errorf("reader CLOSE: %v", err)
+	}
 	// The reader's refused \Seen left the message unread for the team.
 	msgs, _ := anna.Select("Shared/info@contoso.test/INBOX", nil).Wait()
 	_ = msgs

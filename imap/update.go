@@ -70,6 +70,11 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) erro
 	if sel.examine {
 		return nil // CLOSE after EXAMINE expunges nothing
 	}
+	if acc.ReadOnly && uids == nil && isClosing(w) {
+		// RFC 3501 6.4.2: CLOSE of a mailbox selected read-only removes
+		// nothing and gives no error; a reader's EXPUNGE is still refused.
+		return nil
+	}
 	var list []store.UID
 	if uids != nil {
 		list = uidsOf(sel.resolve(*uids))
@@ -79,6 +84,12 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *goimap.UIDSet) erro
 	}
 	_, err = s.srv.opts.Store.Expunge(s.ctx, acc, sel.folderID, list)
 	return mapError(s.srv.log, err)
+}
+
+// isClosing tells CLOSE from EXPUNGE: go-imap expunges for CLOSE through
+// a writer without a connection, because CLOSE sends no EXPUNGE responses.
+func isClosing(w *imapserver.ExpungeWriter) bool {
+	return w == nil || *w == imapserver.ExpungeWriter{}
 }
 
 // Copy implements COPY and UID COPY.
