@@ -18,6 +18,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -78,6 +79,9 @@ type Options struct {
 	InsecureAuth bool
 	// AppendLimit is the largest message APPEND accepts, in bytes.
 	AppendLimit uint32
+	// AuthFailureDelay is how long a refused login waits before its NO,
+	// to slow down password guessing (as Dovecot's auth_failure_delay).
+	AuthFailureDelay time.Duration
 	// Debug, when set, receives a raw protocol trace (it includes
 	// credentials: for debugging only).
 	Debug io.Writer

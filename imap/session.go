@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -109,6 +110,19 @@ func (s *session) Unauthenticate() error {
 }
 
 func (s *session) login(username, password, target string) error {
+	err := s.tryLogin(username, password, target)
+	if err != nil && s.srv.opts.AuthFailureDelay > 0 {
+		select {
+		case <-time.After(s.srv.opts.AuthFailureDelay):
+		case <-s.ctx.Done():
+		}
+	}
+	return err
+}
+
+// tryLogin checks the credentials and, when they are good, opens the
+// session's home mailbox.
+func (s *session) tryLogin(username, password, target string) error {
 	log := s.srv.log.With("remote", s.remote(), "username", username)
 	user, err := s.srv.opts.Directory.Login(username, password)
 	if err != nil && target == "" {

@@ -63,8 +63,11 @@ type Options struct {
 	// InsecureAuth allows AUTH without TLS; the caller sets it only for
 	// loopback listeners.
 	InsecureAuth bool
-	Logger       *slog.Logger
-	Debug        io.Writer
+	// AuthFailureDelay is how long a refused AUTH waits before its 535,
+	// to slow down password guessing.
+	AuthFailureDelay time.Duration
+	Logger           *slog.Logger
+	Debug            io.Writer
 }
 
 // Server is one SMTP listener's server.

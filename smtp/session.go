@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -74,6 +75,12 @@ func (s *session) authenticate(username, password string) error {
 	id, err := s.srv.opts.Auth.Authenticate(username, password)
 	if err != nil {
 		s.log.Info("smtp login refused", "username", username, "reason", err.Error())
+		if d := s.srv.opts.AuthFailureDelay; d > 0 {
+			select {
+			case <-time.After(d):
+			case <-s.srv.ctx.Done():
+			}
+		}
 		if errors.Is(err, ErrSMTPDisabled) {
 			return errSMTPDisabled
 		}

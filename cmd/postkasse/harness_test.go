@@ -54,18 +54,18 @@ password = "` + carlHash + `"
 
 // testServer is the whole server in-process on loopback listeners.
 type testServer struct {
-	t         testing.TB
-	dir       string
-	cfgPath   string
-	srv       *server
-	smtp      string
-	sub       string
-	imap      string
-	subs      string // implicit TLS listeners, when [tls] is set
-	imaps     string
-	logs      *syncbuf.Buffer
-	stopped   bool
-	queuePort int
+	t       testing.TB
+	dir     string
+	cfgPath string
+	srv     *server
+	smtp    string
+	sub     string
+	imap    string
+	subs    string // implicit TLS listeners, when [tls] is set
+	imaps   string
+	logs    *syncbuf.Buffer
+	stopped bool
+	opts    serverOptions
 }
 
 // startServer writes the config (baseConfig + extra) and serves it.
@@ -78,8 +78,14 @@ func startServer(t testing.TB, extra string) *testServer {
 // instead of 25 (the port of the test's sink servers).
 func startServerPort(t testing.TB, extra string, queuePort int) *testServer {
 	t.Helper()
+	return startServerWith(t, extra, serverOptions{queuePort: queuePort})
+}
+
+// startServerWith is startServer with options that are not in the file.
+func startServerWith(t testing.TB, extra string, opts serverOptions) *testServer {
+	t.Helper()
 	dir := t.TempDir()
-	ts := &testServer{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.toml"), logs: &syncbuf.Buffer{}, queuePort: queuePort}
+	ts := &testServer{t: t, dir: dir, cfgPath: filepath.Join(dir, "config.toml"), logs: &syncbuf.Buffer{}, opts: opts}
 	ts.writeConfig(baseConfig + extra)
 	ts.start()
 	t.Cleanup(ts.stop)
@@ -101,7 +107,7 @@ func (ts *testServer) start() {
 		ts.t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := newServer(cfg, log, serverOptions{queuePort: ts.queuePort})
+	srv, err := newServer(cfg, log, ts.opts)
 	if err != nil {
 		ts.t.Fatal(err)
 	}

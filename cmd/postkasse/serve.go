@@ -19,6 +19,10 @@ import (
 // gracePeriod is how long SIGTERM waits for SMTP transactions in flight.
 const gracePeriod = 30 * time.Second
 
+// authFailureDelay holds back the answer to a refused login, as Dovecot
+// does by default, so guessing passwords over one connection is slow.
+const authFailureDelay = 2 * time.Second
+
 func cmdServe(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,7 +41,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "postkasse: %v\n", err)
 		return 1
 	}
-	srv, err := newServer(cfg, log, serverOptions{debug: *debug})
+	srv, err := newServer(cfg, log, serverOptions{debug: *debug, authFailureDelay: authFailureDelay})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -44,6 +44,8 @@ type server struct {
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
 
+	authFailureDelay time.Duration
+
 	queueDone chan struct{}
 	cancel    context.CancelFunc
 	serving   sync.WaitGroup
@@ -54,6 +56,8 @@ type server struct {
 type serverOptions struct {
 	queuePort int
 	debug     bool
+	// authFailureDelay holds back the answer to a refused login.
+	authFailureDelay time.Duration
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
@@ -65,7 +69,7 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}
-	s := &server{log: log, smtp: make(map[string]*smtp.Server)}
+	s := &server{log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
 	if err := s.loadCertificate(cfg); err != nil {
@@ -128,6 +132,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		Store: s.store, Directory: imapDirectory{s.accounts}, Logger: s.log.With("part", "imap"),
 		TLSConfig: s.tlsConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
 		AppendLimit: uint32(min(cfg.Limits.MessageSize, 1<<32-1)), Debug: debugWriter(opts.debug),
+		AuthFailureDelay: opts.authFailureDelay,
 	})
 	return err
 }
@@ -198,7 +203,8 @@ func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 	srv, err := smtp.New(smtp.Options{
 		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent, Quota: s.accounts,
 		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
-		TLSConfig: s.tlsConfig(), InsecureAuth: insecure, Logger: s.log.With("part", name),
+		TLSConfig: s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
+		Logger: s.log.With("part", name),
 	})
 	if err != nil {
 		return nil, err

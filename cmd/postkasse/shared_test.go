@@ -325,3 +325,34 @@ func TestUnknownUserLoginTakesAsLong(t *testing.T) {
 		t.Fatalf("unknown address refused in %v, wrong password in %v", unknown, wrong)
 	}
 }
+
+// TestRefusedLoginsWait: a refused login is answered only after the
+// failure delay, over IMAP and on submission; a good one is not held back.
+func TestRefusedLoginsWait(t *testing.T) {
+	t.Parallel()
+	const delay = 700 * time.Millisecond
+	ts := startServerWith(t, "", serverOptions{authFailureDelay: delay})
+	timed := func(f func() error) (time.Duration, error) {
+		start := time.Now()
+		err := f()
+		return time.Since(start), err
+	}
+	c, err := imapclient.DialInsecure(ts.imap, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bad, err := timed(func() error { return c.Login("anna@contoso.test", "wrong").Wait() })
+	if err == nil || bad < delay {
+		t.Errorf("IMAP wrong password answered after %v (%v), want at least %v", bad, err, delay)
+	}
+	// Both pay one bcrypt check; only the refusal waits on top of it.
+	if good, err := timed(func() error { return c.Login("anna@contoso.test", "anna-secret").Wait() }); err != nil || good >= bad {
+		t.Errorf("IMAP good password answered after %v (%v), the wrong one after %v", good, err, bad)
+	}
+	if d, err := timed(func() error {
+		return ts.submit("anna@contoso.test", "wrong", "anna@contoso.test", []string{"bo@contoso.test"}, "Subject: x\n\nx\n")
+	}); smtpCode(err) != "535 5.7.8" || d < delay {
+		t.Errorf("AUTH with a wrong password answered after %v (%v), want 535 after at least %v", d, err, delay)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	gosmtp "github.com/emersion/go-smtp"
 )
 
@@ -142,4 +143,21 @@ func hangUp(t *testing.T, addr string) {
 	}
 	io.WriteString(w, "Subject: never finished\r\n\r\nhalf")
 	// Closing the connection under the client, not the DATA writer: no dot.
+}
+
+// TestServeHoldsBackRefusedLogins: `postkasse serve` waits authFailureDelay
+// before refusing a login.
+func TestServeHoldsBackRefusedLogins(t *testing.T) {
+	t.Parallel()
+	cfgPath, smtpAddr, imapAddr, _ := childConfig(t)
+	startChild(t, cfgPath, smtpAddr)
+	c, err := imapclient.DialInsecure(imapAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if err := c.Login("anna@contoso.test", "wrong").Wait(); err == nil || time.Since(start) < authFailureDelay {
+		t.Fatalf("wrong password refused after %v (%v), want at least %v", time.Since(start), err, authFailureDelay)
+	}
 }
