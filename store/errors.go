@@ -19,4 +19,6 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrInvalid: the request makes no sense (empty name, bad argument).
 	ErrInvalid = errors.New("store: invalid request")
+	// ErrInUse: another process has the store open (a running server).
+	ErrInUse = errors.New("store: in use by another process")
 )

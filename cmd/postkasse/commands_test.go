@@ -139,3 +139,26 @@ func TestQueueListShowsWaitingRecipients(t *testing.T) {
 		t.Fatalf("queue list:\n%s", out.String())
 	}
 }
+
+// TestCompactCommand: compact refuses a store a server has open, and
+// shrinks it once the server stopped, keeping the mail.
+func TestCompactCommand(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "")
+	if err := ts.send("client@example.org", []string{"anna@contoso.test"}, message("client@example.org", "anna@contoso.test", "keep me", "x")); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"compact", "-config", ts.cfgPath}, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "stop the server first") {
+		t.Fatalf("compact of a running server's store: exit %d\n%s", code, errOut.String())
+	}
+	ts.stop()
+	errOut.Reset()
+	if code := run([]string{"compact", "-config", ts.cfgPath}, nil, &out, &errOut); code != 0 || !strings.Contains(out.String(), "MiB, now") {
+		t.Fatalf("compact: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	ts.start()
+	if n := ts.count("anna@contoso.test", "anna-secret", "INBOX"); n != 1 {
+		t.Fatalf("anna has %d messages after compaction", n)
+	}
+}

@@ -23,6 +23,7 @@ commands:
   resolve     [-config FILE] ADDRESS        show where mail to ADDRESS goes
   queue       [-config FILE] list|flush|delete ID   the outbound queue of a running server
   dkim-keygen [-config FILE] [-selector S] DOMAIN   write a DKIM key, print its DNS record
+  compact     [-config FILE]                shrink the store file (server stopped)
 
 The default FILE is /etc/postkasse/config.toml.
 `
@@ -47,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdQueue(rest, stdout, stderr)
 	case "dkim-keygen":
 		return cmdDKIMKeygen(rest, stdout, stderr)
+	case "compact":
+		return cmdCompact(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

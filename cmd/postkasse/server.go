@@ -79,7 +79,7 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	st, err := store.Open(context.Background(), store.Options{
-		Path: filepath.Join(cfg.DataDir, "mail.db"), Logger: log, Analyze: imap.Analyze,
+		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze,
 	})
 	if err != nil {
 		return nil, err
@@ -266,6 +266,11 @@ func (s *server) reload(path string) error {
 	s.pull.Set(connectedAccounts(cfg))
 	s.log.Info("configuration reloaded", "mailboxes", len(dir.Mailboxes()), "groups", len(dir.Groups()))
 	return nil
+}
+
+// storePath is the store's file in the data directory.
+func storePath(cfg *config.Config) string {
+	return filepath.Join(cfg.DataDir, "mail.db")
 }
 
 // restartOnly names the settings that differ between old and cfg and are

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"postkasse.dev/postkasse/config"
+	"postkasse.dev/postkasse/store"
+)
+
+// cmdCompact rewrites the store file without its free space. The server
+// must be stopped: the store refuses a second user.
+func cmdCompact(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("compact", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", config.DefaultPath, "configuration file (for the data directory)")
+	if fs.Parse(args) != nil || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: postkasse compact [-config FILE]")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	db := storePath(cfg)
+	before, after, err := store.Compact(context.Background(), db)
+	if errors.Is(err, store.ErrInUse) {
+		fmt.Fprintf(stderr, "postkasse compact: %s is in use: stop the server first (systemctl stop postkasse)\n", db)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "postkasse compact:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %s, now %s\n", db, mebibytes(before), mebibytes(after))
+	return 0
+}
+
+func mebibytes(n int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
