@@ -19,7 +19,8 @@ const compactTxSize = 64 << 20
 // the live data, checks the copy, and puts it in the old file's place: the
 // file shrinks after much mail was deleted (bbolt reuses freed pages but
 // never gives them back to the file system). It returns the file's size
-// before and after.
+// before and after; when the copy is not smaller, the store is left as it
+// was and both are the same.
 //
 // The store must not be open: Compact fails with ErrInUse while a server
 // runs, and a server started meanwhile waits for the compaction to end. A
@@ -41,6 +42,12 @@ func Compact(ctx context.Context, path string) (before, after int64, err error) 
 	if err := copyLive(path, tmp); err != nil {
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("compact %s: %w", path, err)
+	}
+	if cfi, err := os.Stat(tmp); err != nil || cfi.Size() >= fi.Size() {
+		// Nothing to gain: a store with little free space comes out as
+		// large as it went in (bbolt grows files in steps).
+		os.Remove(tmp)
+		return fi.Size(), fi.Size(), err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)

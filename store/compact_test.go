@@ -86,3 +86,23 @@ func TestOpenWaitsForCompaction(t *testing.T) {
 		t.Fatalf("second open: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestCompactWithoutGain: a store with no free space is left as it was.
+func TestCompactWithoutGain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mail.db")
+	s, err := Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, s, []byte("Subject: one\r\n\r\nx\r\n"), "anna")
+	s.Close()
+	before, after, err := Compact(ctx, path)
+	if err != nil || before != after {
+		t.Fatalf("compact: %d -> %d, %v", before, after, err)
+	}
+	if matches, _ := filepath.Glob(path + ".compact"); len(matches) != 0 {
+		t.Fatalf("copy left behind: %v", matches)
+	}
+}

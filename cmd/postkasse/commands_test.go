@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	goimap "github.com/emersion/go-imap/v2"
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/srs"
 	"postkasse.dev/postkasse/store"
@@ -145,9 +147,24 @@ func TestQueueListShowsWaitingRecipients(t *testing.T) {
 func TestCompactCommand(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, "")
-	if err := ts.send("client@example.org", []string{"anna@contoso.test"}, message("client@example.org", "anna@contoso.test", "keep me", "x")); err != nil {
+	for i := range 40 {
+		body := strings.Repeat(fmt.Sprintf("line of message %d\n", i), 2500) // ~50 KB
+		if err := ts.send("client@example.org", []string{"anna@contoso.test"}, message("client@example.org", "anna@contoso.test", fmt.Sprint("message ", i), body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Delete all but the last: the file keeps their pages, free.
+	c := ts.login("anna@contoso.test", "anna-secret", nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.Store(goimap.SeqSet{{Start: 1, Stop: 39}}, &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Silent: true, Flags: []goimap.Flag{goimap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
 	var out, errOut bytes.Buffer
 	if code := run([]string{"compact", "-config", ts.cfgPath}, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "stop the server first") {
 		t.Fatalf("compact of a running server's store: exit %d\n%s", code, errOut.String())

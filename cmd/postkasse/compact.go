@@ -36,6 +36,10 @@ func cmdCompact(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "postkasse compact:", err)
 		return 1
 	}
+	if after == before {
+		fmt.Fprintf(stdout, "%s: %s, no free space to give back: left as it was\n", db, mebibytes(before))
+		return 0
+	}
 	fmt.Fprintf(stdout, "%s: %s, now %s\n", db, mebibytes(before), mebibytes(after))
 	return 0
 }
