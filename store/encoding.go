@@ -123,8 +123,15 @@ type messageRecord struct {
 
 const messageRecordVersion = 1
 
+// messageRecordFixed is the length of a record's fixed part: version,
+// flag bits, date, size and body hash. The keyword list follows it.
+const messageRecordFixed = 1 + 2 + 8 + 8 + 32
+
+// maxRecordKeywords bounds the keyword count a record may claim.
+const maxRecordKeywords = 1000
+
 func (m *messageRecord) encode() []byte {
-	n := 1 + 2 + 8 + 8 + 32 + 3*binary.MaxVarintLen64 + len(m.prefix) + len(m.meta)
+	n := messageRecordFixed + 3*binary.MaxVarintLen64 + len(m.prefix) + len(m.meta)
 	for _, k := range m.flags.keywords {
 		n += binary.MaxVarintLen64 + len(k)
 	}
@@ -146,22 +153,19 @@ func (m *messageRecord) encode() []byte {
 // decodeMessage decodes a record. With copyBytes false, prefix and meta
 // alias data, which dies with the transaction.
 func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
-	if len(data) < 1+2+8+8+32 || data[0] != messageRecordVersion {
+	if len(data) < messageRecordFixed || data[0] != messageRecordVersion {
 		return errCorrupt
 	}
 	m.flags.bits = binary.BigEndian.Uint16(data[1:])
 	m.date = time.Unix(0, int64(binary.BigEndian.Uint64(data[3:])))
 	m.size = int64(binary.BigEndian.Uint64(data[11:]))
 	copy(m.hash[:], data[19:51])
-	r := reader{b: data[51:]}
-	nk := r.uvarint()
-	if nk > 1000 {
+	r := reader{b: data[messageRecordFixed:]}
+	keywords, ok := readKeywords(&r)
+	if !ok {
 		return errCorrupt
 	}
-	m.flags.keywords = nil
-	for range nk {
-		m.flags.keywords = append(m.flags.keywords, string(r.bytes()))
-	}
+	m.flags.keywords = keywords
 	m.prefix = r.bytes()
 	m.meta = r.bytes()
 	if r.err != nil {
@@ -177,21 +181,29 @@ func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
 // keywordsOf returns a stored message's keywords without decoding the
 // rest of the record; most messages have none, and cost one byte's look.
 func keywordsOf(data []byte) []string {
-	if len(data) < 52 || data[0] != messageRecordVersion || data[51] == 0 {
+	if len(data) <= messageRecordFixed || data[0] != messageRecordVersion || data[messageRecordFixed] == 0 {
 		return nil
 	}
-	r := reader{b: data[51:]}
+	keywords, _ := readKeywords(&reader{b: data[messageRecordFixed:]})
+	return keywords
+}
+
+// readKeywords reads a record's keyword list; false when it claims more
+// than maxRecordKeywords. A list cut short ends at the cut, with r.err set.
+func readKeywords(r *reader) ([]string, bool) {
 	nk := r.uvarint()
-	if nk > 1000 {
-		return nil
+	if nk > maxRecordKeywords {
+		return nil, false
 	}
-	out := make([]string, 0, nk)
+	var out []string
 	for range nk {
-		if k := r.bytes(); r.err == nil {
-			out = append(out, string(k))
+		k := r.bytes()
+		if r.err != nil {
+			break
 		}
+		out = append(out, string(k))
 	}
-	return out
+	return out, true
 }
 
 // folderRecord is a folder's state.
