@@ -29,7 +29,7 @@ func Compact(ctx context.Context, path string) (before, after int64, err error) 
 	if err := ctx.Err(); err != nil {
 		return 0, 0, err
 	}
-	lock, err := lockFile(path+".lock", time.Second)
+	lock, err := lockStore(path, time.Second)
 	if err != nil {
 		return 0, 0, fmt.Errorf("compact %s: %w", path, err)
 	}

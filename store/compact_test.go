@@ -10,16 +10,23 @@ import (
 	"time"
 )
 
+// openAt opens the store at path; the caller closes it.
+func openAt(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestCompact: after most mail is deleted the file shrinks, and what was
 // kept is all there.
 func TestCompact(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	s, err := Open(ctx, Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	for i := range 100 {
 		deliver(t, s, append([]byte(fmt.Sprintf("Subject: %d\r\n\r\n", i)), big...), "anna")
@@ -47,10 +54,7 @@ func TestCompact(t *testing.T) {
 	if after >= before/4 {
 		t.Fatalf("compacted from %d to %d bytes", before, after)
 	}
-	s, err = Open(ctx, Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openAt(t, path)
 	defer s.Close()
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
@@ -76,10 +80,7 @@ func TestOpenWaitsForCompaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	s, err := Open(ctx, Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	defer s.Close()
 	start := time.Now()
 	if _, err := Open(ctx, Options{Path: path, Timeout: 200 * time.Millisecond}); !errors.Is(err, ErrInUse) || time.Since(start) < 200*time.Millisecond {
@@ -92,10 +93,7 @@ func TestCompactWithoutGain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	s, err := Open(ctx, Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	deliver(t, s, []byte("Subject: one\r\n\r\nx\r\n"), "anna")
 	s.Close()
 	before, after, err := Compact(ctx, path)

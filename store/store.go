@@ -96,6 +96,12 @@ func boltOptions(timeout time.Duration) *bolt.Options {
 	}
 }
 
+// lockStore locks the store whose database is at path: Open and Compact
+// must take the very same lock.
+func lockStore(path string, timeout time.Duration) (*os.File, error) {
+	return lockFile(path+".lock", timeout)
+}
+
 // Open opens (or creates) the store at opts.Path. It fails with ErrInUse
 // when another process has it open for longer than opts.Timeout.
 func Open(ctx context.Context, opts Options) (*Store, error) {
@@ -109,7 +115,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	lock, err := lockFile(opts.Path+".lock", timeout)
+	lock, err := lockStore(opts.Path, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
