@@ -127,7 +127,7 @@ func (a *Agent) Deliver(ctx context.Context, m *Message) (*Result, error) {
 		// that takes the mailbox over it is still filed, never lost.
 		d.Targets = append(d.Targets, store.Target{
 			Account: mb.ID, Folder: "INBOX", Quota: mb.Quota, SoftQuota: true,
-			Prefix: []byte("Delivered-To: " + ld.DeliveredTo + "\r\n"),
+			Prefix: deliveredTo(ld.DeliveredTo),
 		})
 	}
 	// Mail from this server's users leaves with its own sender. Mail from
@@ -264,6 +264,12 @@ func (a *Agent) withReceived(m *Message, now time.Time) []byte {
 	b.WriteString("; " + now.Format(time.RFC1123Z) + "\r\n")
 	out := make([]byte, 0, b.Len()+len(m.Body))
 	return append(append(out, b.String()...), m.Body...)
+}
+
+// deliveredTo is the Delivered-To line a copy gets for the mailbox it is
+// filed in (the mark that stops forwarding loops).
+func deliveredTo(addr string) []byte {
+	return []byte("Delivered-To: " + addr + "\r\n")
 }
 
 // sanitize keeps header-breaking characters out of values that came from

@@ -110,7 +110,7 @@ func (a *Agent) sendQuotaWarning(ctx context.Context, dir *policy.Directory, mai
 		return
 	}
 	_, err = a.opts.Store.Deliver(ctx, &store.Delivery{Body: msg, Date: now, Targets: []store.Target{{
-		Account: mailboxID, Folder: "INBOX", Prefix: []byte("Delivered-To: " + mb.Address + "\r\n"),
+		Account: mailboxID, Folder: "INBOX", Prefix: deliveredTo(mb.Address),
 	}}})
 	if err != nil {
 		a.log.Warn("quota warning: deliver", "mailbox", mailboxID, "err", err)

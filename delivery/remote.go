@@ -48,7 +48,7 @@ func (a *Agent) FileRemote(ctx context.Context, m *RemoteMessage) error {
 	body := append([]byte(received), toCRLF(m.Body)...)
 	d := &store.Delivery{Body: body, Date: m.Date, Targets: []store.Target{{
 		Account: mb.ID, Folder: m.Folder, SpecialUse: m.SpecialUse, Quota: mb.Quota,
-		Prefix: []byte("Delivered-To: " + mb.Address + "\r\n"),
+		Prefix: deliveredTo(mb.Address),
 	}}}
 	res, err := a.opts.Store.DeliverRemote(ctx, m.Progress, m.State, m.Digest, d)
 	if err != nil {
