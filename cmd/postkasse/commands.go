@@ -105,7 +105,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 // explainSRS tells where mail to an SRS address goes: back to the original
 // sender, when it is one of this server's and still valid.
 func explainSRS(w io.Writer, cfg *config.Config, addr string) {
-	secret, err := os.ReadFile(filepath.Join(cfg.DataDir, "srs.key"))
+	secret, err := os.ReadFile(srsKeyPath(cfg.DataDir))
 	if err == nil {
 		var orig string
 		if orig, err = srs.New(secret, cfg.Domains[0]).Reverse(addr, time.Now()); err == nil {

@@ -268,6 +268,11 @@ func (s *server) reload(path string) error {
 	return nil
 }
 
+// srsKeyPath is the file of the SRS secret in the data directory.
+func srsKeyPath(dataDir string) string {
+	return filepath.Join(dataDir, "srs.key")
+}
+
 // storePath is the store's file in the data directory.
 func storePath(cfg *config.Config) string {
 	return filepath.Join(cfg.DataDir, "mail.db")
@@ -330,7 +335,7 @@ func (s *server) tlsConfig() *tls.Config {
 // srsSecret reads the SRS key from the data directory, making one on the
 // first start.
 func srsSecret(dataDir string) ([]byte, error) {
-	path := filepath.Join(dataDir, "srs.key")
+	path := srsKeyPath(dataDir)
 	secret, err := os.ReadFile(path)
 	if err == nil && len(secret) >= 16 {
 		return secret, nil
