@@ -21,6 +21,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -42,6 +43,7 @@ type Config struct {
 	Listen   Listen
 	TLS      TLS
 	Limits   Limits
+	Inbound  Inbound
 	Outbound Outbound
 	Users    []*Mailbox // sorted by key
 	Shared   []*Mailbox // sorted by key
@@ -64,9 +66,22 @@ type TLS struct {
 	AllowInsecureAuth bool
 }
 
-// Limits are sizes in bytes. Defaults: 25MiB messages, 50GB (SI) quotas.
+// Limits are sizes in bytes and counts (SPEC §11). Defaults: 25MiB
+// messages, 50GB (SI) quotas, 200 connections per client address, 10
+// failed logins per (login, address) and 100 per address.
 type Limits struct {
 	MessageSize, UserQuota, SharedQuota int64
+
+	ConnectionsPerIP  int // all listeners together, per client address
+	AuthFailures      int // failed logins of one name from one address in 10 minutes
+	AuthFailuresPerIP int // failed logins from one address in 10 minutes
+}
+
+// Inbound configures how mail and clients from elsewhere are treated.
+type Inbound struct {
+	// TrustedNetworks are exempt from every limit. Default: loopback
+	// ("127.0.0.0/8", "::1/128").
+	TrustedNetworks []netip.Prefix
 }
 
 // Outbound configures delivery to other servers. Defaults: queue_lifetime

@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,8 +112,12 @@ func TestDefaults(t *testing.T) {
 	if cfg.DataDir != filepath.Join(dir, "data") {
 		t.Errorf("data_dir %q", cfg.DataDir)
 	}
-	if cfg.Limits != (Limits{MessageSize: 25 << 20, UserQuota: 50e9, SharedQuota: 50e9}) {
+	if cfg.Limits != (Limits{MessageSize: 25 << 20, UserQuota: 50e9, SharedQuota: 50e9,
+		ConnectionsPerIP: 200, AuthFailures: 10, AuthFailuresPerIP: 100}) {
 		t.Errorf("limits %+v", cfg.Limits)
+	}
+	if !slices.Equal(cfg.Inbound.TrustedNetworks, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}) {
+		t.Errorf("trusted_networks %v", cfg.Inbound.TrustedNetworks)
 	}
 	o := cfg.Outbound
 	if o.QueueLifetime != 120*time.Hour || o.RetryAfter != 5*time.Minute || o.SmarthostTLS != "starttls" {
@@ -123,6 +129,28 @@ func TestDefaults(t *testing.T) {
 	}
 	if info.Address != "info@contoso.test" || info.Members[0] != "anna@contoso.test" || info.Seen != "shared" || !info.SentCopy || info.Quota != 50e9 {
 		t.Errorf("info %+v", info)
+	}
+}
+
+func TestLimitsAndTrustedNetworks(t *testing.T) {
+	t.Parallel()
+	src := strings.Replace(base, "[user.anna]", "[limits]\nconnections_per_ip = 5\nauth_failures = 3\nauth_failures_per_ip = 7\n"+
+		"[inbound]\ntrusted_networks = [\"192.0.2.0/24\", \"2001:db8::1\", \"10.0.0.7\"]\n[user.anna]", 1)
+	cfg, err := Parse(filepath.Join(t.TempDir(), "c.toml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.Limits
+	if l.ConnectionsPerIP != 5 || l.AuthFailures != 3 || l.AuthFailuresPerIP != 7 {
+		t.Errorf("limits %+v", l)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("10.0.0.7/32")}
+	if !slices.Equal(cfg.Inbound.TrustedNetworks, want) {
+		t.Errorf("trusted_networks %v, want %v", cfg.Inbound.TrustedNetworks, want)
+	}
+	none := strings.Replace(base, "[user.anna]", "[inbound]\ntrusted_networks = []\n[user.anna]", 1)
+	if cfg, err := Parse(filepath.Join(t.TempDir(), "c.toml"), []byte(none)); err != nil || len(cfg.Inbound.TrustedNetworks) != 0 {
+		t.Errorf("an empty list trusts nobody: %v %v", cfg, err)
 	}
 }
 

@@ -11,6 +11,7 @@ type rawConfig struct {
 	Listen   rawListen             `toml:"listen"`
 	TLS      rawTLS                `toml:"tls"`
 	Limits   rawLimits             `toml:"limits"`
+	Inbound  rawInbound            `toml:"inbound"`
 	Outbound rawOutbound           `toml:"outbound"`
 	User     map[string]rawMailbox `toml:"user"`
 	Shared   map[string]rawMailbox `toml:"shared"`
@@ -36,6 +37,14 @@ type rawLimits struct {
 	MessageSize any `toml:"message_size"`
 	UserQuota   any `toml:"user_quota"`
 	SharedQuota any `toml:"shared_quota"`
+
+	ConnectionsPerIP  *int64 `toml:"connections_per_ip"`
+	AuthFailures      *int64 `toml:"auth_failures"`
+	AuthFailuresPerIP *int64 `toml:"auth_failures_per_ip"`
+}
+
+type rawInbound struct {
+	TrustedNetworks *[]string `toml:"trusted_networks"`
 }
 
 type rawOutbound struct {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -86,6 +87,7 @@ func (v *validator) global(raw *rawConfig, cfg *Config, base string) {
 	v.listen(raw, cfg)
 	v.tls(raw, cfg, base)
 	v.limits(raw, cfg)
+	v.inbound(raw, cfg)
 	v.outbound(raw, cfg)
 }
 
@@ -186,6 +188,41 @@ func (v *validator) limits(raw *rawConfig, cfg *Config) {
 	}
 	if cfg.Limits.MessageSize < 1024 {
 		v.errorf("limits.message_size", "must be at least 1KiB")
+	}
+	cfg.Limits.ConnectionsPerIP = v.count("limits.connections_per_ip", raw.Limits.ConnectionsPerIP, 200)
+	cfg.Limits.AuthFailures = v.count("limits.auth_failures", raw.Limits.AuthFailures, 10)
+	cfg.Limits.AuthFailuresPerIP = v.count("limits.auth_failures_per_ip", raw.Limits.AuthFailuresPerIP, 100)
+}
+
+// maxCount bounds the count limits: more is a typo, not a setting.
+const maxCount = 1_000_000
+
+// count reads a positive count limit; def when absent.
+func (v *validator) count(key string, val *int64, def int) int {
+	if val == nil {
+		return def
+	}
+	if *val < 1 || *val > maxCount {
+		v.errorf(key, "%d is not between 1 and %d", *val, maxCount)
+		return def
+	}
+	return int(*val)
+}
+
+// inbound reads [inbound]; trusted_networks defaults to loopback.
+func (v *validator) inbound(raw *rawConfig, cfg *Config) {
+	nets := []string{"127.0.0.0/8", "::1/128"}
+	if raw.Inbound.TrustedNetworks != nil {
+		nets = *raw.Inbound.TrustedNetworks
+	}
+	cfg.Inbound.TrustedNetworks = []netip.Prefix{}
+	for i, n := range nets {
+		p, err := parseNetwork(n)
+		if err != nil {
+			v.errorf(fmt.Sprintf("inbound.trusted_networks[%d]", i), "%v", err)
+			continue
+		}
+		cfg.Inbound.TrustedNetworks = append(cfg.Inbound.TrustedNetworks, p)
 	}
 }
 

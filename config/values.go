@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -86,6 +87,30 @@ func parseTime(v any) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("a time must be an RFC 3339 date-time such as 2026-12-20T00:00:00Z, not %T", v)
+}
+
+// parseNetwork reads a network in CIDR notation ("192.0.2.0/24",
+// "2001:db8::/32") or a single address, which means itself alone. Host
+// bits under the mask are refused: "10.1.2.3/8" is more likely a typo than
+// a way to write 10.0.0.0/8.
+func parseNetwork(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not a network such as \"192.0.2.0/24\" or an address", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a network such as \"192.0.2.0/24\" or an address", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set past its mask: did you mean %q?", s, p.Masked().String())
+	}
+	return p, nil
 }
 
 // absolute resolves a path of the file against the file's directory.
