@@ -82,9 +82,9 @@ func (g *Guard) Open() int {
 }
 
 // refusalTimeout bounds the time a refused connection may take to be told
-// so; maxRefusing bounds how many are being told at once. Past that, a
-// refused connection is closed without a word, so a flood of refusals
-// costs neither goroutines nor descriptors.
+// so; maxRefusing bounds how many are being told at once, all listeners
+// together. Past that, a refused connection is closed without a word, so
+// a flood of refusals costs neither goroutines nor descriptors.
 const (
 	refusalTimeout = 5 * time.Second
 	maxRefusing    = 64
@@ -100,14 +100,13 @@ type Refuser func(c net.Conn, reason error)
 // is handed to refuse and closed, and never returned by Accept; the others
 // are released when closed.
 func (g *Guard) Listener(ln net.Listener, refuse Refuser) net.Listener {
-	return &listener{Listener: ln, g: g, refuse: refuse, refusing: make(chan struct{}, maxRefusing)}
+	return &listener{Listener: ln, g: g, refuse: refuse}
 }
 
 type listener struct {
 	net.Listener
-	g        *Guard
-	refuse   Refuser
-	refusing chan struct{} // a semaphore of refusals in progress
+	g      *Guard
+	refuse Refuser
 }
 
 // Accept returns the next admitted connection.
@@ -131,13 +130,13 @@ func (l *listener) turnAway(c net.Conn, reason error) {
 		return
 	}
 	select {
-	case l.refusing <- struct{}{}:
+	case l.g.refusing <- struct{}{}:
 	default:
 		c.Close()
 		return
 	}
 	go func() {
-		defer func() { <-l.refusing }()
+		defer func() { <-l.g.refusing }()
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(refusalTimeout))
 		l.refuse(c, reason)

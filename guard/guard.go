@@ -83,6 +83,8 @@ type Guard struct {
 	now      func() time.Time
 	log      *slog.Logger
 	maxConns int
+	// refusing is a semaphore of refused connections being told why.
+	refusing chan struct{}
 
 	mu     sync.Mutex
 	limits Limits
@@ -92,7 +94,7 @@ type Guard struct {
 
 // New makes a Guard.
 func New(opts Options) *Guard {
-	g := &Guard{now: opts.Now, log: opts.Logger, maxConns: opts.MaxConnections}
+	g := &Guard{now: opts.Now, log: opts.Logger, maxConns: opts.MaxConnections, refusing: make(chan struct{}, maxRefusing)}
 	if g.now == nil {
 		g.now = time.Now
 	}

@@ -82,6 +82,9 @@ type Options struct {
 	// AuthFailureDelay is how long a refused login waits before its NO,
 	// to slow down password guessing (as Dovecot's auth_failure_delay).
 	AuthFailureDelay time.Duration
+	// Guard, when set, refuses logins from addresses that failed too
+	// often and is told of every wrong password.
+	Guard LoginGuard
 	// Debug, when set, receives a raw protocol trace (it includes
 	// credentials: for debugging only).
 	Debug io.Writer

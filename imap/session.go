@@ -110,7 +110,7 @@ func (s *session) Unauthenticate() error {
 }
 
 func (s *session) login(username, password, target string) error {
-	err := s.tryLogin(username, password, target)
+	err := s.guardedLogin(username, password, target)
 	if err != nil && s.srv.opts.AuthFailureDelay > 0 {
 		select {
 		case <-time.After(s.srv.opts.AuthFailureDelay):

@@ -68,6 +68,14 @@ type Options struct {
 	AuthFailureDelay time.Duration
 	Logger           *slog.Logger
 	Debug            io.Writer
+
+	// Guard, when set, refuses logins from addresses that failed too
+	// often and is told of every wrong password.
+	Guard LoginGuard
+	// CommandTimeout is the wait for each command and for the next bytes
+	// of a message; TransactionTimeout bounds MAIL to the end of DATA.
+	// Zero means DefaultCommandTimeout and DefaultTransactionTimeout.
+	CommandTimeout, TransactionTimeout time.Duration
 }
 
 // Server is one SMTP listener's server.
@@ -114,6 +122,12 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxRecipients == 0 {
 		opts.MaxRecipients = 2000
 	}
+	if opts.CommandTimeout == 0 {
+		opts.CommandTimeout = DefaultCommandTimeout
+	}
+	if opts.TransactionTimeout == 0 {
+		opts.TransactionTimeout = DefaultTransactionTimeout
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -127,8 +141,8 @@ func New(opts Options) (*Server, error) {
 	srv.MaxLineLength = 4096
 	srv.TLSConfig = opts.TLSConfig
 	srv.AllowInsecureAuth = opts.InsecureAuth
-	srv.ReadTimeout = 5 * time.Minute
-	srv.WriteTimeout = 5 * time.Minute
+	srv.ReadTimeout = opts.CommandTimeout
+	srv.WriteTimeout = opts.CommandTimeout
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = printfLogger{log}
 	srv.Debug = opts.Debug
@@ -138,6 +152,18 @@ func New(opts Options) (*Server, error) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(timedListener{ln, s.opts.CommandTimeout})
+}
+
+// ServeTLS accepts implicit-TLS connections (submissions, port 465) on ln.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		return errors.New("smtp: implicit TLS needs a TLS configuration")
+	}
+	return s.serve(tls.NewListener(timedListener{ln, s.opts.CommandTimeout}, s.opts.TLSConfig))
+}
+
+func (s *Server) serve(ln net.Listener) error {
 	err := s.srv.Serve(ln)
 	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil

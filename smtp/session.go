@@ -72,7 +72,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (s *session) authenticate(username, password string) error {
-	id, err := s.srv.opts.Auth.Authenticate(username, password)
+	id, err := s.srv.verify(s.conn, username, password)
 	if err != nil {
 		s.log.Info("smtp login refused", "username", username, "reason", err.Error())
 		if d := s.srv.opts.AuthFailureDelay; d > 0 {
@@ -81,10 +81,7 @@ func (s *session) authenticate(username, password string) error {
 			case <-s.srv.ctx.Done():
 			}
 		}
-		if errors.Is(err, ErrSMTPDisabled) {
-			return errSMTPDisabled
-		}
-		return gosmtp.ErrAuthFailed
+		return authReply(err)
 	}
 	s.user, s.userName = id, username
 	s.log.Info("smtp login", "username", username)
@@ -112,6 +109,7 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	}
 	s.reset()
 	s.srv.begin()
+	s.srv.beginTransaction(s.conn)
 	s.active = true
 	s.from = strings.TrimSpace(from)
 	if opts != nil {
@@ -255,6 +253,7 @@ func (s *session) reset() {
 	if s.active {
 		s.active = false
 		s.srv.end()
+		s.srv.endTransaction(s.conn)
 	}
 	s.from, s.size, s.recipients = "", 0, nil
 }

@@ -22,6 +22,7 @@ func TestLayering(t *testing.T) {
 		"queue":     {mod + "config", mod + "imap", mod + "policy"},
 		"connected": {mod + "config", mod + "imap", mod + "smtp", "github.com/emersion/go-smtp", "github.com/BurntSushi/toml"},
 		"config":    {mod + "store", mod + "policy", mod + "smtp", mod + "imap"},
+		"guard":     {mod + "config", mod + "smtp", mod + "imap", "github.com/emersion/go-smtp", "github.com/emersion/go-imap", "github.com/BurntSushi/toml"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"postkasse.dev/postkasse/connected"
 	"postkasse.dev/postkasse/delivery"
 	"postkasse.dev/postkasse/dkim"
+	"postkasse.dev/postkasse/guard"
 	"postkasse.dev/postkasse/imap"
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
@@ -43,8 +44,12 @@ type server struct {
 	imap     *imap.Server
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
+	guard    *guard.Guard
 
 	authFailureDelay time.Duration
+	// smtpTimeouts are serverOptions' smtpCommandTimeout and
+	// smtpTransactionTimeout.
+	smtpTimeouts [2]time.Duration
 
 	queueDone chan struct{}
 	cancel    context.CancelFunc
@@ -58,6 +63,9 @@ type serverOptions struct {
 	debug     bool
 	// authFailureDelay holds back the answer to a refused login.
 	authFailureDelay time.Duration
+	// smtpCommandTimeout and smtpTransactionTimeout replace the SMTP
+	// deadlines (0: smtp's defaults), so tests need not wait minutes.
+	smtpCommandTimeout, smtpTransactionTimeout time.Duration
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
@@ -70,6 +78,8 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 		return nil, fmt.Errorf("directory: %w", err)
 	}
 	s := &server{log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay}
+	s.guard = newGuard(cfg, log)
+	s.smtpTimeouts = [2]time.Duration{opts.smtpCommandTimeout, opts.smtpTransactionTimeout}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
 	if err := s.loadCertificate(cfg); err != nil {
@@ -132,7 +142,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		Store: s.store, Directory: imapDirectory{s.accounts}, Logger: s.log.With("part", "imap"),
 		TLSConfig: s.tlsConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
 		AppendLimit: uint32(min(cfg.Limits.MessageSize, 1<<32-1)), Debug: debugWriter(opts.debug),
-		AuthFailureDelay: opts.authFailureDelay,
+		AuthFailureDelay: opts.authFailureDelay, Guard: s.guard,
 	})
 	return err
 }
@@ -165,21 +175,25 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			continue
 		}
 		insecure := cfg.TLS.AllowInsecureAuth && isLoopback(ln.Addr())
-		if name == "submissions" {
-			ln = tls.NewListener(ln, s.tlsConfig())
+		var implicitTLS *tls.Config // refusals on implicit-TLS listeners need a handshake
+		if name == "submissions" || name == "imaps" {
+			implicitTLS = s.tlsConfig()
 		}
 		var serve func(net.Listener) error
 		switch name {
 		case "imap":
-			serve = s.imap.Serve
+			serve, ln = s.imap.Serve, s.guard.Listener(ln, refuseIMAP(nil))
 		case "imaps":
-			serve = s.imap.ServeTLS
+			serve, ln = s.imap.ServeTLS, s.guard.Listener(ln, refuseIMAP(implicitTLS))
 		default:
 			srv, err := s.smtpServer(name, insecure)
 			if err != nil {
 				return err
 			}
-			serve = srv.Serve
+			serve, ln = srv.Serve, s.guard.Listener(ln, refuseSMTP(cfg.Hostname, implicitTLS))
+			if name == "submissions" {
+				serve = srv.ServeTLS
+			}
 		}
 		if name == "smtp" {
 			// The MX port offers no AUTH at all.
@@ -204,7 +218,8 @@ func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent, Quota: s.accounts,
 		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
 		TLSConfig: s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
-		Logger: s.log.With("part", name),
+		Logger: s.log.With("part", name), Guard: s.guard,
+		CommandTimeout: s.smtpTimeouts[0], TransactionTimeout: s.smtpTimeouts[1],
 	})
 	if err != nil {
 		return nil, err
@@ -262,6 +277,7 @@ func (s *server) reload(path string) error {
 	}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
+	s.guard.SetLimits(guardLimits(cfg))
 	s.imap.Revalidate()
 	s.pull.Set(connectedAccounts(cfg))
 	s.log.Info("configuration reloaded", "mailboxes", len(dir.Mailboxes()), "groups", len(dir.Groups()))
