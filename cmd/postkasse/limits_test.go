@@ -268,3 +268,27 @@ trickle:
 		t.Errorf("steady DATA: %q %v, want 250", line, err)
 	}
 }
+
+// TestReloadChangesLimits: a reload applies new limits and trusted
+// networks to the next connections.
+func TestReloadChangesLimits(t *testing.T) {
+	t.Parallel()
+	ts := startLimited(t, "connections_per_ip = 1\n", serverOptions{})
+	greeting(t, "127.0.0.2", ts.smtp)
+	if _, line := greeting(t, "127.0.0.2", ts.smtp); !strings.HasPrefix(line, "421 4.7.0 ") {
+		t.Fatalf("2nd connection: %q, want 421", line)
+	}
+	ts.writeConfig(strings.Replace(baseConfig, "[limits]\n", "[limits]\nconnections_per_ip = 2\n", 1) +
+		"\n[inbound]\ntrusted_networks = [\"127.0.0.1/32\", \"127.0.0.3\"]\n")
+	if err := ts.srv.reload(ts.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, line := greeting(t, "127.0.0.2", ts.smtp); !strings.HasPrefix(line, "220 ") {
+		t.Errorf("2nd connection after raising the limit: %q", line)
+	}
+	for range 3 {
+		if _, line := greeting(t, "127.0.0.3", ts.smtp); !strings.HasPrefix(line, "220 ") {
+			t.Errorf("newly trusted address: %q", line)
+		}
+	}
+}
