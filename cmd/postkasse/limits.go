@@ -18,9 +18,12 @@ import (
 // newGuard builds the guard from the file. The bound on all connections
 // together comes from the file-descriptor limit, so the server refuses
 // connections itself (and says so) before accept starts failing.
-func newGuard(cfg *config.Config, log *slog.Logger) *guard.Guard {
+// maxConns, when not 0, replaces that bound (tests).
+func newGuard(cfg *config.Config, log *slog.Logger, maxConns int) *guard.Guard {
 	fds := openFileLimit()
-	maxConns := connectionBudget(fds)
+	if maxConns == 0 {
+		maxConns = connectionBudget(fds)
+	}
 	if maxConns > 0 {
 		log.Info("connection bound", "max_connections", maxConns, "open_file_limit", fds)
 	}

@@ -292,3 +292,37 @@ func TestReloadChangesLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestServerWideBoundRefusesAndLogsOnce: at the bound on all connections
+// (below the open-file limit in production), even trusted clients are told
+// 421 4.3.2 or BYE, and the log says so once.
+func TestServerWideBoundRefusesAndLogsOnce(t *testing.T) {
+	t.Parallel()
+	ts := startLimited(t, "", serverOptions{maxConnections: 3})
+	for _, addr := range []string{ts.smtp, ts.imap, ts.sub} {
+		greeting(t, "127.0.0.1", addr)
+	}
+	for range 3 {
+		if _, line := greeting(t, "127.0.0.1", ts.smtp); !strings.HasPrefix(line, "421 4.3.2 ") {
+			t.Errorf("past the bound on SMTP: %q, want 421 4.3.2", line)
+		}
+		if _, line := greeting(t, "127.0.0.2", ts.imap); !strings.HasPrefix(line, "* BYE ") {
+			t.Errorf("past the bound on IMAP: %q, want BYE", line)
+		}
+	}
+	if n := strings.Count(ts.logs.String(), "connection limit reached"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, ts.logs)
+	}
+}
+
+func TestConnectionBudgetLeavesDescriptors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		fds  uint64
+		want int
+	}{{0, 0}, {256, 128}, {1024, 768}, {65536, 57344}, {1 << 20, 917504}} {
+		if got := connectionBudget(tc.fds); got != tc.want {
+			t.Errorf("connectionBudget(%d) = %d, want %d", tc.fds, got, tc.want)
+		}
+	}
+}

@@ -66,6 +66,9 @@ type serverOptions struct {
 	// smtpCommandTimeout and smtpTransactionTimeout replace the SMTP
 	// deadlines (0: smtp's defaults), so tests need not wait minutes.
 	smtpCommandTimeout, smtpTransactionTimeout time.Duration
+	// maxConnections replaces the bound on all connections together,
+	// which is otherwise taken from the open-file limit.
+	maxConnections int
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
@@ -78,7 +81,7 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 		return nil, fmt.Errorf("directory: %w", err)
 	}
 	s := &server{log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay}
-	s.guard = newGuard(cfg, log)
+	s.guard = newGuard(cfg, log, opts.maxConnections)
 	s.smtpTimeouts = [2]time.Duration{opts.smtpCommandTimeout, opts.smtpTransactionTimeout}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
