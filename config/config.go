@@ -39,14 +39,18 @@ type Config struct {
 	Hostname string   // lower case; default: the system's host name
 	DataDir  string   // absolute
 	Domains  []string // lower case, in file order
-	Listen   Listen
-	TLS      TLS
-	Limits   Limits
-	Outbound Outbound
-	Users    []*Mailbox // sorted by key
-	Shared   []*Mailbox // sorted by key
-	Groups   []*Group   // sorted by key
-	DKIM     []DKIM     // sorted by domain
+	// Postmaster is the local address (a mailbox or group) that receives
+	// postmaster@ of every domain without such an address of its own;
+	// "" when not set.
+	Postmaster string
+	Listen     Listen
+	TLS        TLS
+	Limits     Limits
+	Outbound   Outbound
+	Users      []*Mailbox // sorted by key
+	Shared     []*Mailbox // sorted by key
+	Groups     []*Group   // sorted by key
+	DKIM       []DKIM     // sorted by domain
 }
 
 // Listen holds the listener addresses ("host:port"); "" disables one.
@@ -64,18 +68,20 @@ type TLS struct {
 	AllowInsecureAuth bool
 }
 
-// Limits are sizes in bytes. Defaults: 25MiB messages, 50GB (SI) quotas.
+// Limits are sizes in bytes, and counts. Defaults: 25MiB messages, 50GB
+// (SI) quotas, 1000 recipients per message.
 type Limits struct {
 	MessageSize, UserQuota, SharedQuota int64
+	RecipientsPerMessage                int
 }
 
 // Outbound configures delivery to other servers. Defaults: queue_lifetime
-// 120h, retry_after 5m, smarthost_tls "starttls".
+// 120h, retry_after 5m, smarthost_tls "may".
 type Outbound struct {
 	Smarthost         string
 	SmarthostUsername string
 	SmarthostPassword string
-	SmarthostTLS      string // "starttls", "tls" or "none"
+	SmarthostTLS      string // "may", "starttls", "tls" or "none"
 	Resolver          string
 	QueueLifetime     time.Duration
 	RetryAfter        time.Duration

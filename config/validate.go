@@ -37,6 +37,7 @@ func (v *validator) build(raw *rawConfig, base string) *Config {
 	cfg.Shared = v.mailboxes("shared", raw.Shared, cfg, true)
 	cfg.Groups = v.groups(raw.Group)
 	v.references(cfg)
+	v.postmaster(raw.Postmaster, cfg)
 	v.cycles(cfg.Groups)
 	cfg.DKIM = v.dkim(raw.DKIM, base)
 	return cfg
@@ -187,9 +188,17 @@ func (v *validator) limits(raw *rawConfig, cfg *Config) {
 	if cfg.Limits.MessageSize < 1024 {
 		v.errorf("limits.message_size", "must be at least 1KiB")
 	}
+	cfg.Limits.RecipientsPerMessage = 1000
+	if n := raw.Limits.RecipientsPerMessage; n != nil {
+		cfg.Limits.RecipientsPerMessage = *n
+		if *n < 1 {
+			v.errorf("limits.recipients_per_message", "must be at least 1")
+		}
+	}
 }
 
-// outbound reads [outbound]; smarthost_tls defaults to "starttls".
+// outbound reads [outbound]; smarthost_tls defaults to "may" (STARTTLS
+// when the smarthost offers it, as for MX delivery).
 func (v *validator) outbound(raw *rawConfig, cfg *Config) {
 	o := raw.Outbound
 	cfg.Outbound = Outbound{
@@ -202,13 +211,13 @@ func (v *validator) outbound(raw *rawConfig, cfg *Config) {
 		}
 	}
 	if cfg.Outbound.SmarthostTLS == "" {
-		cfg.Outbound.SmarthostTLS = "starttls"
+		cfg.Outbound.SmarthostTLS = "may"
 	}
-	if !slices.Contains([]string{"starttls", "tls", "none"}, cfg.Outbound.SmarthostTLS) {
-		v.errorf("outbound.smarthost_tls", "%q is not one of \"starttls\", \"tls\", \"none\"", o.SmarthostTLS)
+	if !slices.Contains([]string{"may", "starttls", "tls", "none"}, cfg.Outbound.SmarthostTLS) {
+		v.errorf("outbound.smarthost_tls", "%q is not one of \"may\", \"starttls\", \"tls\", \"none\"", o.SmarthostTLS)
 	}
 	if o.SmarthostUsername != "" && cfg.Outbound.SmarthostTLS == "none" {
-		v.errorf("outbound.smarthost_username", "credentials are only sent over TLS: set smarthost_tls to \"starttls\" or \"tls\"")
+		v.errorf("outbound.smarthost_username", "credentials are only sent over TLS: set smarthost_tls to \"may\", \"starttls\" or \"tls\"")
 	}
 	if o.QueueLifetime != nil {
 		if d, err := parseDuration(o.QueueLifetime); err != nil {

@@ -44,7 +44,9 @@ type server struct {
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
 
-	authFailureDelay time.Duration
+	authFailureDelay      time.Duration
+	trusted               func(net.IP) bool
+	unknownRecipientDelay time.Duration
 
 	queueDone chan struct{}
 	cancel    context.CancelFunc
@@ -58,6 +60,10 @@ type serverOptions struct {
 	debug     bool
 	// authFailureDelay holds back the answer to a refused login.
 	authFailureDelay time.Duration
+	// trusted says which clients are exempt from limits; nil: loopback.
+	trusted func(net.IP) bool
+	// unknownRecipientDelay slows answers to harvesting; 0: one second.
+	unknownRecipientDelay time.Duration
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
@@ -69,7 +75,10 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}
-	s := &server{log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay}
+	s := &server{
+		log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay,
+		trusted: opts.trusted, unknownRecipientDelay: opts.unknownRecipientDelay,
+	}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
 	if err := s.loadCertificate(cfg); err != nil {
@@ -119,6 +128,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	s.agent, err = delivery.New(delivery.Options{
 		Store: s.store, Directory: s.dir.Load, Hostname: cfg.Hostname,
 		SRS: srs.New(secret, cfg.Domains[0]), Queue: s.queue, Logger: s.log.With("part", "delivery"),
+		MaxRecipients: cfg.Limits.RecipientsPerMessage,
 	})
 	if err != nil {
 		return err
@@ -201,9 +211,11 @@ func (s *server) serve(lns map[string]net.Listener) error {
 func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 	cfg := s.cfg.Load()
 	srv, err := smtp.New(smtp.Options{
-		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent, Quota: s.accounts,
+		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent,
 		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
-		TLSConfig: s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
+		MaxRecipients: max(2000, cfg.Limits.RecipientsPerMessage),
+		TLSConfig:     s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
+		Trusted: s.trusted, UnknownRecipientDelay: s.unknownRecipientDelay,
 		Logger: s.log.With("part", name),
 	})
 	if err != nil {
@@ -295,6 +307,7 @@ func restartOnly(old, cfg *config.Config) []string {
 		{"outbound", old.Outbound != cfg.Outbound},
 		{"dkim", !slices.Equal(old.DKIM, cfg.DKIM)},
 		{"limits.message_size", old.Limits.MessageSize != cfg.Limits.MessageSize},
+		{"limits.recipients_per_message", old.Limits.RecipientsPerMessage != cfg.Limits.RecipientsPerMessage},
 		{"tls.allow_insecure_auth", old.TLS.AllowInsecureAuth != cfg.TLS.AllowInsecureAuth},
 		{"tls (a certificate added or removed)", (old.TLS.Cert == "") != (cfg.TLS.Cert == "")},
 	} {
