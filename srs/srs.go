@@ -45,7 +45,7 @@ const (
 	// MaxAgeDays is how long a rewritten address is honoured.
 	MaxAgeDays = 21
 
-	hashLen   = 10 // base32 characters: 50 bits
+	hashLen   = 10      // base32 characters: 50 bits
 	timeSlots = 1 << 10 // two base32 characters
 	day       = 24 * 60 * 60
 	base32    = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
