@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -192,6 +193,9 @@ func (t *Transaction) logMessage(h header, size int, rep *report, err error) {
 		"id", t.id, "client", t.facts.RemoteAddr, "helo", t.facts.Helo, "from", t.from,
 		"message_id", h.facts.MessageID, "size", size, "recipients", outcomes,
 	}
+	if relayed := t.relayed(rep); len(relayed) > 0 {
+		attrs = append(attrs, "relayed", relayed)
+	}
 	if t.facts.Authenticated != "" {
 		attrs = append(attrs, "user", t.facts.Authenticated)
 	}
@@ -199,6 +203,29 @@ func (t *Transaction) logMessage(h header, size int, rep *report, err error) {
 		attrs = append(attrs, "err", err.Error())
 	}
 	t.a.log.Info("message", attrs...)
+}
+
+// relayed lists the addresses queued beyond the recipients themselves:
+// forwarding targets and external members of groups.
+func (t *Transaction) relayed(rep *report) []string {
+	if rep == nil {
+		return nil
+	}
+	own := make(map[string]bool, len(t.accepted))
+	for _, r := range t.accepted {
+		if orig, ok := t.a.reverseSRS(r); ok {
+			r = orig
+		}
+		own[r] = true
+	}
+	var out []string
+	for addr, id := range rep.queued {
+		if !own[addr] {
+			out = append(out, addr+": queued "+strconv.FormatUint(id, 10))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // outcome is what happened to one accepted recipient.
