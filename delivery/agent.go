@@ -75,6 +75,9 @@ type Message struct {
 	ID         string   // for logs and the Received header; made up when empty
 	From       string   // envelope sender; "" is the null sender
 	Recipients []string // accepted RCPT TO addresses
+	// Bounces maps the SRS return addresses among Recipients to the
+	// original senders they stand for, as decided when they were accepted.
+	Bounces map[string]string
 	// Authenticated is the id of the local user who submitted the message,
 	// "" for mail that arrived on the MX port.
 	Authenticated string
@@ -106,14 +109,17 @@ func (a *Agent) deliver(ctx context.Context, dir *policy.Directory, m *Message, 
 		m.ID = newID()
 	}
 	now := a.opts.Now()
-	recipients, bounces := a.splitSRS(m.Recipients, now)
+	recipients, bounces := splitBounces(m)
 	plan := dir.Plan(policy.Inbound{
 		From: m.From, Recipients: recipients, Authenticated: m.Authenticated, Header: h.facts, Now: now,
 	})
-	if len(plan.Refusals) > 0 && len(plan.Deliveries) == 0 && len(plan.Remote) == 0 && len(plan.Forwards) == 0 && len(bounces) == 0 {
-		for _, err := range plan.Refusals {
-			return nil, err
-		}
+	if err := refusedWhole(plan, bounces); err != nil {
+		return nil, err
+	}
+	if len(plan.Refusals) > 0 {
+		// The directory is the one the recipients were accepted under, so
+		// only a loop refuses anything here, and then it refuses all.
+		a.log.Error("recipients refused after DATA", "id", m.ID, "refusals", fmt.Sprint(plan.Refusals))
 	}
 	body := a.withReceived(m, now)
 	d := &store.Delivery{Body: append([]byte("Return-Path: <"+m.From+">\r\n"), body...), Date: now}
@@ -221,19 +227,29 @@ func (a *Agent) addSentCopy(dir *policy.Directory, m *Message, facts policy.Head
 	})
 }
 
-// splitSRS takes SRS bounce addresses out of the recipients: mail to them
-// goes back to the original sender.
-func (a *Agent) splitSRS(rcpts []string, now time.Time) (rest, bounces []string) {
-	for _, r := range rcpts {
-		if a.opts.SRS != nil && srs.IsSRS(r) {
-			if orig, err := a.opts.SRS.Reverse(r, now); err == nil {
-				bounces = append(bounces, orig)
-				continue
-			}
+// splitBounces takes SRS return addresses out of the recipients: mail to
+// them goes back to the original sender.
+func splitBounces(m *Message) (rest, bounces []string) {
+	for _, r := range m.Recipients {
+		if orig, ok := m.Bounces[r]; ok {
+			bounces = append(bounces, orig)
+			continue
 		}
 		rest = append(rest, r)
 	}
 	return rest, bounces
+}
+
+// refusedWhole returns why a message goes nowhere when the plan refuses
+// every recipient (too many hops), nil otherwise.
+func refusedWhole(plan policy.Plan, bounces []string) error {
+	if len(plan.Refusals) == 0 || len(plan.Deliveries)+len(plan.Remote)+len(plan.Forwards)+len(bounces) > 0 {
+		return nil
+	}
+	for _, err := range plan.Refusals {
+		return err
+	}
+	return nil
 }
 
 // reverseSRS returns the original address behind an SRS address of ours.

@@ -71,7 +71,8 @@ type Transaction struct {
 	size  int64 // announced with SIZE; 0 when not
 
 	accepted []string
-	refused  []string // "address: reason", for the log line
+	bounces  map[string]string // accepted SRS address -> original sender
+	refused  []string          // "address: reason", for the log line
 	done     bool
 }
 
@@ -112,10 +113,14 @@ func (t *Transaction) checkRecipient(ctx context.Context, rcpt string) error {
 		return ErrTooManyRecipients
 	}
 	if t.isOurSRS(rcpt) {
-		if _, ok := t.a.reverseSRS(rcpt); ok {
+		if orig, ok := t.a.reverseSRS(rcpt); ok {
 			if t.from != "" {
 				return fmt.Errorf("<%s>: %w", rcpt, ErrBounceOnly)
 			}
+			if t.bounces == nil {
+				t.bounces = make(map[string]string)
+			}
+			t.bounces[rcpt] = orig
 			return nil
 		}
 		// A forged or expired one names nothing: unknown, like any other.
@@ -160,7 +165,7 @@ func (t *Transaction) Data(ctx context.Context, body []byte) error {
 		body, h = t.a.completeHeader(body, h)
 	}
 	m := &Message{
-		ID: t.id, From: t.from, Recipients: t.accepted, Authenticated: t.facts.Authenticated, Body: body,
+		ID: t.id, From: t.from, Recipients: t.accepted, Bounces: t.bounces, Authenticated: t.facts.Authenticated, Body: body,
 		RemoteAddr: t.facts.RemoteAddr, Helo: t.facts.Helo, TLS: t.facts.TLS,
 	}
 	rep, err := t.a.deliver(ctx, t.dir, m, h)
@@ -213,7 +218,7 @@ func (t *Transaction) relayed(rep *report) []string {
 	}
 	own := make(map[string]bool, len(t.accepted))
 	for _, r := range t.accepted {
-		if orig, ok := t.a.reverseSRS(r); ok {
+		if orig, ok := t.bounces[r]; ok {
 			r = orig
 		}
 		own[r] = true
@@ -236,7 +241,7 @@ func (t *Transaction) outcome(rcpt string, rep *report, err error) string {
 	case rep == nil:
 		return "unknown"
 	}
-	if orig, ok := t.a.reverseSRS(rcpt); ok {
+	if orig, ok := t.bounces[rcpt]; ok {
 		rcpt = orig
 	}
 	if id, ok := rep.queued[rcpt]; ok {
