@@ -22,7 +22,6 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"postkasse.dev/postkasse/delivery"
-	"postkasse.dev/postkasse/policy"
 )
 
 // Errors an Authenticator returns.
@@ -43,10 +42,9 @@ type Authenticator interface {
 
 // Options configure a Server.
 type Options struct {
-	Hostname  string
-	Directory func() *policy.Directory
-	Agent     *delivery.Agent
-	Auth      Authenticator // required for submission
+	Hostname string
+	Agent    *delivery.Agent
+	Auth     Authenticator // required for submission
 	// Submission makes this a submission listener: every transaction needs
 	// AUTH, and senders are checked against send-as rights.
 	Submission      bool
@@ -108,8 +106,8 @@ func (s *Server) end() {
 
 // New creates a server.
 func New(opts Options) (*Server, error) {
-	if opts.Directory == nil || opts.Agent == nil {
-		return nil, errors.New("smtp: Directory and Agent are required")
+	if opts.Agent == nil {
+		return nil, errors.New("smtp: Agent is required")
 	}
 	if opts.Submission && opts.Auth == nil {
 		return nil, errors.New("smtp: submission needs an Authenticator")

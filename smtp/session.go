@@ -115,7 +115,7 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	s.reset()
 	_, tls := s.conn.TLSConnectionState()
 	facts := delivery.Facts{
-		RemoteAddr: s.remoteAddr(), Helo: s.conn.Hostname(), TLS: tls, Authenticated: s.user, Trusted: s.trusted,
+		RemoteAddr: s.remote, Helo: s.conn.Hostname(), TLS: tls, Authenticated: s.user, Trusted: s.trusted,
 	}
 	tx, err := s.srv.opts.Agent.Begin(facts, from, size)
 	if err != nil {
@@ -230,13 +230,6 @@ func (s *session) refuse(op string, err error) error {
 		return errShuttingDown
 	}
 	return s.internal(op, err)
-}
-
-func (s *session) remoteAddr() string {
-	if nc := s.conn.Conn(); nc != nil {
-		return nc.RemoteAddr().String()
-	}
-	return ""
 }
 
 // internal logs an unexpected error under a reference and returns a

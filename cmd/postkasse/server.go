@@ -211,7 +211,7 @@ func (s *server) serve(lns map[string]net.Listener) error {
 func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 	cfg := s.cfg.Load()
 	srv, err := smtp.New(smtp.Options{
-		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent,
+		Hostname: cfg.Hostname, Agent: s.agent,
 		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
 		MaxRecipients: max(2000, cfg.Limits.RecipientsPerMessage),
 		TLSConfig:     s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
