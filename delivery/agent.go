@@ -4,6 +4,11 @@
 // replies and quota warnings the delivery calls for. SMTP ingress,
 // submission, bounces and connected accounts all deliver through it.
 //
+// Mail from SMTP clients arrives as a Transaction (transaction.go): begun
+// at MAIL, recipients added, then Data or Abort, all decided under the
+// directory in force at MAIL, with typed refusals for the protocol layer
+// to answer.
+//
 // It must not import the protocol packages or config.
 package delivery
 

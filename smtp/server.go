@@ -1,8 +1,9 @@
 // Package smtp serves postkasse's SMTP listeners with go-smtp: the MX port,
 // where other servers hand over mail for local recipients, and submission
-// (STARTTLS or implicit TLS with AUTH), where users send mail. It asks the
-// routing policy for verdicts, hands accepted messages to the delivery
-// agent, and maps every outcome to a standard SMTP reply.
+// (STARTTLS or implicit TLS with AUTH), where users send mail. Each
+// transaction is a delivery.Transaction, which decides under the routing
+// policy; this package speaks the protocol around it and maps every
+// refusal to a standard SMTP reply in one function (reply).
 //
 // It knows nothing of TOML, IMAP or bbolt.
 package smtp
