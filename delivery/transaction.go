@@ -73,8 +73,13 @@ type Transaction struct {
 	accepted []string
 	bounces  map[string]string // accepted SRS address -> original sender
 	refused  []string          // "address: reason", for the log line
+	refusals int               // all of them, also those not in refused
 	done     bool
 }
+
+// maxLoggedRefusals bounds the refused recipients one log line names (and
+// the memory a transaction keeps for it).
+const maxLoggedRefusals = 100
 
 // Begin starts a transaction for MAIL FROM:<from> with the announced size
 // (0 when none). On submission the envelope sender must be an address the
@@ -101,7 +106,10 @@ func (t *Transaction) AddRecipient(ctx context.Context, rcpt string) error {
 	rcpt = strings.TrimSpace(rcpt)
 	err := t.checkRecipient(ctx, rcpt)
 	if err != nil {
-		t.refused = append(t.refused, rcpt+": "+err.Error())
+		t.refusals++
+		if len(t.refused) < maxLoggedRefusals {
+			t.refused = append(t.refused, rcpt+": "+err.Error())
+		}
 		return err
 	}
 	t.accepted = append(t.accepted, rcpt)
@@ -109,7 +117,7 @@ func (t *Transaction) AddRecipient(ctx context.Context, rcpt string) error {
 }
 
 func (t *Transaction) checkRecipient(ctx context.Context, rcpt string) error {
-	if max := t.a.opts.MaxRecipients; max > 0 && !t.facts.Trusted && len(t.accepted) >= max {
+	if limit := t.a.opts.MaxRecipients; limit > 0 && !t.facts.Trusted && len(t.accepted) >= limit {
 		return ErrTooManyRecipients
 	}
 	if t.isOurSRS(rcpt) {
@@ -180,9 +188,9 @@ func (t *Transaction) Abort() {
 		return
 	}
 	t.done = true
-	if len(t.accepted)+len(t.refused) > 0 {
+	if len(t.accepted)+t.refusals > 0 {
 		t.a.log.Debug("transaction aborted", "id", t.id, "client", t.facts.RemoteAddr, "from", t.from,
-			"accepted", len(t.accepted), "refused", len(t.refused))
+			"accepted", len(t.accepted), "refused", t.refusals)
 	}
 }
 
@@ -200,6 +208,9 @@ func (t *Transaction) logMessage(h header, size int, rep *report, err error) {
 	}
 	if relayed := t.relayed(rep); len(relayed) > 0 {
 		attrs = append(attrs, "relayed", relayed)
+	}
+	if t.refusals > len(t.refused) {
+		attrs = append(attrs, "refused_not_listed", t.refusals-len(t.refused))
 	}
 	if t.facts.Authenticated != "" {
 		attrs = append(attrs, "user", t.facts.Authenticated)
