@@ -182,16 +182,21 @@ func (t *Transaction) Data(ctx context.Context, body []byte) error {
 }
 
 // Abort ends the transaction without a message (RSET, QUIT, a refused or
-// broken DATA).
+// broken DATA). A transaction that named recipients gets its log line.
 func (t *Transaction) Abort() {
 	if t.done {
 		return
 	}
 	t.done = true
-	if len(t.accepted)+t.refusals > 0 {
-		t.a.log.Debug("transaction aborted", "id", t.id, "client", t.facts.RemoteAddr, "from", t.from,
-			"accepted", len(t.accepted), "refused", t.refusals)
+	if len(t.accepted)+t.refusals == 0 {
+		return
 	}
+	attrs := []any{"id", t.id, "client", t.facts.RemoteAddr, "helo", t.facts.Helo, "from", t.from,
+		"accepted", t.accepted, "refused", t.refused}
+	if t.refusals > len(t.refused) {
+		attrs = append(attrs, "refused_not_listed", t.refusals-len(t.refused))
+	}
+	t.a.log.Info("no message", attrs...)
 }
 
 // logMessage writes the one line an operator reads per message: who sent
