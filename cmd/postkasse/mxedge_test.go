@@ -316,15 +316,25 @@ func TestRecipientsPerMessage(t *testing.T) {
 // closes the connection.
 func TestUnknownRecipientCap(t *testing.T) {
 	t.Parallel()
-	ts := startServerWith(t, "", untrusted)
+	const delay = 30 * time.Millisecond
+	opts := untrusted
+	opts.unknownRecipientDelay = delay
+	ts := startServerWith(t, "", opts)
 	c := dial(t, ts.smtp)
 	if err := c.Mail("harvester@example.net", nil); err != nil {
 		t.Fatal(err)
 	}
+	var slowStart time.Time
 	for i := 1; i <= 30; i++ {
+		if i == 21 {
+			slowStart = time.Now()
+		}
 		if got := smtpCode(c.Rcpt("guess"+string(rune('a'+i%26))+"@contoso.test", nil)); got != "550 5.1.1" {
 			t.Fatalf("unknown recipient %d: %s", i, got)
 		}
+	}
+	if took := time.Since(slowStart); took < 10*delay {
+		t.Errorf("answers 21 to 30 took %v, want at least %v", took, 10*delay)
 	}
 	if got := smtpCode(c.Rcpt("guess-last@contoso.test", nil)); got != "421 4.7.0" {
 		t.Fatalf("unknown recipient 31: %s", got)
