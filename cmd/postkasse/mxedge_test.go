@@ -346,6 +346,17 @@ func TestUnknownRecipientCap(t *testing.T) {
 	if err := ts.send("client@example.org", []string{"anna@contoso.test"}, "Subject: x\n\nx\n"); err != nil {
 		t.Fatal(err)
 	}
+	// A trusted client is not capped.
+	trusted := startServer(t, "")
+	c = dial(t, trusted.smtp)
+	if err := c.Mail("relay@contoso.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 35; i++ {
+		if got := smtpCode(c.Rcpt("typo@contoso.test", nil)); got != "550 5.1.1" {
+			t.Fatalf("trusted client, unknown recipient %d: %s", i, got)
+		}
+	}
 }
 
 // TestReloadBetweenRcptAndData: a recipient accepted at RCPT is delivered
