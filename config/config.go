@@ -40,15 +40,19 @@ type Config struct {
 	Hostname string   // lower case; default: the system's host name
 	DataDir  string   // absolute
 	Domains  []string // lower case, in file order
-	Listen   Listen
-	TLS      TLS
-	Limits   Limits
-	Inbound  Inbound
-	Outbound Outbound
-	Users    []*Mailbox // sorted by key
-	Shared   []*Mailbox // sorted by key
-	Groups   []*Group   // sorted by key
-	DKIM     []DKIM     // sorted by domain
+	// Postmaster is the local address (a mailbox or group) that receives
+	// postmaster@ of every domain without such an address of its own;
+	// "" when not set.
+	Postmaster string
+	Listen     Listen
+	TLS        TLS
+	Limits     Limits
+	Inbound    Inbound
+	Outbound   Outbound
+	Users      []*Mailbox // sorted by key
+	Shared     []*Mailbox // sorted by key
+	Groups     []*Group   // sorted by key
+	DKIM       []DKIM     // sorted by domain
 }
 
 // Listen holds the listener addresses ("host:port"); "" disables one.
@@ -67,10 +71,12 @@ type TLS struct {
 }
 
 // Limits are sizes in bytes and counts (SPEC §11). Defaults: 25MiB
-// messages, 50GB (SI) quotas, 200 connections per client address, 10
-// failed logins per (login, address) and 100 per address.
+// messages, 50GB (SI) quotas, 1000 recipients per message, 200
+// connections per client address, 10 failed logins per (login, address)
+// and 100 per address.
 type Limits struct {
 	MessageSize, UserQuota, SharedQuota int64
+	RecipientsPerMessage                int
 
 	ConnectionsPerIP  int // all listeners together, per client address
 	AuthFailures      int // failed logins of one name from one address in 10 minutes
@@ -85,12 +91,12 @@ type Inbound struct {
 }
 
 // Outbound configures delivery to other servers. Defaults: queue_lifetime
-// 120h, retry_after 5m, smarthost_tls "starttls".
+// 120h, retry_after 5m, smarthost_tls "may".
 type Outbound struct {
 	Smarthost         string
 	SmarthostUsername string
 	SmarthostPassword string
-	SmarthostTLS      string // "starttls", "tls" or "none"
+	SmarthostTLS      string // "may", "starttls", "tls" or "none"
 	Resolver          string
 	QueueLifetime     time.Duration
 	RetryAfter        time.Duration

@@ -112,7 +112,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.DataDir != filepath.Join(dir, "data") {
 		t.Errorf("data_dir %q", cfg.DataDir)
 	}
-	if cfg.Limits != (Limits{MessageSize: 25 << 20, UserQuota: 50e9, SharedQuota: 50e9,
+	if cfg.Limits != (Limits{MessageSize: 25 << 20, UserQuota: 50e9, SharedQuota: 50e9, RecipientsPerMessage: 1000,
 		ConnectionsPerIP: 200, AuthFailures: 10, AuthFailuresPerIP: 100}) {
 		t.Errorf("limits %+v", cfg.Limits)
 	}
@@ -120,7 +120,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("trusted_networks %v", cfg.Inbound.TrustedNetworks)
 	}
 	o := cfg.Outbound
-	if o.QueueLifetime != 120*time.Hour || o.RetryAfter != 5*time.Minute || o.SmarthostTLS != "starttls" {
+	if o.QueueLifetime != 120*time.Hour || o.RetryAfter != 5*time.Minute || o.SmarthostTLS != "may" || cfg.Postmaster != "" {
 		t.Errorf("outbound %+v", o)
 	}
 	anna, info := cfg.Users[0], cfg.Shared[0]

@@ -68,6 +68,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			`user.anna.connected[1].security: "none" sends the password in the clear`},
 		{"bad right", "[shared.info]\naddress = \"info@contoso.test\"\n[shared.info.grants]\n\"anna@contoso.test\" = [\"admin\"] #<\n", `"admin" is not a right (use "read", "full", "send_as", "send_on_behalf")`},
 		{"bad smarthost_tls", "!" + strings.Replace(base, "[user.anna]", "[outbound]\nsmarthost = \"relay.example.net:587\"\nsmarthost_tls = \"ssl\" #<\n[user.anna]", 1), `outbound.smarthost_tls: "ssl" is not one of`},
+		{"postmaster names nothing", "!" + strings.Replace(base, "[user.anna]", "postmaster = \"ghost@contoso.test\" #<\n[user.anna]", 1), `postmaster: "ghost@contoso.test" is not the address of a user, shared mailbox or group`},
+		{"no recipients per message", "!" + strings.Replace(base, "[user.anna]", "[limits]\nrecipients_per_message = 0 #<\n[user.anna]", 1), `limits.recipients_per_message: 0 is not between 1 and 1000000`},
 		{"user without password", "[user.carl] #<\naddress = \"carl@contoso.test\"\n", `user.carl: has no password`},
 		{"plain password", "[user.bo]\naddress = \"bo@contoso.test\"\npassword = \"hunter2\" #<\n", `user.bo.password: is not a password hash`},
 		{"shared password", "[shared.info]\naddress = \"info@contoso.test\"\npassword = \"x\" #<\n", `shared.info.password: a shared mailbox has no password`},

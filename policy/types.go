@@ -110,4 +110,8 @@ type DirectoryOptions struct {
 	Domains   []string
 	Mailboxes []Mailbox
 	Groups    []Group
+	// Postmaster is the address (of a mailbox or group here) that receives
+	// postmaster@ of every domain without such an address of its own;
+	// "" for none.
+	Postmaster string
 }

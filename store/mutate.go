@@ -292,7 +292,7 @@ func copyInto(tx *bolt.Tx, src Access, sa *account, folderID uint64, uids []UID,
 		// The copy carries the flags as the viewer sees them.
 		rec.flags = effectiveFlags(tx, src, folderID, uid, rec.flags)
 		total += rec.size
-		if quota > 0 && da.usage()+total > quota {
+		if overQuota(da.usage(), total, quota) {
 			return ErrQuota
 		}
 		newUID := df.uidNext

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"sync/atomic"
 
 	"postkasse.dev/postkasse/imap"
@@ -45,19 +44,6 @@ func (a *accounts) Authenticate(username, pass string) (string, error) {
 		return "", smtp.ErrSMTPDisabled
 	}
 	return mb.ID, nil
-}
-
-// HasRoom implements smtp.QuotaChecker.
-func (a *accounts) HasRoom(ctx context.Context, mailboxID string, size int64) (bool, error) {
-	mb, ok := a.directory().Mailbox(mailboxID)
-	if !ok || mb.Quota <= 0 {
-		return true, nil
-	}
-	used, err := a.store.Usage(ctx, mailboxID)
-	if err != nil {
-		return false, err
-	}
-	return used+size <= mb.Quota, nil
 }
 
 // imapDirectory adapts accounts to imap.Directory.

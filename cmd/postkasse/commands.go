@@ -70,6 +70,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\n", mb.ID, strings.Join(dir.SendAs(mb.ID), ", "), strings.Join(reach, ", "))
 	}
+	for _, addr := range dir.Unattended() {
+		fmt.Fprintf(w, "\nwarning: nobody receives %s (set postmaster, or give a mailbox that address); mail to it is refused\n", addr)
+	}
 	if accounts := connectedAccounts(cfg); len(accounts) > 0 {
 		fmt.Fprintln(w, "\nCONNECTED\tREMOTE\tFOLDER\tINTO\tEVERY")
 		for _, a := range accounts {

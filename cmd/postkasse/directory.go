@@ -7,7 +7,7 @@ import (
 
 // directoryOptions hands the routing policy its part of the configuration.
 func directoryOptions(cfg *config.Config) policy.DirectoryOptions {
-	opts := policy.DirectoryOptions{Domains: cfg.Domains}
+	opts := policy.DirectoryOptions{Domains: cfg.Domains, Postmaster: cfg.Postmaster}
 	for _, m := range cfg.Users {
 		opts.Mailboxes = append(opts.Mailboxes, mailboxOptions(m))
 	}

@@ -25,7 +25,8 @@ func TestDirectoryOptionsFromExample(t *testing.T) {
 	}
 	const gb = 1000 * 1000 * 1000
 	want := policy.DirectoryOptions{
-		Domains: []string{"contoso.test", "fourthcoffee.test"},
+		Domains:    []string{"contoso.test", "fourthcoffee.test"},
+		Postmaster: "anna@contoso.test",
 		Mailboxes: []policy.Mailbox{
 			{ID: "anna", Kind: policy.KindUser, Address: "anna@contoso.test", Name: "Anna Andersen",
 				Aliases: []string{"support@contoso.test"}, PasswordHash: exampleHashes["anna"], IMAP: true, SMTP: true,

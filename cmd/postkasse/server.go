@@ -46,7 +46,9 @@ type server struct {
 	pull     *connected.Runner
 	guard    *guard.Guard
 
-	authFailureDelay time.Duration
+	authFailureDelay      time.Duration
+	trusted               func(net.IP) bool
+	unknownRecipientDelay time.Duration
 	// smtpTimeouts are serverOptions' smtpCommandTimeout and
 	// smtpTransactionTimeout.
 	smtpTimeouts [2]time.Duration
@@ -69,6 +71,10 @@ type serverOptions struct {
 	// maxConnections replaces the bound on all connections together,
 	// which is otherwise taken from the open-file limit.
 	maxConnections int
+	// trusted says which clients are exempt from limits; nil: loopback.
+	trusted func(net.IP) bool
+	// unknownRecipientDelay slows answers to harvesting; 0: one second.
+	unknownRecipientDelay time.Duration
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
@@ -80,8 +86,14 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}
-	s := &server{log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay}
+	s := &server{
+		log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay,
+		trusted: opts.trusted, unknownRecipientDelay: opts.unknownRecipientDelay,
+	}
 	s.guard = newGuard(cfg, log, opts.maxConnections)
+	if s.trusted == nil {
+		s.trusted = s.guard.TrustedIP
+	}
 	s.smtpTimeouts = [2]time.Duration{opts.smtpCommandTimeout, opts.smtpTransactionTimeout}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
@@ -132,6 +144,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	s.agent, err = delivery.New(delivery.Options{
 		Store: s.store, Directory: s.dir.Load, Hostname: cfg.Hostname,
 		SRS: srs.New(secret, cfg.Domains[0]), Queue: s.queue, Logger: s.log.With("part", "delivery"),
+		MaxRecipients: cfg.Limits.RecipientsPerMessage,
 	})
 	if err != nil {
 		return err
@@ -218,9 +231,11 @@ func (s *server) serve(lns map[string]net.Listener) error {
 func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 	cfg := s.cfg.Load()
 	srv, err := smtp.New(smtp.Options{
-		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent, Quota: s.accounts,
+		Hostname: cfg.Hostname, Agent: s.agent,
 		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
-		TLSConfig: s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
+		MaxRecipients: max(2000, cfg.Limits.RecipientsPerMessage),
+		TLSConfig:     s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
+		Trusted: s.trusted, UnknownRecipientDelay: s.unknownRecipientDelay,
 		Logger: s.log.With("part", name), Guard: s.guard,
 		CommandTimeout: s.smtpTimeouts[0], TransactionTimeout: s.smtpTimeouts[1],
 	})
@@ -314,6 +329,7 @@ func restartOnly(old, cfg *config.Config) []string {
 		{"outbound", old.Outbound != cfg.Outbound},
 		{"dkim", !slices.Equal(old.DKIM, cfg.DKIM)},
 		{"limits.message_size", old.Limits.MessageSize != cfg.Limits.MessageSize},
+		{"limits.recipients_per_message", old.Limits.RecipientsPerMessage != cfg.Limits.RecipientsPerMessage},
 		{"tls.allow_insecure_auth", old.TLS.AllowInsecureAuth != cfg.TLS.AllowInsecureAuth},
 		{"tls (a certificate added or removed)", (old.TLS.Cert == "") != (cfg.TLS.Cert == "")},
 	} {
