@@ -21,6 +21,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	}
 	refs := sel.resolve(numSet)
 	if len(refs) == 0 {
+		if sel.goneIn(numSet) {
+			return errExpungeIssued
+		}
 		return nil
 	}
 	markSeen := !sel.examine && needsSeen(options)
@@ -66,7 +69,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	if err != nil {
 		return err
 	}
-	if missing += len(refs) - next; missing > 0 {
+	if missing += len(refs) - next; missing > 0 || sel.goneIn(numSet) {
 		// Expunged by another session since this one was told of them
 		// (RFC 2180 4.1.2); the expunge reaches the client later.
 		return errExpungeIssued

@@ -1,7 +1,9 @@
 package imap
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -114,6 +116,32 @@ type testServer struct {
 	store *store.Store
 	dir   *fakeDirectory
 	srv   *Server
+	logs  *logBuffer
+}
+
+// logBuffer keeps the server's log for tests to inspect.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// errors returns the log lines at level ERROR.
+func (b *logBuffer) errors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(b.buf.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 func startServer(t *testing.T) *testServer { return startServerTB(t) }
@@ -125,7 +153,8 @@ func startServerTB(t testing.TB) *testServer {
 		t.Fatal(err)
 	}
 	dir := newFakeDirectory()
-	srv, err := New(Options{Store: st, Directory: dir, InsecureAuth: true, AppendLimit: 1 << 20})
+	logs := &logBuffer{}
+	srv, err := New(Options{Store: st, Directory: dir, InsecureAuth: true, AppendLimit: 1 << 20, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +170,7 @@ func startServerTB(t testing.TB) *testServer {
 		}
 		st.Close()
 	})
-	return &testServer{addr: ln.Addr().String(), store: st, dir: dir, srv: srv}
+	return &testServer{addr: ln.Addr().String(), store: st, dir: dir, srv: srv, logs: logs}
 }
 
 // dial logs in as user; handler receives unilateral updates.

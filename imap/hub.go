@@ -220,10 +220,16 @@ func (lf *liveFolder) expunge(uids []store.UID) {
 		if !ok {
 			continue
 		}
-		lf.uids = slices.Delete(lf.uids, idx, idx+1)
 		for _, sel := range lf.sessions {
+			if sel.tracker.EncodeSeqNum(uint32(idx+1)) != 0 {
+				sel.expunged = append(sel.expunged, uids[i])
+			}
 			sel.mt.QueueExpunge(uint32(idx + 1))
 		}
+		lf.uids = slices.Delete(lf.uids, idx, idx+1)
+	}
+	for _, sel := range lf.sessions {
+		slices.Sort(sel.expunged)
 	}
 }
 

@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"context"
 	"errors"
 	"slices"
 
@@ -33,7 +32,9 @@ type selection struct {
 	// Guarded by lf.mu:
 	recent      []store.UID // \Recent in this session, ascending
 	claimedTo   store.UID   // \Recent claimed after Select reaches below this
+	recordedTo  store.UID   // claimedTo as the store last recorded it
 	newMessages bool        // EXISTS queued: RECENT follows it
+	expunged    []store.UID // expunged, and the client not yet told
 	echo        bool        // the feed tells this session of its own flag change
 
 	// searchRes is the saved result of SEARCH RETURN (SAVE), for "$".
@@ -79,7 +80,27 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 	s.mu.Lock()
 	s.selected = sel
 	s.mu.Unlock()
-	return selectData(sel, view, n), nil
+	data := selectData(sel, view, n)
+	s.recordClaims(sel)
+	return data, nil
+}
+
+// recordClaims has the store record the \Recent this session claimed
+// after its Select, so a later Select does not claim those messages again.
+// It runs once the claim is being reported to the client.
+func (s *session) recordClaims(sel *selection) {
+	sel.lf.mu.Lock()
+	to := sel.claimedTo
+	record := to > sel.recordedTo
+	sel.recordedTo = max(to, sel.recordedTo)
+	sel.lf.mu.Unlock()
+	if !record {
+		return
+	}
+	acc := store.Access{Account: sel.account, Viewer: sel.viewer}
+	if err := s.srv.opts.Store.ClaimRecent(s.ctx, acc, sel.folderID, to); err != nil && !errors.Is(err, store.ErrNoFolder) {
+		s.srv.log.Warn("imap: record \\Recent", "err", err)
+	}
 }
 
 // selectData is SELECT's answer. A "read" grantee's folder is read-only
@@ -165,18 +186,6 @@ func (s *session) unselect() {
 	if sel == nil {
 		return
 	}
-	sel.lf.mu.RLock()
-	claimedTo := sel.claimedTo
-	sel.lf.mu.RUnlock()
-	if claimedTo != 0 {
-		// Messages this session was first told of stay un-\Recent for
-		// later sessions; this session's context may already be ending.
-		ctx := context.WithoutCancel(s.ctx)
-		acc := store.Access{Account: sel.account, Viewer: sel.viewer}
-		if err := s.srv.opts.Store.ClaimRecent(ctx, acc, sel.folderID, claimedTo); err != nil && !errors.Is(err, store.ErrNoFolder) {
-			s.srv.log.Warn("imap: record \\Recent", "err", err)
-		}
-	}
 	s.srv.hub.release(sel)
 }
 
@@ -219,12 +228,16 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	sel.lf.mu.Lock()
 	report := sel.newMessages
 	sel.newMessages = false
+	if allowExpunge {
+		sel.expunged = nil
+	}
 	n := sel.visibleRecent()
 	sel.lf.mu.Unlock()
-	if report {
-		return w.WriteNumRecent(n)
+	if !report {
+		return nil
 	}
-	return nil
+	s.recordClaims(sel)
+	return w.WriteNumRecent(n)
 }
 
 // visibleRecent counts the \Recent messages the client knows of. The
@@ -305,6 +318,47 @@ func (sel *selection) resolve(numSet goimap.NumSet) []msgRef {
 		return out
 	}
 	return nil
+}
+
+// goneIn reports whether numSet names a message the client still knows
+// but that another session has expunged.
+func (sel *selection) goneIn(numSet goimap.NumSet) bool {
+	if goimap.IsSearchRes(numSet) {
+		numSet = sel.searchRes
+	}
+	sel.lf.mu.RLock()
+	defer sel.lf.mu.RUnlock()
+	if len(sel.expunged) == 0 {
+		return false
+	}
+	// The client's view: the messages it was told of, the expunged ones
+	// still among them, in UID order.
+	var view []store.UID
+	for i, uid := range sel.lf.uids {
+		if sel.tracker.EncodeSeqNum(uint32(i+1)) != 0 {
+			view = append(view, uid)
+		}
+	}
+	view = append(view, sel.expunged...)
+	slices.Sort(view)
+	for seq, uid := range view {
+		if !hasUID(sel.expunged, uid) {
+			continue
+		}
+		switch set := numSet.(type) {
+		case goimap.UIDSet:
+			for _, r := range set {
+				if start, stop := staticRange(uint32(r.Start), uint32(r.Stop), view[len(view)-1]); uid >= start && uid <= stop {
+					return true
+				}
+			}
+		case goimap.SeqSet:
+			if containsSeq(set, uint32(seq+1), uint32(len(view))) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // staticRange resolves "*" (0) to max and orders the bounds.
