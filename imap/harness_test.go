@@ -131,6 +131,13 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// bytes returns the whole log.
+func (b *logBuffer) bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
 // errors returns the log lines at level ERROR.
 func (b *logBuffer) errors() []string {
 	b.mu.Lock()
@@ -195,7 +202,7 @@ func (ts *testServer) login(t *testing.T, user string) *imapclient.Client {
 	return ts.dial(t, user+"@contoso.test", user+"-pw", nil)
 }
 
-func (ts *testServer) deliver(t *testing.T, account, body string) {
+func (ts *testServer) deliver(t testing.TB, account, body string) {
 	t.Helper()
 	_, err := ts.store.Deliver(context.Background(), &store.Delivery{
 		Body:    []byte(strings.ReplaceAll(body, "\n", "\r\n")),
