@@ -48,13 +48,17 @@ func FuzzIMAPConversation(f *testing.F) {
 		login + "b CREATE \"&Jjo\"\r\nc CREATE \"a/../b\"\r\nd CREATE Projects/Alpha\r\ne RENAME Projects \"Shared/x\"\r\nf DELETE Projects/Alpha\r\ng LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"*\" RETURN (STATUS (MESSAGES RECENT))\r\n",
 		login + "b SELECT \"Shared/info@contoso.test/INBOX\"\r\nc APPEND \"Shared/info@contoso.test/INBOX\" (\\Seen kw) {11+}\r\nSubject: x\r\nd UID MOVE 1:* INBOX\r\ne EXPUNGE\r\n",
 		login + "b EXAMINE INBOX\r\nc SEARCH CHARSET UTF-8 TEXT {4+}\r\nn\xc3\xa5l SENTBEFORE 1-Jan-2020 LARGER 10 OR HEADER X y BODY z\r\nd STATUS INBOX (RECENT UNSEEN DELETED SIZE)\r\n",
-		login + "b SELECT INBOX\r\nc STORE 1:* +FLAGS (new-keyword)\r\nd UID COPY 1:* INBOX\r\ne FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE BINARY.PEEK[1])\r\n",
+		login + "b SELECT INBOX\r\nc STORE 1:* +FLAGS (new-keyword)\r\nd UID COPY 1 INBOX\r\ne FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE BINARY.PEEK[1])\r\n",
 		"a LOGIN {4294967295}\r\n",
 		login + "b SEARCH SUBJECT \"broken\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
 	ts := startServerTB(f)
+	// A quota keeps COPY 1:* of a folder into itself, run again and
+	// again, from doubling the store with every input.
+	ts.dir.setQuota("anna", 64<<10)
+	ts.dir.setQuota("info", 64<<10)
 	ts.deliver(f, "anna", multipartMessage)
 	ts.deliver(f, "info", "Subject: shared\n\nhello\n")
 	f.Fuzz(func(t *testing.T, input []byte) {

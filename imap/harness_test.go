@@ -55,6 +55,21 @@ func (d *fakeDirectory) grant(user, mailbox string, readOnly, perUser bool) {
 	d.access[user][mailbox] = mb
 }
 
+// setQuota gives a mailbox a quota, as every user reaches it.
+func (d *fakeDirectory) setQuota(mailbox string, bytes int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	mb := d.mailboxes[mailbox]
+	mb.Quota = bytes
+	d.mailboxes[mailbox] = mb
+	for _, byMailbox := range d.access {
+		if mb, ok := byMailbox[mailbox]; ok {
+			mb.Quota = bytes
+			byMailbox[mailbox] = mb
+		}
+	}
+}
+
 func (d *fakeDirectory) revoke(user, mailbox string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
