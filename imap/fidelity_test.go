@@ -92,6 +92,12 @@ func TestTranscriptNewKeywordFlags(t *testing.T) {
 	wantLines(t, "STORE of a known keyword", a.ok("STORE 1 -FLAGS (project-x)"), []string{`* 1 FETCH (FLAGS (\Recent))`})
 	wantLines(t, "the other session again", b.ok("NOOP"), []string{`* 1 FETCH (UID 1 FLAGS ())`})
 	wantContains(t, "a later SELECT", b.ok("SELECT INBOX"), flagsLine)
+
+	// A keyword that comes with an APPEND is announced before the EXISTS.
+	b.send("t9 APPEND INBOX (fresh-kw) {13+}\r\nSubject: x\r\n\r\n")
+	b.until("t9")
+	wantContains(t, "after an APPEND with a new keyword", a.ok("NOOP"),
+		`* FLAGS (`+systemFlagsLine+` fresh-kw project-x)`, "* 2 EXISTS")
 }
 
 // TestTranscriptCopyMoveSameFolder (4): COPY and MOVE into the selected

@@ -169,6 +169,7 @@ func (h *hub) apply(c store.Change) {
 	}
 	switch c.Kind {
 	case store.ChangeNew:
+		lf.announceKeywords(c.Messages) // APPEND or COPY may bring keywords
 		lf.addMessages(c.Messages)
 	case store.ChangeExpunge:
 		lf.expunge(c.UIDs)
@@ -238,9 +239,8 @@ func (lf *liveFolder) expunge(uids []store.UID) {
 // viewer's \Seen, its \Recent). The session that made the change is told
 // only when it asked to be (STORE answers it otherwise).
 func (lf *liveFolder) flags(c store.Change) {
-	if c.Viewer == "" {
-		lf.announceKeywords(c.Messages)
-	}
+	// A viewer's own \Seen change carries the message's keywords too.
+	lf.announceKeywords(c.Messages)
 	origin, _ := c.Origin.(*selection)
 	for _, sel := range lf.sessions {
 		if sel == origin && !sel.echo {

@@ -33,7 +33,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 	// A keyword new to the folder must reach this client as FLAGS before
 	// any FETCH shows it; FLAGS can only come through the tracker, so the
 	// FETCH responses then come that way too, after it.
-	echo := !flags.Silent && !sel.lf.hasKeywords(flags.Flags)
+	echo := !flags.Silent && flags.Op != goimap.StoreFlagsDel && !sel.lf.hasKeywords(flags.Flags)
 	sel.setEcho(echo)
 	changed, err := s.srv.opts.Store.StoreFlags(s.ctx, acc, sel.folderID, uidsOf(refs), op, fromIMAPFlags(flags.Flags))
 	sel.setEcho(false)
