@@ -45,6 +45,7 @@ func TestTranscriptListDelimiter(t *testing.T) {
 	ts := startServer(t)
 	a := ts.raw(t, "anna")
 	wantLines(t, `LIST "" ""`, a.ok(`LIST "" ""`), []string{`* LIST (\Noselect) "/" ""`})
+	wantLines(t, `LIST "Shared/info@contoso.test" ""`, a.ok(`LIST "Shared/info@contoso.test" ""`), []string{`* LIST (\Noselect) "/" "Shared/"`})
 }
 
 // TestTranscriptRecent (2, 14): EXAMINE reports \Recent without taking it,

@@ -228,6 +228,9 @@ func (lf *liveFolder) expunge(uids []store.UID) {
 			sel.mt.QueueExpunge(uint32(idx + 1))
 		}
 		lf.uids = slices.Delete(lf.uids, idx, idx+1)
+		if j, ok := slices.BinarySearch(lf.claimed, uids[i]); ok {
+			lf.claimed = slices.Delete(lf.claimed, j, j+1)
+		}
 	}
 	for _, sel := range lf.sessions {
 		slices.Sort(sel.expunged)

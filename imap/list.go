@@ -28,8 +28,13 @@ type listEntry struct {
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *goimap.ListOptions) error {
 	if len(patterns) == 0 {
 		// LIST "" "": go-imap drops the empty pattern; the client asks
-		// for the hierarchy delimiter and root.
-		return w.WriteList(&goimap.ListData{Attrs: []goimap.MailboxAttr{goimap.MailboxAttrNoSelect}, Delim: delim, Mailbox: ""})
+		// for the hierarchy delimiter and the root of the reference's
+		// namespace.
+		root := ""
+		if s.homeOwn && strings.HasPrefix(ref, sharedPrefix+string(delim)) {
+			root = sharedPrefix + string(delim)
+		}
+		return w.WriteList(&goimap.ListData{Attrs: []goimap.MailboxAttr{goimap.MailboxAttrNoSelect}, Delim: delim, Mailbox: root})
 	}
 	entries, err := s.listEntries(options.SelectSubscribed)
 	if err != nil {
