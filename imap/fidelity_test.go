@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -281,6 +282,33 @@ func TestTranscriptFetchExpunged(t *testing.T) {
 	}
 	wantLines(t, "NOOP after", a.ok("NOOP"), []string{`* 1 FETCH (UID 1 FLAGS (\Deleted \Recent))`, "* 1 EXPUNGE"})
 	wantLines(t, "FETCH once told", a.ok("UID FETCH 1:* UID"), []string{"* 1 FETCH (UID 2)"})
+	if errs := ts.logs.errors(); len(errs) > 0 {
+		t.Errorf("errors logged: %q", errs)
+	}
+}
+
+// TestFetchWhileExpungingElsewhere (13): FETCHes racing another session's
+// expunges answer OK or NO [EXPUNGEISSUED], never an internal error.
+func TestFetchWhileExpungingElsewhere(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	a, b := ts.raw(t, "anna"), ts.raw(t, "anna")
+	a.ok("SELECT INBOX")
+	b.ok("SELECT INBOX")
+	for i := range 30 {
+		for range 3 {
+			ts.deliver(t, "anna", "Subject: m\n\nsome text\n")
+		}
+		a.ok("NOOP")
+		b.ok("NOOP")
+		tag := fmt.Sprintf("f%d", i)
+		a.send(tag + " FETCH 1:* (FLAGS BODY.PEEK[])\r\n")
+		b.ok("STORE 1:* +FLAGS.SILENT (\\Deleted)")
+		b.ok("EXPUNGE")
+		if _, tagged := a.until(tag); tagged != "OK FETCH completed" && !strings.HasPrefix(tagged, "NO [EXPUNGEISSUED]") {
+			t.Fatalf("FETCH during EXPUNGE: %s", tagged)
+		}
+	}
 	if errs := ts.logs.errors(); len(errs) > 0 {
 		t.Errorf("errors logged: %q", errs)
 	}
