@@ -231,7 +231,10 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if allowExpunge {
 		sel.expunged = nil
 	}
-	n := sel.visibleRecent()
+	var n uint32
+	if report {
+		n = sel.visibleRecent()
+	}
 	sel.lf.mu.Unlock()
 	if !report {
 		return nil
