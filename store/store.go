@@ -75,11 +75,15 @@ var (
 	// bucketRemoteFiled holds, per connected account, the digests of the
 	// messages filed from it.
 	bucketRemoteFiled = []byte("remotefiled")
+	// bucketCards and bucketCardBooks hold the address books (cards.go).
+	bucketCards     = []byte("cards")
+	bucketCardBooks = []byte("cardbooks")
 )
 
 var topBuckets = [][]byte{
 	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
 	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote, bucketRemoteFiled,
+	bucketCards, bucketCardBooks,
 }
 
 // boltOptions are the database options of the store and of its compacted
