@@ -94,7 +94,7 @@ type Mailbox struct {
 	Password  string   // hash; users only
 	IMAP      bool     // apps; default all three for users, false for shared mailboxes
 	SMTP      bool
-	DAV       bool // address books over CardDAV
+	DAV       bool     // address books over CardDAV
 	Quota     int64    // bytes; default limits.user_quota or limits.shared_quota; 0 is unlimited
 	Contacts  []string // lower case
 	Forward   *Forward
