@@ -27,6 +27,7 @@ import (
 	"postkasse.dev/postkasse/smtp"
 	"postkasse.dev/postkasse/srs"
 	"postkasse.dev/postkasse/store"
+	"postkasse.dev/postkasse/web"
 )
 
 // server is one running postkasse: the store, the directory in force, and
@@ -43,6 +44,7 @@ type server struct {
 	imap     *imap.Server
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
+	web      *web.Server // nil without an HTTP listener
 
 	authFailureDelay time.Duration
 
@@ -61,7 +63,7 @@ type serverOptions struct {
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
-var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps"}
+var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps", "http", "https"}
 
 // newServer opens the store and builds every part from cfg.
 func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*server, error) {
@@ -119,6 +121,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	s.agent, err = delivery.New(delivery.Options{
 		Store: s.store, Directory: s.dir.Load, Hostname: cfg.Hostname,
 		SRS: srs.New(secret, cfg.Domains[0]), Queue: s.queue, Logger: s.log.With("part", "delivery"),
+		Contacts: web.ContactBook{Cards: s.store},
 	})
 	if err != nil {
 		return err
@@ -159,6 +162,9 @@ func (s *server) serve(lns map[string]net.Listener) error {
 	}()
 	cfg := s.cfg.Load()
 	s.pull.Set(connectedAccounts(cfg))
+	if err := s.buildWeb(lns); err != nil {
+		return err
+	}
 	for _, name := range listenerNames {
 		ln := lns[name]
 		if ln == nil {
@@ -174,6 +180,10 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			serve = s.imap.Serve
 		case "imaps":
 			serve = s.imap.ServeTLS
+		case "http":
+			serve = func(ln net.Listener) error { return s.web.Serve(ln, nil, insecure) }
+		case "https":
+			serve = func(ln net.Listener) error { return s.web.Serve(ln, s.tlsConfig(), false) }
 		default:
 			srv, err := s.smtpServer(name, insecure)
 			if err != nil {
@@ -228,6 +238,15 @@ func (s *server) stop(grace time.Duration) {
 			defer wg.Done()
 			if err := srv.Shutdown(ctx); err != nil {
 				s.log.Warn("smtp shutdown", "service", name, "err", err)
+			}
+		}()
+	}
+	if s.web != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.web.Shutdown(ctx); err != nil {
+				s.log.Warn("http shutdown", "err", err)
 			}
 		}()
 	}
@@ -377,6 +396,7 @@ func openListeners(cfg *config.Config) (map[string]net.Listener, error) {
 	addrs := map[string]string{
 		"smtp": cfg.Listen.SMTP, "submission": cfg.Listen.Submission, "submissions": cfg.Listen.Submissions,
 		"imap": cfg.Listen.IMAP, "imaps": cfg.Listen.IMAPS,
+		"http": cfg.Listen.HTTP, "https": cfg.Listen.HTTPS,
 	}
 	lns := make(map[string]net.Listener)
 	for _, name := range listenerNames {
