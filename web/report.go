@@ -221,13 +221,11 @@ func (s *Server) query(ms *multistatus, req *reportRequest, base string, all []b
 	}
 	n := 0
 	for _, c := range all {
-		ao, err := addressObject(base, c)
+		ok, err := matches(q, base, c)
 		if err != nil {
 			return err
 		}
-		if ok, err := carddav.Match(q, ao); err != nil {
-			return err
-		} else if !ok {
+		if !ok {
 			continue
 		}
 		if req.Limit != nil && req.Limit.NResults > 0 && n >= req.Limit.NResults {
@@ -237,6 +235,20 @@ func (s *Server) query(ms *multistatus, req *reportRequest, base string, all []b
 		n++
 	}
 	return nil
+}
+
+// matches applies go-webdav's matcher, except that an empty filter
+// matches every card (RFC 6352 §10.5 allows zero prop-filters; the
+// matcher would match none).
+func matches(q *carddav.AddressBookQuery, base string, c bookCard) (bool, error) {
+	if len(q.PropFilters) == 0 {
+		return true, nil
+	}
+	ao, err := addressObject(base, c)
+	if err != nil {
+		return false, err
+	}
+	return carddav.Match(q, ao)
 }
 
 // syncCollection adds what changed since the client's token (everything
