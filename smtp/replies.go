@@ -19,7 +19,6 @@ var (
 	errTooManyHops  = &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 4, 6}, Message: "Too many hops: mail loop detected"}
 	errShuttingDown = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "Server shutting down, try again later"}
 	errSMTPDisabled = &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: "SMTP is disabled for this mailbox"}
-	errAuthzFailed  = &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: "Authorization identity not allowed"}
 )
 
 // refusalError turns a policy refusal into a reply.
