@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/emersion/go-webdav"
 	"github.com/emersion/go-webdav/carddav"
 
+	"postkasse.dev/postkasse/internal/testcert"
 	"postkasse.dev/postkasse/store"
 )
 
@@ -261,3 +263,27 @@ func keys[V any](m map[string]V) []string {
 }
 
 func storeBook(account, name string) store.Book { return store.Book{Account: account, Name: name} }
+
+// With allow_insecure_auth off, the plain HTTP listener takes no logins
+// (setup files still need none); HTTPS does, with the configured
+// certificate, and its setup files name the TLS ports.
+func TestHTTPSAndPlaintextLogins(t *testing.T) {
+	t.Parallel()
+	cert := testcert.New(t, "mail.contoso.test", "127.0.0.1")
+	certPath, keyPath := cert.WriteFiles(t, t.TempDir())
+	ts := startServer(t, fmt.Sprintf("[tls]\ncert = %q\nkey = %q\nallow_insecure_auth = false\n", certPath, keyPath))
+	if code, _, _ := ts.davDo("anna@contoso.test", "anna-secret", "PROPFIND", "/dav/", "", nil); code != http.StatusForbidden {
+		t.Fatalf("login over plain HTTP: %d, want 403", code)
+	}
+	if code, body, _ := ts.davDo("", "", "GET", "/mail/config-v1.1.xml", "", nil); code != http.StatusOK || !bytes.Contains(body, []byte("<socketType>SSL</socketType>")) {
+		t.Fatalf("autoconfig over plain HTTP: %d\n%s", code, body)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cert.Client}}
+	c, err := carddav.NewClient(webdav.HTTPClientWithBasicAuth(client, "anna@contoso.test", "anna-secret"), "https://"+ts.https+"/dav/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.FindCurrentUserPrincipal(context.Background()); err != nil || p != "/dav/anna/" {
+		t.Fatalf("principal over HTTPS: %q %v", p, err)
+	}
+}
