@@ -48,6 +48,8 @@ func (s *Server) serveDAV(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPut || r.Method == http.MethodDelete || r.Method == "MKCOL" ||
 		r.Method == "COPY" || r.Method == "MOVE":
 		http.Error(w, "The server keeps the address books; cards can be added and removed.", http.StatusForbidden)
+	case r.Method == "PROPFIND" && (p.depth == 2 || p.depth == 3):
+		s.propfind(w, r, &carddav.Handler{Backend: davBackend{s}, Prefix: davPrefix})
 	default:
 		h := carddav.Handler{Backend: davBackend{s}, Prefix: davPrefix}
 		h.ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -285,5 +286,63 @@ func TestHTTPSAndPlaintextLogins(t *testing.T) {
 	}
 	if p, err := c.FindCurrentUserPrincipal(context.Background()); err != nil || p != "/dav/anna/" {
 		t.Fatalf("principal over HTTPS: %q %v", p, err)
+	}
+}
+
+// bookProps PROPFINDs a book (Depth 0) for the properties go-webdav does
+// not give and the server adds: the sync token, the ctag and the
+// privileges.
+func (ts *testServer) bookProps(user, pass, path string) (token, ctag string, privileges []string) {
+	ts.t.Helper()
+	code, body, _ := ts.davDo(user, pass, "PROPFIND", path, "application/xml",
+		[]byte(`<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><D:displayname/><D:sync-token/><CS:getctag/><D:current-user-privilege-set/></D:prop></D:propfind>`),
+		"Depth", "0")
+	var ms struct {
+		Propstats []struct {
+			Token      string `xml:"prop>sync-token"`
+			CTag       string `xml:"prop>getctag"`
+			Privileges []struct {
+				Inner []struct {
+					XMLName xml.Name
+				} `xml:",any"`
+			} `xml:"prop>current-user-privilege-set>privilege"`
+			Status string `xml:"status"`
+		} `xml:"response>propstat"`
+	}
+	if code != http.StatusMultiStatus || xml.Unmarshal(body, &ms) != nil {
+		ts.t.Fatalf("PROPFIND %s: %d\n%s", path, code, body)
+	}
+	for _, ps := range ms.Propstats {
+		if !strings.Contains(ps.Status, "200") {
+			continue
+		}
+		token, ctag = ps.Token, ps.CTag
+		for _, p := range ps.Privileges {
+			for _, in := range p.Inner {
+				privileges = append(privileges, in.XMLName.Local)
+			}
+		}
+	}
+	return token, ctag, privileges
+}
+
+func TestBookPropertiesForSyncingClients(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, davConfig)
+	book := "/dav/anna/books/contacts/"
+	before, ctag, privs := ts.bookProps("anna@contoso.test", "anna-secret", book)
+	if before == "" || ctag != before || !slices.Contains(privs, "write") {
+		t.Fatalf("anna's contacts: token %q ctag %q privileges %v", before, ctag, privs)
+	}
+	if code, _, _ := ts.davDo("anna@contoso.test", "anna-secret", "PUT", book+"paul.vcf", "text/vcard", []byte(annaCard)); code != http.StatusCreated {
+		t.Fatalf("PUT: %d", code)
+	}
+	after, _, _ := ts.bookProps("anna@contoso.test", "anna-secret", book)
+	sync, err := ts.davClient("anna@contoso.test", "anna-secret").SyncCollection(context.Background(), book, &carddav.SyncQuery{SyncToken: before})
+	if err != nil || after == before || sync.SyncToken != after || len(sync.Updated) != 1 {
+		t.Fatalf("token before %q, after %q; sync from before: %+v %v", before, after, sync, err)
+	}
+	if _, _, privs := ts.bookProps("carl@contoso.test", "carl-secret", "/dav/carl/books/info@contoso.test/"); !slices.Contains(privs, "read") || slices.Contains(privs, "write") {
+		t.Fatalf("the read grantee's privileges on info's book: %v", privs)
 	}
 }
