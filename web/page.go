@@ -42,7 +42,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 body { font-family: system-ui, sans-serif; max-width: 40em; margin: 0 auto; padding: 1em; line-height: 1.5; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3em .5em .3em 0; vertical-align: top; }
-code { word-break: break-all; }
+code, a { overflow-wrap: anywhere; }
 </style>
 </head>
 <body>
