@@ -75,6 +75,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers []*http.Server
+	closed  bool // Shutdown was called: a late Serve returns at once
 }
 
 // New creates a server.
@@ -117,6 +118,11 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config, plaintextAuth boo
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
 	if tlsConfig != nil {
@@ -134,7 +140,7 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config, plaintextAuth boo
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	servers := s.servers
-	s.servers = nil
+	s.servers, s.closed = nil, true
 	s.mu.Unlock()
 	var errs []error
 	for _, srv := range servers {
