@@ -1,8 +1,8 @@
 // Package store keeps postkasse's mail in one bbolt file: accounts keyed by
 // their permanent id, folders with UIDVALIDITY and UIDNEXT, messages with
 // UIDs and flags, single-instance bodies with reference counts, the outbound
-// queue and the small memories of the policy (automatic replies sent,
-// connected-account progress).
+// queue, the small memories of the policy (automatic replies sent,
+// connected-account progress) and the address books' cards.
 //
 // Every change is committed (fsynced) before its call returns, and writes
 // from concurrent callers share commits. After each commit the store

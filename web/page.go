@@ -19,6 +19,7 @@ type pageData struct {
 	SharedLoginExample2 string
 }
 
+// Security names the endpoint's encryption as mail clients' settings do.
 func (e endpoint) Security() string {
 	switch {
 	case e.implicit:
