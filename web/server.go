@@ -157,6 +157,8 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.servePage)
 	mux.HandleFunc("/.well-known/carddav", serveCardDAVRedirect)
+	// Clients given only the server's name look for their principal at /.
+	mux.HandleFunc("PROPFIND /{$}", serveCardDAVRedirect)
 	mux.Handle(davPrefix+"/", s.requireLogin(http.HandlerFunc(s.serveDAV)))
 	mux.HandleFunc("GET /.well-known/autoconfig/mail/config-v1.1.xml", s.serveAutoconfig)
 	mux.HandleFunc("GET /mail/config-v1.1.xml", s.serveAutoconfig)

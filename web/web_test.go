@@ -142,3 +142,17 @@ func FuzzParseDAVPath(f *testing.F) {
 		}
 	})
 }
+
+// Both ways a client starts, /.well-known/carddav and a PROPFIND of /,
+// lead to the DAV root without a login.
+func TestDiscoveryRedirects(t *testing.T) {
+	t.Parallel()
+	s, _ := testWeb(t)
+	for _, tt := range []struct{ method, path string }{{"GET", "/.well-known/carddav"}, {"PROPFIND", "/.well-known/carddav"}, {"PROPFIND", "/"}} {
+		w := httptest.NewRecorder()
+		s.handler.ServeHTTP(w, httptest.NewRequest(tt.method, tt.path, nil))
+		if w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/dav/" {
+			t.Errorf("%s %s: %d to %q", tt.method, tt.path, w.Code, w.Header().Get("Location"))
+		}
+	}
+}
