@@ -233,3 +233,31 @@ func TestClientSetupFiles(t *testing.T) {
 		t.Fatalf("page: %d\n%s", code, body)
 	}
 }
+
+// A shared mailbox's contacts are its team's book: anna adds a card there
+// through her view of info's book, and info's reply goes to that sender.
+func TestSharedAutoReplyReadsTheTeamBook(t *testing.T) {
+	t.Parallel()
+	sk := newSink(t, "127.0.0.1")
+	ts := startServer(t, davConfig+`
+[shared.info.auto_reply]
+enabled  = true
+external = "The team is away"
+external_audience = "contacts"
+
+[outbound]
+smarthost = "`+sk.addr+`"
+smarthost_tls = "none"
+`)
+	card := "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Customer\r\nEMAIL:customer@fabrikam.example\r\nEND:VCARD\r\n"
+	if code, _, _ := ts.davDo("anna@contoso.test", "anna-secret", "PUT", "/dav/anna/books/info@contoso.test/customer.vcf", "text/vcard", []byte(card)); code != http.StatusCreated {
+		t.Fatalf("PUT: %d", code)
+	}
+	msg := "From: customer@fabrikam.example\nTo: info@contoso.test\nSubject: order\n\nhi\n"
+	if err := ts.send("customer@fabrikam.example", []string{"info@contoso.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	if reply := sk.wait(t, 1)[0]; reply.To[0] != "customer@fabrikam.example" || !strings.Contains(reply.Data, "The team is away") {
+		t.Fatalf("reply to %v:\n%s", reply.To, reply.Data)
+	}
+}
