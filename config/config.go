@@ -58,9 +58,12 @@ type Config struct {
 // Listen holds the listener addresses ("host:port"); "" disables one.
 // A key absent from the file takes the standard port on every interface:
 // ":25", ":587", ":143", and ":465" and ":993" when [tls] has a
-// certificate (otherwise the implicit-TLS listeners stay off).
+// certificate (otherwise the implicit-TLS listeners stay off). HTTP and
+// HTTPS (address books and client setup) are off unless named: an upgraded
+// server does not start taking ports 80 and 443 from a web server there.
 type Listen struct {
 	SMTP, Submission, Submissions, IMAP, IMAPS string
+	HTTP, HTTPS                                string
 }
 
 // TLS names the certificate and key (PEM files, absolute paths; both ""
@@ -110,8 +113,9 @@ type Mailbox struct {
 	Name      string
 	Aliases   []string // lower case
 	Password  string   // hash; users only
-	IMAP      bool     // apps; default both for users, false for shared mailboxes
+	IMAP      bool     // apps; default all three for users, false for shared mailboxes
 	SMTP      bool
+	DAV       bool     // address books over CardDAV
 	Quota     int64    // bytes; default limits.user_quota or limits.shared_quota; 0 is unlimited
 	Contacts  []string // lower case
 	Forward   *Forward

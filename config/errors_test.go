@@ -61,7 +61,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"end equals start", "[user.anna.auto_reply]\nstart = 2027-01-02T00:00:00Z\nend = 2027-01-02T01:00:00+01:00 #<\n", `before it starts`},
 		{"enabled without text", "[user.anna.auto_reply] #<\nenabled = true\n", `user.anna.auto_reply: is enabled but has neither`},
 		{"bad audience", "[user.anna.auto_reply]\nexternal_audience = \"friends\" #<\n", `"friends" is not "none", "contacts" or "all"`},
-		{"bad app", "apps = [\"imap\", \"pop3\"] #<\n", `user.anna.apps[1]: "pop3" is not "imap" or "smtp"`},
+		{"bad app", "apps = [\"imap\", \"pop3\"] #<\n", `user.anna.apps[1]: "pop3" is not "imap", "smtp" or "dav"`},
 		{"bad seen", "[shared.info]\naddress = \"info@contoso.test\"\nseen = \"mine\" #<\n", `shared.info.seen: "mine" is not "shared" or "per-user"`},
 		{"bad security", "[[user.anna.connected]]\nhost = \"imap.example.org:993\"\nusername = \"a\"\nsecurity = \"ssl\" #<\n", `user.anna.connected[0].security: "ssl" is not "tls", "starttls" or "none"`},
 		{"clear text to the internet", "[[user.anna.connected]]\nhost = \"localhost:143\"\nusername = \"a\"\nsecurity = \"none\"\n[[user.anna.connected]]\nhost = \"imap.example.org:143\"\nusername = \"a\"\nsecurity = \"none\" #<\n",

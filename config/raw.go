@@ -26,6 +26,8 @@ type rawListen struct {
 	Submissions *string `toml:"submissions"`
 	IMAP        *string `toml:"imap"`
 	IMAPS       *string `toml:"imaps"`
+	HTTP        *string `toml:"http"`
+	HTTPS       *string `toml:"https"`
 }
 
 type rawTLS struct {

@@ -124,6 +124,8 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 		Submissions: pick("submissions", l.Submissions, implicit(":465")),
 		IMAP:        pick("imap", l.IMAP, ":143"),
 		IMAPS:       pick("imaps", l.IMAPS, implicit(":993")),
+		HTTP:        pick("http", l.HTTP, ""),
+		HTTPS:       pick("https", l.HTTPS, ""),
 	}
 	if tlsOn {
 		return
@@ -133,6 +135,9 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 	}
 	if cfg.Listen.IMAPS != "" {
 		v.errorf("listen.imaps", "implicit TLS needs [tls] cert and key")
+	}
+	if cfg.Listen.HTTPS != "" {
+		v.errorf("listen.https", "HTTPS needs [tls] cert and key")
 	}
 }
 

@@ -31,6 +31,12 @@ import (
 // from the same mailbox with the same text (RFC 3834 suggests days).
 const autoReplyWindow = 7 * 24 * time.Hour
 
+// ContactBook tells whether a mailbox's address book lists an address,
+// for automatic replies to "contacts".
+type ContactBook interface {
+	IsContact(ctx context.Context, mailboxID, addr string) (bool, error)
+}
+
 // Kicker is told when new mail was queued (the outbound queue's runner).
 type Kicker interface{ Kick() }
 
@@ -41,6 +47,7 @@ type Options struct {
 	Hostname  string                   // for Received and Message-ID
 	SRS       *srs.Rewriter            // rewrites senders of forwarded mail
 	Queue     Kicker                   // may be nil
+	Contacts  ContactBook              // may be nil: only the file's contacts count
 	Logger    *slog.Logger
 	Now       func() time.Time // nil means time.Now
 	// MaxRecipients is how many recipients one transaction of a client

@@ -56,8 +56,18 @@ func (a *Agent) Submit(ctx context.Context, from string, to []string, msg []byte
 // sendAutoReply sends one automatic reply unless this sender already had
 // one with this text within the window (remembered in the store, so also
 // across restarts). RFC 3834: from the mailbox, to the sender, MAIL FROM
-// the null sender, Auto-Submitted: auto-replied.
+// the null sender, Auto-Submitted: auto-replied. A reply that the policy
+// leaves to the address book goes only to a sender the book lists.
 func (a *Agent) sendAutoReply(ctx context.Context, dir *policy.Directory, reply policy.AutoReplyPlan, now time.Time) error {
+	if reply.IfContact {
+		if a.opts.Contacts == nil {
+			return nil
+		}
+		known, err := a.opts.Contacts.IsContact(ctx, reply.MailboxID, reply.To)
+		if err != nil || !known {
+			return err
+		}
+	}
 	due, err := a.opts.Store.NoteAutoReply(ctx, reply.MailboxID, reply.To, reply.TextKey, now, autoReplyWindow)
 	if err != nil || !due {
 		return err

@@ -111,7 +111,7 @@ func explainAutoReply(b *strings.Builder, mb *Mailbox, now time.Time) {
 		case AudienceAll:
 			external = "all answered"
 		case AudienceContacts:
-			external = fmt.Sprintf("contacts answered (%d)", len(mb.Contacts))
+			external = fmt.Sprintf("contacts answered (%d in the file, and its address book)", len(mb.Contacts))
 		}
 	}
 	fmt.Fprintf(b, "    external senders: %s\n", external)

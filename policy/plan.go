@@ -71,6 +71,10 @@ type AutoReplyPlan struct {
 	// per (mailbox, sender, TextKey) per 7 days and start again when the
 	// text changes.
 	TextKey string
+	// IfContact says the sender is not among the contacts in the file:
+	// the reply goes only if the mailbox's own address book lists them,
+	// which the caller reads at the time of the reply.
+	IfContact bool
 }
 
 // Plan routes a message: it expands aliases, subaddresses, groups and

@@ -37,7 +37,10 @@ var (
 // Authenticator checks submission credentials.
 type Authenticator interface {
 	// Authenticate returns the id of the user with this address (primary
-	// or alias) and password.
+	// or alias) and password. The forms that open a shared mailbox as an
+	// account (target*member, member\target) return the member's id: the
+	// session has the member's rights, so it sends as the shared mailbox
+	// where those allow.
 	Authenticate(username, password string) (userID string, err error)
 }
 

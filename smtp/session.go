@@ -67,7 +67,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && !strings.EqualFold(identity, username) {
-				return errAuthzFailed
+				// An authorization identity opens a shared mailbox as
+				// an account (SPEC §5), as the login target*member does.
+				username = identity + "*" + username
 			}
 			return s.authenticate(username, password)
 		}), nil

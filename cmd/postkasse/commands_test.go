@@ -126,7 +126,7 @@ func TestDKIMKeygenCommand(t *testing.T) {
 	if code := run([]string{"dkim-keygen", "-out", key, "-selector", "s1", "contoso.test"}, nil, out, errOut); code != 0 {
 		t.Fatalf("dkim-keygen: %s", errOut.String())
 	}
-	if !strings.Contains(out.String(), "s1._domainkey.contoso.test. IN TXT \"v=DKIM1; k=rsa; p=") {
+	if !strings.Contains(out.String(), "s1._domainkey.contoso.test.\t3600\tIN\tTXT\t\"v=DKIM1; k=rsa; p=") {
 		t.Fatalf("dkim-keygen output:\n%s", out.String())
 	}
 	if _, err := os.Stat(key); err != nil {

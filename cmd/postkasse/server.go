@@ -28,6 +28,7 @@ import (
 	"postkasse.dev/postkasse/smtp"
 	"postkasse.dev/postkasse/srs"
 	"postkasse.dev/postkasse/store"
+	"postkasse.dev/postkasse/web"
 )
 
 // server is one running postkasse: the store, the directory in force, and
@@ -45,6 +46,7 @@ type server struct {
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
 	guard    *guard.Guard
+	web      *web.Server // nil without an HTTP listener
 
 	authFailureDelay      time.Duration
 	trusted               func(net.IP) bool
@@ -78,7 +80,7 @@ type serverOptions struct {
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
-var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps"}
+var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps", "http", "https"}
 
 // newServer opens the store and builds every part from cfg.
 func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*server, error) {
@@ -145,6 +147,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		Store: s.store, Directory: s.dir.Load, Hostname: cfg.Hostname,
 		SRS: srs.New(secret, cfg.Domains[0]), Queue: s.queue, Logger: s.log.With("part", "delivery"),
 		MaxRecipients: cfg.Limits.RecipientsPerMessage,
+		Contacts:      web.ContactBook{Cards: s.store},
 	})
 	if err != nil {
 		return err
@@ -185,6 +188,9 @@ func (s *server) serve(lns map[string]net.Listener) error {
 	}()
 	cfg := s.cfg.Load()
 	s.pull.Set(connectedAccounts(cfg))
+	if err := s.buildWeb(lns); err != nil {
+		return err
+	}
 	for _, name := range listenerNames {
 		ln := lns[name]
 		if ln == nil {
@@ -201,6 +207,12 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			serve, ln = s.imap.Serve, s.guard.Listener(ln, refuseIMAP(nil))
 		case "imaps":
 			serve, ln = s.imap.ServeTLS, s.guard.Listener(ln, refuseIMAP(implicitTLS))
+		case "http":
+			ln = s.guard.Listener(ln, refuseHTTP(nil))
+			serve = func(ln net.Listener) error { return s.web.Serve(ln, nil, insecure) }
+		case "https":
+			ln = s.guard.Listener(ln, refuseHTTP(s.tlsConfig()))
+			serve = func(ln net.Listener) error { return s.web.Serve(ln, s.tlsConfig(), false) }
 		default:
 			srv, err := s.smtpServer(name, insecure)
 			if err != nil {
@@ -261,6 +273,15 @@ func (s *server) stop(grace time.Duration) {
 			defer wg.Done()
 			if err := srv.Shutdown(ctx); err != nil {
 				s.log.Warn("smtp shutdown", "service", name, "err", err)
+			}
+		}()
+	}
+	if s.web != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.web.Shutdown(ctx); err != nil {
+				s.log.Warn("http shutdown", "err", err)
 			}
 		}()
 	}
@@ -412,6 +433,7 @@ func openListeners(cfg *config.Config) (map[string]net.Listener, error) {
 	addrs := map[string]string{
 		"smtp": cfg.Listen.SMTP, "submission": cfg.Listen.Submission, "submissions": cfg.Listen.Submissions,
 		"imap": cfg.Listen.IMAP, "imaps": cfg.Listen.IMAPS,
+		"http": cfg.Listen.HTTP, "https": cfg.Listen.HTTPS,
 	}
 	lns := make(map[string]net.Listener)
 	for _, name := range listenerNames {
