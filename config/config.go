@@ -21,6 +21,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,6 +44,8 @@ type Config struct {
 	TLS      TLS
 	Limits   Limits
 	Outbound Outbound
+	DNS      DNS
+	Inbound  Inbound
 	Users    []*Mailbox // sorted by key
 	Shared   []*Mailbox // sorted by key
 	Groups   []*Group   // sorted by key
@@ -53,15 +56,41 @@ type Config struct {
 // A key absent from the file takes the standard port on every interface:
 // ":25", ":587", ":143", and ":465" and ":993" when [tls] has a
 // certificate (otherwise the implicit-TLS listeners stay off).
+//
+// HTTP and HTTPS are off ("") unless set; with [tls.acme] they answer the
+// ACME challenges (HTTP-01 on port 80, TLS-ALPN-01).
 type Listen struct {
 	SMTP, Submission, Submissions, IMAP, IMAPS string
+	HTTP, HTTPS                                string
 }
 
 // TLS names the certificate and key (PEM files, absolute paths; both ""
-// when the server has no TLS).
+// when the server has no TLS or gets its certificates by ACME).
 type TLS struct {
 	Cert, Key         string
 	AllowInsecureAuth bool
+	ACME              *ACME // nil unless [tls.acme] is set
+}
+
+// ACME is [tls.acme]: certificates obtained and renewed from an ACME
+// directory (RFC 8555) instead of files.
+type ACME struct {
+	Directory string   // default: Let's Encrypt's production directory
+	Email     string   // contact of the account; may be ""
+	Hosts     []string // lower case; default: [hostname]
+}
+
+// DNS is [dns]: where every lookup goes (MX, SPF, DKIM, DMARC).
+type DNS struct {
+	Resolver string // "host:port"; "" = the system's (/etc/resolv.conf)
+}
+
+// Inbound is [inbound]: the checks of mail from other servers on the MX
+// port (SPEC §11). Each check defaults to on; TrustedNetworks defaults to
+// loopback.
+type Inbound struct {
+	SPF, DKIM, DMARC bool
+	TrustedNetworks  []netip.Prefix
 }
 
 // Limits are sizes in bytes. Defaults: 25MiB messages, 50GB (SI) quotas.
@@ -76,7 +105,7 @@ type Outbound struct {
 	SmarthostUsername string
 	SmarthostPassword string
 	SmarthostTLS      string // "starttls", "tls" or "none"
-	Resolver          string
+	Resolver          string // the old name of dns.resolver, copied from there
 	QueueLifetime     time.Duration
 	RetryAfter        time.Duration
 }

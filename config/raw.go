@@ -12,6 +12,8 @@ type rawConfig struct {
 	TLS      rawTLS                `toml:"tls"`
 	Limits   rawLimits             `toml:"limits"`
 	Outbound rawOutbound           `toml:"outbound"`
+	DNS      rawDNS                `toml:"dns"`
+	Inbound  rawInbound            `toml:"inbound"`
 	User     map[string]rawMailbox `toml:"user"`
 	Shared   map[string]rawMailbox `toml:"shared"`
 	Group    map[string]rawGroup   `toml:"group"`
@@ -24,12 +26,32 @@ type rawListen struct {
 	Submissions *string `toml:"submissions"`
 	IMAP        *string `toml:"imap"`
 	IMAPS       *string `toml:"imaps"`
+	HTTP        *string `toml:"http"`
+	HTTPS       *string `toml:"https"`
 }
 
 type rawTLS struct {
-	Cert              string `toml:"cert"`
-	Key               string `toml:"key"`
-	AllowInsecureAuth *bool  `toml:"allow_insecure_auth"`
+	Cert              string   `toml:"cert"`
+	Key               string   `toml:"key"`
+	AllowInsecureAuth *bool    `toml:"allow_insecure_auth"`
+	ACME              *rawACME `toml:"acme"`
+}
+
+type rawACME struct {
+	Directory string   `toml:"directory"`
+	Email     string   `toml:"email"`
+	Hosts     []string `toml:"hosts"`
+}
+
+type rawDNS struct {
+	Resolver string `toml:"resolver"`
+}
+
+type rawInbound struct {
+	SPF             *bool     `toml:"spf"`
+	DKIM            *bool     `toml:"dkim"`
+	DMARC           *bool     `toml:"dmarc"`
+	TrustedNetworks *[]string `toml:"trusted_networks"`
 }
 
 type rawLimits struct {

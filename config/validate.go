@@ -87,6 +87,9 @@ func (v *validator) global(raw *rawConfig, cfg *Config, base string) {
 	v.tls(raw, cfg, base)
 	v.limits(raw, cfg)
 	v.outbound(raw, cfg)
+	v.dns(raw, cfg)
+	v.inbound(raw, cfg)
+	v.acme(raw, cfg)
 }
 
 // listen fills the listener addresses. An absent key takes the standard
@@ -94,7 +97,7 @@ func (v *validator) global(raw *rawConfig, cfg *Config, base string) {
 // [tls] is set), so a production file can leave [listen] out; "" disables
 // a listener. The example file names loopback ports for development.
 func (v *validator) listen(raw *rawConfig, cfg *Config) {
-	tlsOn := raw.TLS.Cert != ""
+	tlsOn := raw.TLS.Cert != "" || raw.TLS.ACME != nil
 	pick := func(key string, p *string, def string) string {
 		if p == nil {
 			return def
@@ -121,6 +124,8 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 		Submissions: pick("submissions", l.Submissions, implicit(":465")),
 		IMAP:        pick("imap", l.IMAP, ":143"),
 		IMAPS:       pick("imaps", l.IMAPS, implicit(":993")),
+		HTTP:        pick("http", l.HTTP, ""),
+		HTTPS:       pick("https", l.HTTPS, ""),
 	}
 	if tlsOn {
 		return
@@ -130,6 +135,9 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 	}
 	if cfg.Listen.IMAPS != "" {
 		v.errorf("listen.imaps", "implicit TLS needs [tls] cert and key")
+	}
+	if cfg.Listen.HTTPS != "" {
+		v.errorf("listen.https", "TLS needs [tls] cert and key, or [tls.acme]")
 	}
 }
 
