@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -29,7 +28,7 @@ const (
 type Runner struct {
 	opts     Options
 	log      *slog.Logger
-	resolver *net.Resolver
+	dns      DNS
 
 	kick        chan struct{} // something new was enqueued
 	ended       chan struct{} // an attempt ended: slots may be free
@@ -50,7 +49,7 @@ func New(opts Options) (*Runner, error) {
 	return &Runner{
 		opts:        opts,
 		log:         opts.Logger.With("component", "queue"),
-		resolver:    newResolver(opts.Resolver),
+		dns:         opts.DNS,
 		kick:        make(chan struct{}, 1),
 		ended:       make(chan struct{}, 1),
 		msgSlots:    make(chan struct{}, opts.Concurrency),

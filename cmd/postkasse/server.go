@@ -24,6 +24,7 @@ import (
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/queue"
+	"postkasse.dev/postkasse/resolver"
 	"postkasse.dev/postkasse/smtp"
 	"postkasse.dev/postkasse/srs"
 	"postkasse.dev/postkasse/store"
@@ -43,6 +44,7 @@ type server struct {
 	imap     *imap.Server
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
+	dns      *resolver.Resolver // every DNS lookup of the server
 
 	authFailureDelay time.Duration
 
@@ -58,6 +60,8 @@ type serverOptions struct {
 	debug     bool
 	// authFailureDelay holds back the answer to a refused login.
 	authFailureDelay time.Duration
+	// dnsTimeout bounds each DNS lookup; 0 is resolver.DefaultTimeout.
+	dnsTimeout time.Duration
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
@@ -97,6 +101,9 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if s.dns, err = resolver.New(resolver.Options{Server: cfg.DNS.Resolver, Timeout: opts.dnsTimeout}); err != nil {
+		return err
+	}
 	s.accounts = &accounts{dir: &s.dir, verifier: password.NewVerifier(), store: s.store}
 	bounces := &lateSubmitter{}
 	signer, err := dkimSigner(cfg)
@@ -106,7 +113,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	qopts := queue.Options{
 		Storage: s.store, Hostname: cfg.Hostname, Smarthost: cfg.Outbound.Smarthost,
 		SmarthostTLS: cfg.Outbound.SmarthostTLS, SmarthostUsername: cfg.Outbound.SmarthostUsername,
-		SmarthostPassword: cfg.Outbound.SmarthostPassword, Resolver: cfg.Outbound.Resolver,
+		SmarthostPassword: cfg.Outbound.SmarthostPassword, DNS: s.dns,
 		Port: opts.queuePort, RetryAfter: cfg.Outbound.RetryAfter, Lifetime: cfg.Outbound.QueueLifetime,
 		Bounces: bounces, Logger: s.log.With("part", "queue"),
 	}
@@ -293,6 +300,7 @@ func restartOnly(old, cfg *config.Config) []string {
 		{"hostname", old.Hostname != cfg.Hostname},
 		{"domains (the first one, which SRS addresses use)", old.Domains[0] != cfg.Domains[0]},
 		{"outbound", old.Outbound != cfg.Outbound},
+		{"dns", old.DNS != cfg.DNS},
 		{"dkim", !slices.Equal(old.DKIM, cfg.DKIM)},
 		{"limits.message_size", old.Limits.MessageSize != cfg.Limits.MessageSize},
 		{"tls.allow_insecure_auth", old.TLS.AllowInsecureAuth != cfg.TLS.AllowInsecureAuth},
