@@ -84,7 +84,8 @@ func (s *Server) ServFail(name string, on bool) {
 	s.servfail[dns.CanonicalName(name)] = on
 }
 
-// Silence makes questions about name go unanswered (on) or answered.
+// Silence makes questions about name and every name below it go
+// unanswered (on) or answered.
 func (s *Server) Silence(name string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,6 +107,20 @@ func (s *Server) Asked(name, qtype string) int {
 	return s.asked[dns.CanonicalName(name)+" "+strings.ToUpper(qtype)]
 }
 
+func (s *Server) silenced(name string) bool {
+	for n := name; n != ""; {
+		if s.silent[n] {
+			return true
+		}
+		_, rest, ok := strings.Cut(n, ".")
+		if !ok {
+			break
+		}
+		n = rest
+	}
+	return false
+}
+
 // ServeDNS answers one question.
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)
@@ -115,7 +130,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	for _, q := range req.Question {
 		name := dns.CanonicalName(q.Name)
 		s.asked[name+" "+dns.TypeToString[q.Qtype]]++
-		if s.allQuiet || s.silent[name] {
+		if s.allQuiet || s.silenced(name) {
 			s.mu.Unlock()
 			return
 		}
