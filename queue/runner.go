@@ -26,9 +26,9 @@ const (
 // Runner delivers the outbound queue. Create it with New, start Run in a
 // goroutine, and Kick it after enqueueing.
 type Runner struct {
-	opts     Options
-	log      *slog.Logger
-	dns      DNS
+	opts Options
+	log  *slog.Logger
+	dns  DNS
 
 	kick        chan struct{} // something new was enqueued
 	ended       chan struct{} // an attempt ended: slots may be free
