@@ -75,11 +75,15 @@ var (
 	// bucketRemoteFiled holds, per connected account, the digests of the
 	// messages filed from it.
 	bucketRemoteFiled = []byte("remotefiled")
+	// bucketCache holds small named blobs the server keeps across restarts
+	// (ACME account key and certificates), see cache.go.
+	bucketCache = []byte("cache")
 )
 
 var topBuckets = [][]byte{
 	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
 	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote, bucketRemoteFiled,
+	bucketCache,
 }
 
 // boltOptions are the database options of the store and of its compacted
