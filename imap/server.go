@@ -74,6 +74,10 @@ type Options struct {
 	Logger    *slog.Logger
 	// TLSConfig enables STARTTLS; nil disables it.
 	TLSConfig *tls.Config
+	// ImplicitTLSConfig is what ServeTLS uses; nil = TLSConfig. It lets
+	// implicit TLS work while STARTTLS is not offered (an ACME certificate
+	// still to come).
+	ImplicitTLSConfig *tls.Config
 	// InsecureAuth allows LOGIN and AUTHENTICATE without TLS on loopback
 	// listeners; elsewhere authentication always needs TLS.
 	InsecureAuth bool
@@ -136,10 +140,14 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // ServeTLS accepts implicit-TLS connections (imaps, port 993) on ln.
 func (s *Server) ServeTLS(ln net.Listener) error {
-	if s.opts.TLSConfig == nil {
+	config := s.opts.ImplicitTLSConfig
+	if config == nil {
+		config = s.opts.TLSConfig
+	}
+	if config == nil {
 		return fmt.Errorf("imap: implicit TLS needs a TLS configuration")
 	}
-	return s.serve(tls.NewListener(coalescingListener{ln}, s.opts.TLSConfig), false)
+	return s.serve(tls.NewListener(coalescingListener{ln}, config), false)
 }
 
 func (s *Server) serve(ln net.Listener, loopback bool) error {

@@ -63,6 +63,7 @@ type testServer struct {
 	imap    string
 	subs    string // implicit TLS listeners, when [tls] is set
 	imaps   string
+	https   string // when listen.https is set
 	logs    *syncbuf.Buffer
 	stopped bool
 	opts    serverOptions
@@ -113,8 +114,12 @@ func (ts *testServer) start() {
 	}
 	lns := map[string]net.Listener{}
 	names := []string{"smtp", "submission", "imap"}
-	if cfg.TLS.Cert != "" {
+	tlsOn := cfg.TLS.Cert != "" || cfg.TLS.ACME != nil
+	if tlsOn {
 		names = append(names, "submissions", "imaps")
+	}
+	if cfg.Listen.HTTPS != "" {
+		names = append(names, "https")
 	}
 	for _, name := range names {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -124,8 +129,11 @@ func (ts *testServer) start() {
 		lns[name] = ln
 	}
 	ts.smtp, ts.sub, ts.imap = lns["smtp"].Addr().String(), lns["submission"].Addr().String(), lns["imap"].Addr().String()
-	if cfg.TLS.Cert != "" {
+	if tlsOn {
 		ts.subs, ts.imaps = lns["submissions"].Addr().String(), lns["imaps"].Addr().String()
+	}
+	if cfg.Listen.HTTPS != "" {
+		ts.https = lns["https"].Addr().String()
 	}
 	if err := srv.serve(lns); err != nil {
 		ts.t.Fatal(err)

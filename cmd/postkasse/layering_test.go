@@ -23,6 +23,7 @@ func TestLayering(t *testing.T) {
 		"connected": {mod + "config", mod + "imap", mod + "smtp", "github.com/emersion/go-smtp", "github.com/BurntSushi/toml"},
 		"config":    {mod + "store", mod + "policy", mod + "smtp", mod + "imap"},
 		"mailauth":  {mod + "config", mod + "store", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", "github.com/emersion/go-smtp"},
+		"certs":     {mod + "config", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", mod + "queue"},
 		"resolver":  {mod + "config", mod + "store", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", mod + "queue"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()

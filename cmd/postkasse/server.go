@@ -4,18 +4,22 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"postkasse.dev/postkasse/certs"
 	"postkasse.dev/postkasse/config"
 	"postkasse.dev/postkasse/connected"
 	"postkasse.dev/postkasse/delivery"
@@ -45,6 +49,12 @@ type server struct {
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
 	dns      *resolver.Resolver // every DNS lookup of the server
+	web      []*http.Server     // http and https listeners
+
+	// acme serves certificates from [tls.acme]; acmeStartTLS: STARTTLS is
+	// offered (a certificate was in the store at start).
+	acme         *certs.Manager
+	acmeStartTLS bool
 
 	authFailureDelay time.Duration
 
@@ -62,10 +72,14 @@ type serverOptions struct {
 	authFailureDelay time.Duration
 	// dnsTimeout bounds each DNS lookup; 0 is resolver.DefaultTimeout.
 	dnsTimeout time.Duration
+	// acmeRoots verify the ACME directory (nil: the system's roots);
+	// acmeRetry is the first wait after a failure (0: 10s).
+	acmeRoots *x509.CertPool
+	acmeRetry time.Duration
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
-var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps"}
+var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps", "http", "https"}
 
 // newServer opens the store and builds every part from cfg.
 func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*server, error) {
@@ -99,6 +113,9 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	secret, err := srsSecret(cfg.DataDir)
 	if err != nil {
+		return err
+	}
+	if err := s.setupACME(cfg, opts); err != nil {
 		return err
 	}
 	if s.dns, err = resolver.New(resolver.Options{Server: cfg.DNS.Resolver, Timeout: opts.dnsTimeout}); err != nil {
@@ -137,7 +154,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	}
 	s.imap, err = imap.New(imap.Options{
 		Store: s.store, Directory: imapDirectory{s.accounts}, Logger: s.log.With("part", "imap"),
-		TLSConfig: s.tlsConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
+		TLSConfig: s.tlsConfig(), ImplicitTLSConfig: s.implicitTLSConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
 		AppendLimit: uint32(min(cfg.Limits.MessageSize, 1<<32-1)), Debug: debugWriter(opts.debug),
 		AuthFailureDelay: opts.authFailureDelay,
 	})
@@ -166,6 +183,9 @@ func (s *server) serve(lns map[string]net.Listener) error {
 	}()
 	cfg := s.cfg.Load()
 	s.pull.Set(connectedAccounts(cfg))
+	if s.acme != nil {
+		go s.acme.Run(ctx)
+	}
 	for _, name := range listenerNames {
 		ln := lns[name]
 		if ln == nil {
@@ -173,10 +193,12 @@ func (s *server) serve(lns map[string]net.Listener) error {
 		}
 		insecure := cfg.TLS.AllowInsecureAuth && isLoopback(ln.Addr())
 		if name == "submissions" {
-			ln = tls.NewListener(ln, s.tlsConfig())
+			ln = tls.NewListener(ln, s.implicitTLSConfig())
 		}
 		var serve func(net.Listener) error
 		switch name {
+		case "http", "https":
+			serve = s.webServer(name)
 		case "imap":
 			serve = s.imap.Serve
 		case "imaps":
@@ -239,6 +261,7 @@ func (s *server) stop(grace time.Duration) {
 		}()
 	}
 	wg.Wait()
+	s.stopWeb(ctx)
 	s.imap.Close()
 	if s.cancel != nil {
 		s.cancel()
@@ -305,6 +328,7 @@ func restartOnly(old, cfg *config.Config) []string {
 		{"limits.message_size", old.Limits.MessageSize != cfg.Limits.MessageSize},
 		{"tls.allow_insecure_auth", old.TLS.AllowInsecureAuth != cfg.TLS.AllowInsecureAuth},
 		{"tls (a certificate added or removed)", (old.TLS.Cert == "") != (cfg.TLS.Cert == "")},
+		{"tls.acme", !reflect.DeepEqual(old.TLS.ACME, cfg.TLS.ACME)},
 	} {
 		if c.changed {
 			out = append(out, c.name)
@@ -327,8 +351,14 @@ func (s *server) loadCertificate(cfg *config.Config) error {
 	return nil
 }
 
-// tlsConfig serves the current certificate; nil without one.
+// tlsConfig serves the current certificate for STARTTLS; nil without one.
 func (s *server) tlsConfig() *tls.Config {
+	if s.acme != nil {
+		if s.acmeStartTLS {
+			return s.acme.TLSConfig()
+		}
+		return nil
+	}
 	if s.cert.Load() == nil {
 		return nil
 	}
@@ -384,7 +414,7 @@ func isLoopback(addr net.Addr) bool {
 func openListeners(cfg *config.Config) (map[string]net.Listener, error) {
 	addrs := map[string]string{
 		"smtp": cfg.Listen.SMTP, "submission": cfg.Listen.Submission, "submissions": cfg.Listen.Submissions,
-		"imap": cfg.Listen.IMAP, "imaps": cfg.Listen.IMAPS,
+		"imap": cfg.Listen.IMAP, "imaps": cfg.Listen.IMAPS, "http": cfg.Listen.HTTP, "https": cfg.Listen.HTTPS,
 	}
 	lns := make(map[string]net.Listener)
 	for _, name := range listenerNames {

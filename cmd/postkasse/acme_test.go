@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// pebbleVersion is Let's Encrypt's test ACME server; later versions omit
+// the Location header on finalize that x/crypto/acme v0.58 needs.
+const pebbleVersion = "github.com/letsencrypt/pebble/v2@v2.8.0"
+
+// pebble is a running pebble: its directory, the roots that verify its
+// own TLS, and the root that verifies the certificates it issues.
+type pebble struct {
+	dir    string
+	roots  *x509.CertPool // for the directory's TLS
+	issuer *x509.CertPool // for the certificates it issues
+	cmd    *exec.Cmd
+}
+
+// startPebble builds pebble from the module proxy and runs it on loopback
+// ports with every challenge taken as valid. Without the go tool or the
+// proxy the test is skipped, except in CI, where it fails.
+func startPebble(t *testing.T) *pebble {
+	t.Helper()
+	unavailable := t.Skipf
+	if os.Getenv("CI") == "true" {
+		unavailable = t.Fatalf
+	}
+	work := t.TempDir()
+	var out bytes.Buffer
+	download := exec.Command("go", "mod", "download", "-json", pebbleVersion)
+	download.Dir, download.Stdout, download.Stderr = work, &out, &out
+	if err := download.Run(); err != nil {
+		unavailable("cannot download pebble: %v\n%s", err, out.String())
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out.Bytes(), &mod); err != nil || mod.Dir == "" {
+		unavailable("go mod download: %v %s", err, out.String())
+	}
+	install := exec.Command("go", "install", "github.com/letsencrypt/pebble/v2/cmd/pebble@v2.8.0")
+	install.Dir, install.Env = work, append(os.Environ(), "GOBIN="+work, "GOFLAGS=-mod=mod")
+	if b, err := install.CombinedOutput(); err != nil {
+		unavailable("cannot build pebble: %v\n%s", err, b)
+	}
+	p := &pebble{roots: x509.NewCertPool()}
+	ca, err := os.ReadFile(filepath.Join(mod.Dir, "test/certs/pebble.minica.pem"))
+	if err != nil || !p.roots.AppendCertsFromPEM(ca) {
+		t.Fatalf("pebble's test root: %v", err)
+	}
+	acmeAddr, mgmtAddr := freeAddr(t), freeAddr(t)
+	conf := map[string]any{"pebble": map[string]any{
+		"listenAddress": acmeAddr, "managementListenAddress": mgmtAddr,
+		"certificate": filepath.Join(mod.Dir, "test/certs/localhost/cert.pem"),
+		"privateKey":  filepath.Join(mod.Dir, "test/certs/localhost/key.pem"),
+		"httpPort":    5002, "tlsPort": 5001,
+		"retryAfter": map[string]int{"authz": 1, "order": 1},
+	}}
+	confPath := filepath.Join(work, "pebble-config.json")
+	data, _ := json.Marshal(conf)
+	if err := os.WriteFile(confPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(filepath.Join(work, "pebble"), "-config", confPath)
+	p.cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+	logs := &bytes.Buffer{}
+	p.cmd.Stdout, p.cmd.Stderr = logs, logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
+	p.dir = "https://" + acmeAddr + "/dir"
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.roots}}, Timeout: 5 * time.Second}
+	p.issuer = x509.NewCertPool()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		root, err := get(client, "https://"+mgmtAddr+"/roots/0")
+		if err == nil && p.issuer.AppendCertsFromPEM(root) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble did not come up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return p
+}
+
+func (p *pebble) stop() {
+	if p.cmd.Process != nil && p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+func get(c *http.Client, url string) ([]byte, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// freeAddr returns a loopback address with a port free a moment ago, for
+// a server in another process that must bind it itself.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// imapsCertificate connects to IMAPS, verifying the certificate for
+// mail.contoso.test against roots, and returns it after the greeting.
+func imapsCertificate(t *testing.T, addr string, roots *x509.CertPool, timeout time.Duration) *x509.Certificate {
+	t.Helper()
+	d := &net.Dialer{Timeout: timeout}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: "mail.contoso.test", RootCAs: roots})
+	if err != nil {
+		t.Fatalf("IMAPS handshake: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(timeout))
+	greeting := make([]byte, 5)
+	if _, err := io.ReadFull(conn, greeting); err != nil || string(greeting) != "* OK " {
+		t.Fatalf("IMAPS greeting %q: %v", greeting, err)
+	}
+	return conn.ConnectionState().PeerCertificates[0]
+}
+
+func offersSTARTTLS(t *testing.T, addr string) bool {
+	t.Helper()
+	c, err := gosmtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	ok, _ := c.Extension("STARTTLS")
+	return ok
+}
+
+// TestACMECertificate: with pebble as the directory, IMAPS presents a
+// certificate for hostname issued by pebble within a minute of start;
+// after a restart, with pebble gone, the same certificate is served from
+// the store, and STARTTLS, not offered before the first certificate, is.
+func TestACMECertificate(t *testing.T) {
+	t.Parallel()
+	p := startPebble(t)
+	ts := startServerWith(t, fmt.Sprintf("[listen]\nhttps = \"127.0.0.1:0\"\n[tls.acme]\ndirectory = %q\nemail = \"postmaster@contoso.test\"\n", p.dir),
+		serverOptions{acmeRoots: p.roots, acmeRetry: 200 * time.Millisecond})
+	if offersSTARTTLS(t, ts.sub) {
+		t.Fatal("STARTTLS offered before any certificate")
+	}
+	start := time.Now()
+	cert := imapsCertificate(t, ts.imaps, p.issuer, time.Minute)
+	if !slices.Contains(cert.DNSNames, "mail.contoso.test") {
+		t.Fatalf("certificate for %v", cert.DNSNames)
+	}
+	t.Logf("certificate from pebble after %v: serial %s, issuer %q", time.Since(start), cert.SerialNumber, cert.Issuer.CommonName)
+
+	// The https listener serves the same certificate.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "mail.contoso.test", RootCAs: p.issuer}}}
+	resp, err := hc.Get("https://" + ts.https + "/")
+	if err != nil {
+		t.Fatalf("https: %v", err)
+	}
+	resp.Body.Close()
+	if got := resp.TLS.PeerCertificates[0]; !got.Equal(cert) {
+		t.Fatal("https serves another certificate")
+	}
+
+	p.stop()
+	ts.restart()
+	again := imapsCertificate(t, ts.imaps, p.issuer, 10*time.Second)
+	if !again.Equal(cert) {
+		t.Fatalf("after restart: serial %s, want the stored %s", again.SerialNumber, cert.SerialNumber)
+	}
+	if !offersSTARTTLS(t, ts.sub) {
+		t.Fatal("STARTTLS not offered with a stored certificate")
+	}
+	c, err := gosmtp.DialStartTLS(ts.sub, &tls.Config{ServerName: "mail.contoso.test", RootCAs: p.issuer})
+	if err != nil {
+		t.Fatalf("STARTTLS with the ACME certificate: %v", err)
+	}
+	c.Close()
+}
