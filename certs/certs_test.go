@@ -3,14 +3,19 @@ package certs
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
+	"postkasse.dev/postkasse/internal/syncbuf"
 	"postkasse.dev/postkasse/store"
 )
 
@@ -92,5 +97,43 @@ func TestHandlersAndConfig(t *testing.T) {
 	}
 	if _, err := New(Options{Hosts: []string{"x.test"}}); err == nil {
 		t.Fatal("no store accepted")
+	}
+}
+
+// TestFailuresAreLoggedAndRetried: a directory that cannot be reached is
+// logged and asked again, with growing waits, until ctx ends.
+func TestFailuresAreLoggedAndRetried(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	logs := &syncbuf.Buffer{}
+	m, err := New(Options{
+		Directory: "https://" + addr + "/dir", Hosts: []string{"mail.contoso.test"}, Store: &memStore{m: map[string][]byte{}},
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(logs.String(), "no certificate yet") < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not retried:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if m.Ready() {
+		t.Fatal("ready without a certificate")
+	}
+	if !strings.Contains(logs.String(), "in=20ms") {
+		t.Fatalf("the wait did not grow to RetryMax:\n%s", logs.String())
 	}
 }

@@ -42,6 +42,16 @@ func (r *Report) Header() string {
 	return headerName + ": " + strings.ReplaceAll(value, "; ", ";\r\n\t") + "\r\n"
 }
 
+// Stamp returns msg as it is stored and passed on: the report's
+// Authentication-Results field on top, and every field with the same
+// authserv-id that came with the message removed.
+func (r *Report) Stamp(msg []byte) []byte {
+	h := r.Header()
+	stripped := StripResults(msg, r.authservID)
+	out := make([]byte, 0, len(h)+len(stripped))
+	return append(append(out, h...), stripped...)
+}
+
 // StripResults returns msg without the Authentication-Results fields whose
 // authserv-id is authservID, so nobody outside can forge this server's
 // results (RFC 8601 section 5). Every other byte stays as it was: fields

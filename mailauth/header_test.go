@@ -83,7 +83,7 @@ func TestStrippingKeepsSignatures(t *testing.T) {
 	forged := append([]byte("Authentication-Results: mail.contoso.test; dmarc=pass\r\nAuthentication-Results: mx.fabrikam.example; spf=pass\r\n"), signed...)
 	env := Envelope{IP: ipFabrikam, Helo: "mx.fabrikam.example", MailFrom: "bob@fabrikam.example"}
 	rep := c.CheckMessage(ctx, env, c.CheckSPF(ctx, env), forged)
-	stored := append([]byte(rep.Header()), StripResults(forged, "mail.contoso.test")...)
+	stored := rep.Stamp(forged)
 	if bytes.Count(stored, []byte("mail.contoso.test;")) != 1 || !bytes.Contains(stored, []byte("mx.fabrikam.example; spf=pass")) {
 		t.Fatalf("stored:\n%s", stored)
 	}
@@ -107,6 +107,34 @@ func FuzzStripResults(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q", msg, out, again)
 		}
 	})
+}
+
+func FuzzFromDomains(f *testing.F) {
+	f.Add([]byte("From: Anna <anna@contoso.test>, bo@Fabrikam.example.\r\n\r\n"))
+	f.Add([]byte("From: anna@contoso.test <x@y\r\n\r\n"))
+	f.Add([]byte("From: \"@\" @@ @\r\n"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		for _, d := range fromDomains(msg) {
+			if d == "" || d != strings.ToLower(d) || strings.ContainsAny(d, " <>,;@") {
+				t.Fatalf("%q -> domain %q", msg, d)
+			}
+		}
+	})
+}
+
+func TestFromDomainsOfMalformedFields(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"From: Anna <anna@Contoso.test>\r\n\r\n":           "contoso.test",
+		"From: anna@contoso.test <broken\r\n\r\n":          "contoso.test",
+		"From: a@x.example, anna@contoso.test\r\n\r\n":     "x.example contoso.test",
+		"Subject: none\r\n\r\n":                            "",
+		"From: \"Anna\" <anna@contoso.test>; junk\r\n\r\n": "contoso.test",
+	} {
+		if got := strings.Join(fromDomains([]byte(in)), " "); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
 }
 
 func FuzzAuthservID(f *testing.F) {
