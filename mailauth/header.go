@@ -17,11 +17,11 @@ const headerName = "Authentication-Results"
 func (r *Report) Header() string {
 	var results []authres.Result
 	if r.SPF.Result != NotChecked {
-		s := &authres.SPFResult{Value: authres.ResultValue(r.SPF.Result), Reason: r.SPF.Reason}
+		s := &authres.SPFResult{Value: authres.ResultValue(r.SPF.Result), Reason: clean(r.SPF.Reason)}
 		if r.SPF.Helo {
-			s.Helo = r.SPF.Domain
+			s.Helo = clean(r.SPF.Domain)
 		} else {
-			s.From = r.SPF.Domain
+			s.From = clean(r.SPF.Domain)
 		}
 		results = append(results, s)
 	}
@@ -29,10 +29,10 @@ func (r *Report) Header() string {
 		results = append(results, &authres.DKIMResult{Value: authres.ResultNone})
 	}
 	for _, d := range r.DKIM {
-		results = append(results, &authres.DKIMResult{Value: authres.ResultValue(d.Result), Reason: d.Reason, Domain: d.Domain, Identifier: d.Identifier})
+		results = append(results, &authres.DKIMResult{Value: authres.ResultValue(d.Result), Reason: clean(d.Reason), Domain: clean(d.Domain), Identifier: clean(d.Identifier)})
 	}
 	if r.DMARC.Result != NotChecked {
-		results = append(results, &authres.DMARCResult{Value: authres.ResultValue(r.DMARC.Result), From: r.DMARC.Domain})
+		results = append(results, &authres.DMARCResult{Value: authres.ResultValue(r.DMARC.Result), From: clean(r.DMARC.Domain)})
 	}
 	if len(results) == 0 {
 		return headerName + ": " + authres.Format(r.authservID, nil) + "\r\n"
@@ -40,6 +40,26 @@ func (r *Report) Header() string {
 	value := authres.Format(r.authservID, results)
 	// Fold after each result so the line stays short (RFC 5322 section 2.2.3).
 	return headerName + ": " + strings.ReplaceAll(value, "; ", ";\r\n\t") + "\r\n"
+}
+
+// maxText bounds a reason or name in the header.
+const maxText = 200
+
+// clean makes text from the message or the network safe inside the
+// header: printable ASCII only (a CR or LF would end the field and let a
+// sender append fields of its own), and not too long.
+func clean(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxText {
+			break
+		}
+		if r < ' ' || r > '~' {
+			r = '?'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Stamp returns msg as it is stored and passed on: the report's

@@ -51,6 +51,20 @@ func TestHeaderRecordsEveryResult(t *testing.T) {
 	}
 }
 
+func TestHeaderCannotBeInjected(t *testing.T) {
+	t.Parallel()
+	rep := &Report{
+		authservID: "mail.contoso.test",
+		SPF:        SPF{Result: PermError, Domain: "a.example\r\nX-Injected: yes", Reason: "bad\r\n\tX-Also: yes"},
+		DKIM:       []DKIM{{Result: Fail, Domain: "d.example\nX-Injected: 1", Identifier: "@d\x00", Reason: strings.Repeat("long ", 100)}},
+		DMARC:      DMARC{Result: None, Domain: "f.example\r\n"},
+	}
+	h := rep.Header()
+	if strings.Count(h, "\n") != strings.Count(h, "\r\n\t")+1 || strings.Contains(h, "\nX-") || len(h) > 1000 {
+		t.Fatalf("header %q", h)
+	}
+}
+
 func TestStripResults(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, in, want string }{

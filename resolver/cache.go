@@ -12,10 +12,12 @@ type cacheKey struct {
 	qtype uint16
 }
 
-// entry is a cached answer: records, or a not-found error.
+// entry is a cached answer: records, a not-found error, or the target of
+// a CNAME still to be followed.
 type entry struct {
 	rrs     []dns.RR
 	err     error
+	next    string
 	expires time.Time
 }
 

@@ -20,21 +20,21 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns
 	}
 	for range maxCNAMEs {
 		key := cacheKey{name: name, qtype: qtype}
-		if e, ok := r.cache.get(key, r.now()); ok {
+		e, ok := r.cache.get(key, r.now())
+		if !ok {
+			resp, err := r.query(ctx, name, qtype)
+			if err != nil {
+				return nil, err
+			}
+			a := interpret(resp, name, qtype)
+			now := r.now()
+			e = entry{rrs: a.rrs, err: a.err, next: a.next, expires: now.Add(a.ttl)}
+			r.cache.put(key, e, now)
+		}
+		if e.next == "" {
 			return e.rrs, e.err
 		}
-		resp, err := r.query(ctx, name, qtype)
-		if err != nil {
-			return nil, err
-		}
-		a := interpret(resp, name, qtype)
-		if a.next != "" {
-			name = a.next
-			continue
-		}
-		now := r.now()
-		r.cache.put(key, entry{rrs: a.rrs, err: a.err, expires: now.Add(a.ttl)}, now)
-		return a.rrs, a.err
+		name = e.next
 	}
 	return nil, &net.DNSError{Err: "too many CNAMEs", Name: name, IsNotFound: true}
 }
@@ -77,7 +77,7 @@ func interpret(resp *dns.Msg, name string, qtype uint16) answer {
 	case len(rrs) > 0:
 		return answer{rrs: rrs, ttl: ttl}
 	case target != name:
-		return answer{next: target}
+		return answer{next: target, ttl: ttl}
 	}
 	return answer{err: notFound(name, ""), ttl: negativeCacheTTL(resp)}
 }

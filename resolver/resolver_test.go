@@ -121,7 +121,8 @@ func TestNoneAndFailureAreTold(t *testing.T) {
 
 func TestCacheKeepsAnswersForTheirTTL(t *testing.T) {
 	t.Parallel()
-	srv := testdns.New(t, `contoso.test. 300 TXT "v=spf1 -all"`, `fails.test. TXT "x"`)
+	srv := testdns.New(t, `contoso.test. 300 TXT "v=spf1 -all"`, `fails.test. TXT "x"`,
+		`sel._domainkey.contoso.test. CNAME key.provider.example.`, `key.provider.example. TXT "v=DKIM1; p=x"`)
 	r, clk := newResolver(t, srv, time.Second)
 	ctx := context.Background()
 	for range 3 {
@@ -134,6 +135,15 @@ func TestCacheKeepsAnswersForTheirTTL(t *testing.T) {
 	}
 	if n, m := srv.Asked("contoso.test", "TXT"), srv.Asked("nowhere.test", "TXT"); n != 1 || m != 1 {
 		t.Fatalf("asked %d and %d times, want once each", n, m)
+	}
+	// A CNAME is remembered too (DKIM keys often sit behind one).
+	for range 2 {
+		if txt, err := r.LookupTXT(ctx, "sel._domainkey.contoso.test"); err != nil || len(txt) != 1 {
+			t.Fatalf("through a CNAME: %v %v", txt, err)
+		}
+	}
+	if n := srv.Asked("sel._domainkey.contoso.test", "TXT"); n != 1 {
+		t.Fatalf("CNAME asked %d times", n)
 	}
 	clk.add(299 * time.Second)
 	r.LookupTXT(ctx, "contoso.test")
