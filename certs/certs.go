@@ -55,6 +55,9 @@ type Options struct {
 	// (autocert renews them itself 30 days before expiry; this catches a
 	// renewal that kept failing); 0 = 12h.
 	Check time.Duration
+	// OnReady, if set, is called once, when a certificate is first in hand
+	// for every host.
+	OnReady func()
 }
 
 // Manager serves certificates and keeps them current.
@@ -155,9 +158,14 @@ func (m *Manager) HTTPHandler(fallback http.Handler) http.Handler {
 // and then looks at them every Check interval until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
 	wait := m.opts.RetryMin
+	announced := false
 	for {
 		err := m.obtainAll()
 		m.ready.Store(err == nil)
+		if err == nil && !announced && m.opts.OnReady != nil {
+			m.opts.OnReady()
+		}
+		announced = announced || err == nil
 		next := m.opts.Check
 		if err != nil {
 			m.log.Error("no certificate yet; trying again", "err", err, "in", wait)

@@ -13,11 +13,9 @@ import (
 )
 
 // setupACME builds the certificate manager of [tls.acme]. STARTTLS is
-// offered only when the store already holds a valid certificate: go-smtp
-// and go-imap decide whether to offer it from their TLS configuration,
-// fixed when the servers are built, so on the very first start the
-// STARTTLS listeners stay plain until the next restart; implicit TLS
-// (imaps, submissions, https) works as soon as the certificate arrives.
+// offered from the start when the store holds a valid certificate, else
+// from the moment the first one arrives (see starttls.go); implicit TLS
+// (imaps, submissions, https) waits for it in the handshake.
 func (s *server) setupACME(cfg *config.Config, opts serverOptions) error {
 	a := cfg.TLS.ACME
 	if a == nil {
@@ -25,15 +23,15 @@ func (s *server) setupACME(cfg *config.Config, opts serverOptions) error {
 	}
 	mgr, err := certs.New(certs.Options{
 		Directory: a.Directory, Email: a.Email, Hosts: a.Hosts, Store: s.store,
-		Roots: opts.acmeRoots, Logger: s.log, RetryMin: opts.acmeRetry,
+		Roots: opts.acmeRoots, Logger: s.log, RetryMin: opts.acmeRetry, OnReady: s.offerSTARTTLS,
 	})
 	if err != nil {
 		return err
 	}
 	s.acme = mgr
-	s.acmeStartTLS = mgr.Cached(context.Background())
-	if !s.acmeStartTLS {
-		s.log.Warn("no ACME certificate in the store yet: STARTTLS is offered from the first start after one is obtained", "hosts", a.Hosts)
+	s.acmeStartTLS.Store(mgr.Cached(context.Background()))
+	if !s.acmeStartTLS.Load() {
+		s.log.Warn("no ACME certificate in the store yet: STARTTLS is offered once one is obtained", "hosts", a.Hosts)
 	}
 	return nil
 }

@@ -13,9 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 )
 
@@ -26,16 +29,18 @@ const pebbleVersion = "github.com/letsencrypt/pebble/v2@v2.8.0"
 // pebble is a running pebble: its directory, the roots that verify its
 // own TLS, and the root that verifies the certificates it issues.
 type pebble struct {
-	dir    string
+	acme   string         // the address of its directory
 	roots  *x509.CertPool // for the directory's TLS
 	issuer *x509.CertPool // for the certificates it issues
+	mgmt   string         // its management address
 	cmd    *exec.Cmd
 }
 
-// startPebble builds pebble from the module proxy and runs it on loopback
-// ports with every challenge taken as valid. Without the go tool or the
-// proxy the test is skipped, except in CI, where it fails.
-func startPebble(t *testing.T) *pebble {
+// buildPebble builds pebble from the module proxy and configures it for
+// loopback ports, every challenge taken as valid; run starts it. Without
+// the go tool or the proxy the test is skipped, except in CI, where it
+// fails.
+func buildPebble(t *testing.T) *pebble {
 	t.Helper()
 	unavailable := t.Skipf
 	if os.Getenv("CI") == "true" {
@@ -77,27 +82,32 @@ func startPebble(t *testing.T) *pebble {
 	}
 	p.cmd = exec.Command(filepath.Join(work, "pebble"), "-config", confPath)
 	p.cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+	p.acme, p.mgmt = acmeAddr, mgmtAddr
+	return p
+}
+
+// run starts pebble and waits until it answers.
+func (p *pebble) run(t *testing.T) {
+	t.Helper()
 	logs := &bytes.Buffer{}
 	p.cmd.Stdout, p.cmd.Stderr = logs, logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.stop)
-	p.dir = "https://" + acmeAddr + "/dir"
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.roots}}, Timeout: 5 * time.Second}
 	p.issuer = x509.NewCertPool()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		root, err := get(client, "https://"+mgmtAddr+"/roots/0")
+		root, err := get(client, "https://"+p.mgmt+"/roots/0")
 		if err == nil && p.issuer.AppendCertsFromPEM(root) {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("pebble did not come up: %v\n%s", err, logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return p
 }
 
 func (p *pebble) stop() {
@@ -117,6 +127,49 @@ func get(c *http.Client, url string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return io.ReadAll(resp.Body)
+}
+
+// gate is a TCP proxy to a target that holds every connection until open
+// is closed.
+type gate struct {
+	addr string
+	open chan struct{}
+	once sync.Once
+}
+
+// release opens the gate.
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+func newGate(t *testing.T, target string) *gate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{addr: ln.Addr().String(), open: make(chan struct{})}
+	t.Cleanup(func() { ln.Close(); g.release() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go g.pass(c, target)
+		}
+	}()
+	return g
+}
+
+func (g *gate) pass(c net.Conn, target string) {
+	defer c.Close()
+	<-g.open
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
 }
 
 // freeAddr returns a loopback address with a port free a moment ago, for
@@ -165,16 +218,22 @@ func offersSTARTTLS(t *testing.T, addr string) bool {
 
 // TestACMECertificate: with pebble as the directory, IMAPS presents a
 // certificate for hostname issued by pebble within a minute of start;
-// after a restart, with pebble gone, the same certificate is served from
-// the store, and STARTTLS, not offered before the first certificate, is.
+// STARTTLS, not offered before, is offered from then on without a
+// restart; after a restart, with pebble gone, the same certificate is
+// served from the store.
 func TestACMECertificate(t *testing.T) {
 	t.Parallel()
-	p := startPebble(t)
-	ts := startServerWith(t, fmt.Sprintf("[listen]\nhttps = \"127.0.0.1:0\"\n[tls.acme]\ndirectory = %q\nemail = \"postmaster@contoso.test\"\n", p.dir),
+	p := buildPebble(t)
+	p.run(t)
+	// The server reaches the directory through a gate held shut, so that
+	// no certificate can arrive before the first look at STARTTLS.
+	g := newGate(t, p.acme)
+	ts := startServerWith(t, fmt.Sprintf("[listen]\nhttps = \"127.0.0.1:0\"\n[tls.acme]\ndirectory = %q\nemail = \"postmaster@contoso.test\"\n", "https://"+g.addr+"/dir"),
 		serverOptions{acmeRoots: p.roots, acmeRetry: 200 * time.Millisecond})
 	if offersSTARTTLS(t, ts.sub) {
 		t.Fatal("STARTTLS offered before any certificate")
 	}
+	g.release()
 	start := time.Now()
 	cert := imapsCertificate(t, ts.imaps, p.issuer, time.Minute)
 	if !slices.Contains(cert.DNSNames, "mail.contoso.test") {
@@ -193,6 +252,36 @@ func TestACMECertificate(t *testing.T) {
 		t.Fatal("https serves another certificate")
 	}
 
+	// STARTTLS, not offered before, is offered once the certificate is in
+	// hand, without a restart, on the same sockets.
+	deadline := time.Now().Add(30 * time.Second)
+	for !offersSTARTTLS(t, ts.sub) {
+		if time.Now().After(deadline) {
+			t.Fatal("STARTTLS still not offered with a certificate in hand")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	clientTLS := &tls.Config{ServerName: "mail.contoso.test", RootCAs: p.issuer}
+	c, err := gosmtp.DialStartTLS(ts.sub, clientTLS)
+	if err != nil {
+		t.Fatalf("submission STARTTLS with the ACME certificate: %v", err)
+	}
+	if err := c.Auth(sasl.NewPlainClient("", "anna@contoso.test", "anna-secret")); err != nil {
+		t.Fatalf("AUTH after STARTTLS: %v", err)
+	}
+	c.Close()
+	ic, err := imapclient.DialStartTLS(ts.imap, &imapclient.Options{TLSConfig: clientTLS})
+	if err != nil {
+		t.Fatalf("IMAP STARTTLS with the ACME certificate: %v", err)
+	}
+	if err := ic.Login("anna@contoso.test", "anna-secret").Wait(); err != nil {
+		t.Fatalf("IMAP LOGIN after STARTTLS: %v", err)
+	}
+	ic.Close()
+	if !offersSTARTTLS(t, ts.smtp) {
+		t.Fatal("MX port does not offer STARTTLS")
+	}
+
 	p.stop()
 	ts.restart()
 	again := imapsCertificate(t, ts.imaps, p.issuer, 10*time.Second)
@@ -202,9 +291,9 @@ func TestACMECertificate(t *testing.T) {
 	if !offersSTARTTLS(t, ts.sub) {
 		t.Fatal("STARTTLS not offered with a stored certificate")
 	}
-	c, err := gosmtp.DialStartTLS(ts.sub, &tls.Config{ServerName: "mail.contoso.test", RootCAs: p.issuer})
+	c, err = gosmtp.DialStartTLS(ts.sub, clientTLS)
 	if err != nil {
-		t.Fatalf("STARTTLS with the ACME certificate: %v", err)
+		t.Fatalf("STARTTLS after restart: %v", err)
 	}
 	c.Close()
 }

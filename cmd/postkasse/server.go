@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -52,9 +53,13 @@ type server struct {
 	web      []*http.Server     // http and https listeners
 
 	// acme serves certificates from [tls.acme]; acmeStartTLS: STARTTLS is
-	// offered (a certificate was in the store at start).
+	// offered (a certificate is in hand).
 	acme         *certs.Manager
-	acmeStartTLS bool
+	acmeStartTLS atomic.Bool
+
+	mu       sync.Mutex      // guards smtp (after serve), held and stopping
+	held     []*heldListener // STARTTLS listeners waiting for a certificate
+	stopping bool
 
 	authFailureDelay time.Duration
 
@@ -183,15 +188,13 @@ func (s *server) serve(lns map[string]net.Listener) error {
 	}()
 	cfg := s.cfg.Load()
 	s.pull.Set(connectedAccounts(cfg))
-	if s.acme != nil {
-		go s.acme.Run(ctx)
-	}
 	for _, name := range listenerNames {
 		ln := lns[name]
 		if ln == nil {
 			continue
 		}
 		insecure := cfg.TLS.AllowInsecureAuth && isLoopback(ln.Addr())
+		ln = s.holdForSTARTTLS(name, ln, insecure)
 		if name == "submissions" {
 			ln = tls.NewListener(ln, s.implicitTLSConfig())
 		}
@@ -224,6 +227,11 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			}
 		}()
 	}
+	if s.acme != nil {
+		// After the listeners: a certificate arriving switches their
+		// STARTTLS on (offerSTARTTLS).
+		go s.acme.Run(ctx)
+	}
 	return nil
 }
 
@@ -250,8 +258,12 @@ func (s *server) stop(grace time.Duration) {
 	s.pull.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	s.mu.Lock()
+	s.stopping = true
+	servers := maps.Clone(s.smtp)
+	s.mu.Unlock()
 	var wg sync.WaitGroup
-	for name, srv := range s.smtp {
+	for name, srv := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -263,6 +275,7 @@ func (s *server) stop(grace time.Duration) {
 	wg.Wait()
 	s.stopWeb(ctx)
 	s.imap.Close()
+	s.closeHeld()
 	if s.cancel != nil {
 		s.cancel()
 		<-s.queueDone
@@ -354,7 +367,7 @@ func (s *server) loadCertificate(cfg *config.Config) error {
 // tlsConfig serves the current certificate for STARTTLS; nil without one.
 func (s *server) tlsConfig() *tls.Config {
 	if s.acme != nil {
-		if s.acmeStartTLS {
+		if s.acmeStartTLS.Load() {
 			return s.acme.TLSConfig()
 		}
 		return nil
