@@ -206,6 +206,7 @@ func (m *Manager) obtainAll() error {
 // cache is autocert's view of the store.
 type cache struct{ s Store }
 
+// Get returns autocert.ErrCacheMiss for a missing entry, as autocert wants.
 func (c cache) Get(ctx context.Context, key string) ([]byte, error) {
 	data, err := c.s.CacheEntry(ctx, cacheKey(key))
 	if errors.Is(err, store.ErrNotFound) {
@@ -214,10 +215,12 @@ func (c cache) Get(ctx context.Context, key string) ([]byte, error) {
 	return data, err
 }
 
+// Put stores an entry durably.
 func (c cache) Put(ctx context.Context, key string, data []byte) error {
 	return c.s.PutCacheEntry(ctx, cacheKey(key), data)
 }
 
+// Delete removes an entry.
 func (c cache) Delete(ctx context.Context, key string) error {
 	return c.s.DeleteCacheEntry(ctx, cacheKey(key))
 }

@@ -102,6 +102,7 @@ const (
 	Defer                // refuse for now: 451 4.7.0, nothing stored; the sender retries
 )
 
+// String names the action for logs.
 func (a Action) String() string {
 	switch a {
 	case Accept:

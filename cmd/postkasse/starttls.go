@@ -121,6 +121,7 @@ func newChanListener(conns <-chan net.Conn, addr net.Addr) *chanListener {
 	return &chanListener{conns: conns, addr: addr, closed: make(chan struct{})}
 }
 
+// Accept returns the next relayed connection, or net.ErrClosed.
 func (l *chanListener) Accept() (net.Conn, error) {
 	select {
 	case <-l.closed:
@@ -133,9 +134,11 @@ func (l *chanListener) Accept() (net.Conn, error) {
 	}
 }
 
+// Close ends this listener's accepting; the socket stays open.
 func (l *chanListener) Close() error {
 	l.once.Do(func() { close(l.closed) })
 	return nil
 }
 
+// Addr is the socket's address.
 func (l *chanListener) Addr() net.Addr { return l.addr }
