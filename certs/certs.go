@@ -55,6 +55,9 @@ type Options struct {
 	// (autocert renews them itself 30 days before expiry; this catches a
 	// renewal that kept failing); 0 = 12h.
 	Check time.Duration
+	// RenewBefore is how long before expiry a certificate is renewed;
+	// 0 = autocert's default (a third of its lifetime, at most 30 days).
+	RenewBefore time.Duration
 	// OnReady, if set, is called once, when a certificate is first in hand
 	// for every host.
 	OnReady func()
@@ -89,10 +92,11 @@ func New(opts Options) (*Manager, error) {
 	transport.TLSClientConfig = &tls.Config{RootCAs: opts.Roots, MinVersion: tls.VersionTLS12}
 	mgr := &Manager{opts: opts, log: opts.Logger.With("part", "acme")}
 	mgr.m = &autocert.Manager{
-		Prompt:     autocert.AcceptTOS,
-		Cache:      cache{opts.Store},
-		HostPolicy: autocert.HostWhitelist(opts.Hosts...),
-		Email:      opts.Email,
+		Prompt:      autocert.AcceptTOS,
+		Cache:       cache{opts.Store},
+		HostPolicy:  autocert.HostWhitelist(opts.Hosts...),
+		Email:       opts.Email,
+		RenewBefore: opts.RenewBefore,
 		Client: &acme.Client{
 			DirectoryURL: opts.Directory,
 			HTTPClient:   &http.Client{Transport: transport, Timeout: time.Minute},

@@ -23,7 +23,8 @@ func (s *server) setupACME(cfg *config.Config, opts serverOptions) error {
 	}
 	mgr, err := certs.New(certs.Options{
 		Directory: a.Directory, Email: a.Email, Hosts: a.Hosts, Store: s.store,
-		Roots: opts.acmeRoots, Logger: s.log, RetryMin: opts.acmeRetry, OnReady: s.offerSTARTTLS,
+		Roots: opts.acmeRoots, Logger: s.log, RetryMin: opts.acmeRetry, RenewBefore: opts.acmeRenewBefore,
+		OnReady: s.offerSTARTTLS,
 	})
 	if err != nil {
 		return err

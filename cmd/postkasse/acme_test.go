@@ -40,7 +40,9 @@ type pebble struct {
 // loopback ports, every challenge taken as valid; run starts it. Without
 // the go tool or the proxy the test is skipped, except in CI, where it
 // fails.
-func buildPebble(t *testing.T) *pebble {
+//
+// validity is the lifetime of the certificates it issues, in seconds.
+func buildPebble(t *testing.T, validity int) *pebble {
 	t.Helper()
 	unavailable := t.Skipf
 	if os.Getenv("CI") == "true" {
@@ -74,6 +76,7 @@ func buildPebble(t *testing.T) *pebble {
 		"privateKey":  filepath.Join(mod.Dir, "test/certs/localhost/key.pem"),
 		"httpPort":    5002, "tlsPort": 5001,
 		"retryAfter": map[string]int{"authz": 1, "order": 1},
+		"profiles":   map[string]any{"default": map[string]any{"description": "test", "validityPeriod": validity}},
 	}}
 	confPath := filepath.Join(work, "pebble-config.json")
 	data, _ := json.Marshal(conf)
@@ -127,6 +130,30 @@ func get(c *http.Client, url string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return io.ReadAll(resp.Body)
+}
+
+// TestACMERenewal: a certificate due for renewal is renewed and served
+// without a restart.
+func TestACMERenewal(t *testing.T) {
+	t.Parallel()
+	// Ten-day certificates, renewed 30 days before expiry: at once.
+	p := buildPebble(t, 10*24*3600)
+	p.run(t)
+	ts := startServerWith(t, fmt.Sprintf("[listen]\nhttps = \"127.0.0.1:0\"\n[tls.acme]\ndirectory = %q\n", "https://"+p.acme+"/dir"),
+		serverOptions{acmeRoots: p.roots, acmeRetry: 200 * time.Millisecond, acmeRenewBefore: 30 * 24 * time.Hour})
+	first := imapsCertificate(t, ts.imaps, p.issuer, time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		next := imapsCertificate(t, ts.imaps, p.issuer, 10*time.Second)
+		if !next.Equal(first) {
+			t.Logf("renewed: serial %s, then %s", first.SerialNumber, next.SerialNumber)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the certificate was not renewed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // gate is a TCP proxy to a target that holds every connection until open
@@ -223,7 +250,7 @@ func offersSTARTTLS(t *testing.T, addr string) bool {
 // served from the store.
 func TestACMECertificate(t *testing.T) {
 	t.Parallel()
-	p := buildPebble(t)
+	p := buildPebble(t, 90*24*3600)
 	p.run(t)
 	// The server reaches the directory through a gate held shut, so that
 	// no certificate can arrive before the first look at STARTTLS.

@@ -78,9 +78,11 @@ type serverOptions struct {
 	// dnsTimeout bounds each DNS lookup; 0 is resolver.DefaultTimeout.
 	dnsTimeout time.Duration
 	// acmeRoots verify the ACME directory (nil: the system's roots);
-	// acmeRetry is the first wait after a failure (0: 10s).
-	acmeRoots *x509.CertPool
-	acmeRetry time.Duration
+	// acmeRetry is the first wait after a failure (0: 10s);
+	// acmeRenewBefore, how long before expiry to renew (0: autocert's).
+	acmeRoots       *x509.CertPool
+	acmeRetry       time.Duration
+	acmeRenewBefore time.Duration
 }
 
 // listenerNames are the listeners of [listen], in the order they start.

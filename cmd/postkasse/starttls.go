@@ -91,6 +91,13 @@ func (s *server) offerSTARTTLS() {
 				s.log.Error("listener stopped", "service", h.name, "err", err)
 			}
 		}()
+		// A server stopped before its Serve got going trips go-imap's
+		// listener WaitGroup (Add after Wait); stop waits for s.mu, so
+		// waiting here for the first Accept rules that out.
+		select {
+		case <-next.accepting:
+		case <-time.After(5 * time.Second):
+		}
 		h.current.Close()
 		h.current = next
 	}
@@ -111,18 +118,21 @@ func (s *server) closeHeld() {
 // chanListener is a net.Listener fed by a relay; closing it ends only
 // its own accepting, not the socket.
 type chanListener struct {
-	conns  <-chan net.Conn
-	addr   net.Addr
-	closed chan struct{}
-	once   sync.Once
+	conns     <-chan net.Conn
+	addr      net.Addr
+	closed    chan struct{}
+	once      sync.Once
+	accepting chan struct{} // closed at the first Accept: the server runs
+	started   sync.Once
 }
 
 func newChanListener(conns <-chan net.Conn, addr net.Addr) *chanListener {
-	return &chanListener{conns: conns, addr: addr, closed: make(chan struct{})}
+	return &chanListener{conns: conns, addr: addr, closed: make(chan struct{}), accepting: make(chan struct{})}
 }
 
 // Accept returns the next relayed connection, or net.ErrClosed.
 func (l *chanListener) Accept() (net.Conn, error) {
+	l.started.Do(func() { close(l.accepting) })
 	select {
 	case <-l.closed:
 		return nil, net.ErrClosed
