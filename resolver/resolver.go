@@ -38,7 +38,8 @@ const (
 // Options configure a Resolver.
 type Options struct {
 	// Server is the DNS server, "host:port"; "" uses the name servers of
-	// /etc/resolv.conf (or 127.0.0.1:53 without one).
+	// /etc/resolv.conf (or 127.0.0.1:53 without one), and for addresses
+	// /etc/hosts first, as the system's resolver does.
 	Server string
 	// Timeout bounds one lookup, retries included; 0 = DefaultTimeout.
 	Timeout time.Duration
@@ -53,6 +54,7 @@ type Options struct {
 // one where an interface asks for those methods.
 type Resolver struct {
 	servers []string
+	hosts   map[string][]netip.Addr // /etc/hosts, in system mode
 	timeout time.Duration
 	now     func() time.Time
 	cache   *cache
@@ -63,8 +65,9 @@ type Resolver struct {
 // New returns a Resolver. It fails only on a malformed Server.
 func New(opts Options) (*Resolver, error) {
 	servers := []string{opts.Server}
+	var hosts map[string][]netip.Addr
 	if opts.Server == "" {
-		servers = systemServers()
+		servers, hosts = systemServers(), readHosts("/etc/hosts")
 	} else if _, _, err := net.SplitHostPort(opts.Server); err != nil {
 		return nil, fmt.Errorf("resolver %q: %w", opts.Server, err)
 	}
@@ -80,6 +83,7 @@ func New(opts Options) (*Resolver, error) {
 	try := min(defaultTryTimeout, opts.Timeout)
 	return &Resolver{
 		servers: servers,
+		hosts:   hosts,
 		timeout: opts.Timeout,
 		now:     opts.Now,
 		cache:   newCache(opts.CacheSize),
@@ -159,6 +163,9 @@ func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]net
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return localhost(network), nil
 	}
+	if ips := r.fromHosts(network, host); len(ips) > 0 {
+		return ips, nil
+	}
 	var types []uint16
 	switch network {
 	case "ip":
@@ -221,6 +228,17 @@ func (r *Resolver) LookupAddr(ctx context.Context, addr string) ([]string, error
 		}
 	}
 	return out, nil
+}
+
+// fromHosts returns the addresses /etc/hosts gives host (system mode).
+func (r *Resolver) fromHosts(network, host string) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range r.hosts[strings.ToLower(strings.TrimSuffix(host, "."))] {
+		if network == "ip" || (network == "ip4") == ip.Is4() {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
 
 func localhost(network string) []netip.Addr {

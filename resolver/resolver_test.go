@@ -185,3 +185,27 @@ func TestBadServer(t *testing.T) {
 		t.Fatalf("system resolver: %v %v", r, err)
 	}
 }
+
+func TestHostsFile(t *testing.T) {
+	t.Parallel()
+	hosts := parseHosts(strings.NewReader("# comment\n192.0.2.7 relay.internal Relay\n2001:db8::7 relay.internal # v6\nbad line\nnot-an-ip name\n"))
+	r := &Resolver{hosts: hosts}
+	ips, err := r.LookupNetIP(context.Background(), "ip", "RELAY.internal.")
+	if err != nil || !slices.Equal(ips, []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::7")}) {
+		t.Fatalf("%v %v", ips, err)
+	}
+	if ips := r.fromHosts("ip6", "relay"); len(ips) != 0 {
+		t.Fatalf("alias relay has only an IPv4 address, got %v", ips)
+	}
+}
+
+func FuzzParseHosts(f *testing.F) {
+	f.Add("127.0.0.1 localhost\n::1 localhost ip6-localhost # x\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, ips := range parseHosts(strings.NewReader(s)) {
+			if name == "" || strings.ContainsAny(name, " \t#") || len(ips) == 0 {
+				t.Fatalf("%q: %q %v", s, name, ips)
+			}
+		}
+	})
+}
