@@ -3,6 +3,7 @@ module postkasse.dev/postkasse
 go 1.26.8
 
 require (
+	blitiri.com.ar/go/spf v1.6.0
 	github.com/BurntSushi/toml v1.6.0
 	github.com/emersion/go-imap/v2 v2.0.0-beta.9
 	github.com/emersion/go-message v0.18.2
@@ -14,9 +15,10 @@ require (
 	github.com/miekg/dns v1.1.73
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/crypto v0.58.0
+	golang.org/x/net v0.60.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
 	howett.net/plist v1.0.1
 )
 
-require golang.org/x/net v0.60.0 // indirect
+require golang.org/x/text v0.43.0 // indirect

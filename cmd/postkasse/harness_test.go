@@ -66,7 +66,7 @@ type testServer struct {
 	subs    string // implicit TLS listeners, when [tls] is set
 	imaps   string
 	http    string // address books and client setup
-	https   string // when [tls] is set
+	https   string // when [tls] or listen.https is set
 	logs    *syncbuf.Buffer
 	stopped bool
 	opts    serverOptions
@@ -117,8 +117,12 @@ func (ts *testServer) start() {
 	}
 	lns := map[string]net.Listener{}
 	names := []string{"smtp", "submission", "imap", "http"}
-	if cfg.TLS.Cert != "" {
-		names = append(names, "submissions", "imaps", "https")
+	tlsOn := cfg.TLS.Cert != "" || cfg.TLS.ACME != nil
+	if tlsOn {
+		names = append(names, "submissions", "imaps")
+	}
+	if tlsOn || cfg.Listen.HTTPS != "" {
+		names = append(names, "https")
 	}
 	for _, name := range names {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -128,11 +132,13 @@ func (ts *testServer) start() {
 		lns[name] = ln
 	}
 	ts.smtp, ts.sub, ts.imap = lns["smtp"].Addr().String(), lns["submission"].Addr().String(), lns["imap"].Addr().String()
-	if cfg.TLS.Cert != "" {
+	if tlsOn {
 		ts.subs, ts.imaps = lns["submissions"].Addr().String(), lns["imaps"].Addr().String()
-		ts.https = lns["https"].Addr().String()
 	}
 	ts.http = lns["http"].Addr().String()
+	if tlsOn || cfg.Listen.HTTPS != "" {
+		ts.https = lns["https"].Addr().String()
+	}
 	if err := srv.serve(lns); err != nil {
 		ts.t.Fatal(err)
 	}
