@@ -14,6 +14,8 @@ import (
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 
+	"postkasse.dev/postkasse/internal/mimetree"
+
 	"postkasse.dev/postkasse/store"
 )
 
@@ -282,28 +284,38 @@ func headerLength(body []byte) int {
 	return len(body)
 }
 
-// bodyText returns the lower-cased, transfer-decoded text of a message's
-// parts, falling back to the raw body when it cannot be parsed.
+// bodyText returns the lower-cased text of a message's parts, with their
+// transfer encoding and charset undone, found in one bounded pass over
+// the message (mimetree), so a deeply nested message costs no more to
+// search than a flat one.
 func bodyText(body []byte) string {
-	entity, err := gomessage.Read(bytes.NewReader(body))
-	if err != nil && entity == nil {
-		return strings.ToLower(string(body[headerLength(body):]))
-	}
 	var b strings.Builder
-	walkErr := entity.Walk(func(path []int, part *gomessage.Entity, err error) error {
-		if err != nil {
-			return nil
-		}
-		if mt, _, _ := part.Header.ContentType(); strings.HasPrefix(mt, "multipart/") {
-			return nil
-		}
-		data, _ := io.ReadAll(io.LimitReader(part.Body, 32<<20))
-		b.Write(data)
-		b.WriteByte('\n')
-		return nil
-	})
-	if walkErr != nil || b.Len() == 0 {
-		return strings.ToLower(string(body[headerLength(body):]))
-	}
+	appendText(&b, body, mimetree.Parse(body))
 	return strings.ToLower(b.String())
+}
+
+func appendText(b *strings.Builder, msg []byte, p *mimetree.Part) {
+	switch p.Kind {
+	case mimetree.Multipart:
+		for _, c := range p.Children {
+			appendText(b, msg, c)
+		}
+		return
+	case mimetree.Message:
+		// The embedded message's header is text of this body too.
+		inner := p.Children[0]
+		b.Write(msg[inner.Start:inner.HeaderEnd])
+		appendText(b, msg, inner)
+		return
+	case mimetree.Flattened:
+		b.Write(p.Content(msg))
+	default:
+		e, err := gomessage.New(gomessage.Header{Header: p.Header}, bytes.NewReader(p.Content(msg)))
+		if e == nil || err != nil && !gomessage.IsUnknownCharset(err) {
+			b.Write(p.Content(msg))
+		} else if _, err := io.Copy(b, e.Body); err != nil {
+			b.Write(p.Content(msg))
+		}
+	}
+	b.WriteByte('\n')
 }
