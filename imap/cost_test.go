@@ -89,6 +89,7 @@ func describeCost(msg []byte, budget time.Duration) time.Duration {
 		Analyze(msg)
 		src := &sections{msg: msg}
 		src.body(&goimap.FetchItemBodySection{Part: deepestPath(src)})
+		src.body(&goimap.FetchItemBodySection{Specifier: goimap.PartSpecifierHeader, HeaderFields: []string{"From"}})
 		bodyText(msg)
 		best = min(best, time.Since(start))
 		if best <= budget {
@@ -111,6 +112,11 @@ func deepestPath(src *sections) []int {
 	return path
 }
 
+// headerMessage is a message whose header is size bytes of short fields.
+func headerMessage(size int) []byte {
+	return append(bytes.Repeat([]byte("To: a@b\r\n"), size/9), "\r\nbody\r\n"...)
+}
+
 // FuzzAnalyzeCost fails on time, not only on crashes: the message is
 // prefix, head repeated n times, middle, tail repeated n times (so the
 // fuzzer reaches deep nesting and many parts from a few bytes), and
@@ -120,6 +126,7 @@ func FuzzAnalyzeCost(f *testing.F) {
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n"), []byte("--b\r\n\r\nx\r\n"), []byte("--b--\r\n"), []byte(""), uint16(20000))
 	f.Add([]byte(""), []byte("Content-Type: message/rfc822\r\n\r\n"), []byte("\r\ninner\r\n"), []byte(""), uint16(3000))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=-\r\n\r\n"), []byte("---\r\n"), []byte("x"), []byte("-----\r\n"), uint16(10000))
+	f.Add([]byte(""), []byte("X: y\r\n"), []byte("\r\n"), []byte(""), uint16(60000))
 	model := measureCostModel()
 	f.Fuzz(func(t *testing.T, prefix, head, middle, tail []byte, n uint16) {
 		size := len(prefix) + len(middle) + int(n)*(len(head)+len(tail))
@@ -137,7 +144,7 @@ func FuzzAnalyzeCost(f *testing.F) {
 // sizes the quadratic parser could not answer.
 func TestDescribeCostLinear(t *testing.T) {
 	model := measureCostModel()
-	for _, msg := range [][]byte{nestedMessage(1000, 0), nestedMessage(8000, 0), nestedMessage(50000, 0), manyPartsMessage(1 << 20)} {
+	for _, msg := range [][]byte{nestedMessage(1000, 0), nestedMessage(8000, 0), nestedMessage(50000, 0), manyPartsMessage(1 << 20), headerMessage(4 << 20)} {
 		if budget := model.budget(len(msg)); describeCost(msg, budget) > budget {
 			t.Errorf("%d bytes cost %v, budget %v (%+v)", len(msg), describeCost(msg, 0), budget, model)
 		}

@@ -32,6 +32,13 @@ const (
 	// MaxParts is how many parts are described; whatever follows the last
 	// of them is one Flattened part running to the end of the message.
 	MaxParts = 10000
+	// MaxHeader is how much of one part's header is parsed (Postfix's
+	// header_size_limit is 100 KB); MaxHeaders is how much of all the
+	// headers of a message. Parsing costs about 3 µs a field, so 25 MiB
+	// of one-line fields would take 13 s. Fields past the bounds are kept
+	// in the message but not read for its structure.
+	MaxHeader  = 128 << 10
+	MaxHeaders = 1 << 20
 )
 
 // Kind says how a part's content is described.
@@ -99,6 +106,7 @@ type scanner struct {
 	bounds map[string]int
 	open   []*Part // the open parts, from the message down
 	lines  int     // newlines before the current line
+	parsed int     // header bytes parsed so far
 	// One reader for every header: a buffer per part would cost more
 	// than the part.
 	rd bytes.Reader
@@ -244,7 +252,7 @@ func (s *scanner) popFrames(i int) {
 // the part ends there too: it has no content to look into.
 func (s *scanner) endHeader(p *Part, end, lines int, closing bool) {
 	p.inHeader, p.HeaderEnd, p.linesStart = false, end, lines
-	s.rd.Reset(s.msg[p.Start:end])
+	s.rd.Reset(s.headerToParse(p.Start, end))
 	s.br.Reset(&s.rd)
 	p.Header, _ = textproto.ReadHeader(s.br)
 	p.MediaType, p.Params = mediaType(p)
@@ -280,6 +288,18 @@ func (s *scanner) endHeader(p *Part, end, lines int, closing bool) {
 			s.bounds[p.Params["boundary"]] = len(s.frames) - 1
 		}
 	}
+}
+
+// headerToParse returns the part of the header msg[start:end] to parse:
+// whole fields, within MaxHeader and what is left of MaxHeaders.
+func (s *scanner) headerToParse(start, end int) []byte {
+	h := s.msg[start:end]
+	if limit := min(MaxHeader, MaxHeaders-s.parsed); len(h) > limit {
+		h = h[:max(limit, 0)]
+		h = h[:bytes.LastIndexByte(h, '\n')+1]
+	}
+	s.parsed += len(h)
+	return h
 }
 
 func flatten(p *Part) {
