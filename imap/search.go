@@ -12,6 +12,10 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
+	// Registers the charset decoders go-message uses for text parts and
+	// encoded words (windows-1252, iso-8859-*, koi8-r, ...): without it,
+	// only UTF-8 and US-ASCII text can be searched.
+	_ "github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 
 	"postkasse.dev/postkasse/internal/mimetree"

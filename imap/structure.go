@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	goimap "github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 
 	"postkasse.dev/postkasse/internal/mimetree"
@@ -23,7 +22,7 @@ func parseMessage(body []byte) (env *goimap.Envelope, bs goimap.BodyStructure) {
 		}
 	}()
 	root := mimetree.Parse(body)
-	env = imapserver.ExtractEnvelope(root.Header)
+	env = envelopeOf(root.Header)
 	bs = structureOf(root)
 	mendStructure(bs)
 	return env, bs
@@ -59,7 +58,7 @@ func structureOf(p *mimetree.Part) goimap.BodyStructure {
 	if p.Kind == mimetree.Message {
 		inner := p.Children[0]
 		bs.MessageRFC822 = &goimap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(inner.Header),
+			Envelope:      envelopeOf(inner.Header),
 			BodyStructure: structureOf(inner),
 			NumLines:      int64(p.Lines),
 		}
