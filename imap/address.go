@@ -182,7 +182,7 @@ func (p *addrParser) mailbox() (goimap.Address, bool) {
 	case p.special('<'):
 		p.i++
 		a, ok = p.angleAddr()
-		a.Name = decodeName(phraseText(phrase))
+		a.Name = decodeWords(phraseText(phrase))
 	case p.special('@') && len(phrase) > 0:
 		p.i++
 		a.Mailbox, a.Host = localPart(phrase), p.domain()
@@ -271,9 +271,9 @@ func phraseText(words []token) string {
 	return b.String()
 }
 
-// decodeName decodes RFC 2047 encoded words in a display name, in any
-// charset go-message knows.
-func decodeName(s string) string {
+// decodeWords decodes RFC 2047 encoded words (in a display name, a
+// subject), in any charset go-message knows.
+func decodeWords(s string) string {
 	dec := mime.WordDecoder{CharsetReader: charset.Reader}
 	out, err := dec.DecodeHeader(s)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"mime"
 	"slices"
 	"strings"
 	"time"
@@ -237,7 +236,9 @@ func matchText(c *goimap.SearchCriteria, body []byte) bool {
 		return true
 	}
 	text := bodyText(body)
-	headerText := strings.ToLower(string(body[:headerLength(body)]))
+	rawHeader := string(body[:headerLength(body)])
+	// Decoded before lower-casing: lower case breaks base64 encoded words.
+	headerText, decodedHeader := strings.ToLower(rawHeader), strings.ToLower(decodeWords(rawHeader))
 	for _, needle := range c.Body {
 		if !strings.Contains(text, strings.ToLower(needle)) {
 			return false
@@ -245,13 +246,17 @@ func matchText(c *goimap.SearchCriteria, body []byte) bool {
 	}
 	for _, needle := range c.Text {
 		n := strings.ToLower(needle)
-		if !strings.Contains(text, n) && !strings.Contains(headerText, n) && !strings.Contains(strings.ToLower(decodeWords(headerText)), n) {
+		if !strings.Contains(text, n) && !strings.Contains(headerText, n) && !strings.Contains(decodedHeader, n) {
 			return false
 		}
 	}
 	return true
 }
 
+// headerContains matches a HEADER criterion (SEARCH FROM, TO, CC, BCC and
+// SUBJECT arrive as one): a case-insensitive substring of a field's raw or
+// decoded value, or, for an address field, of an address as the envelope
+// has it ("user@domain" without comments or white space, or its name).
 func headerContains(h textproto.Header, key, value string) bool {
 	values := h.Values(key)
 	if len(values) == 0 {
@@ -265,16 +270,35 @@ func headerContains(h textproto.Header, key, value string) bool {
 		if strings.Contains(strings.ToLower(v), needle) || strings.Contains(strings.ToLower(decodeWords(v)), needle) {
 			return true
 		}
+		if isAddressField(key) && addressesContain(parseAddressList(v), needle) {
+			return true
+		}
 	}
 	return false
 }
 
-func decodeWords(s string) string {
-	out, err := new(mime.WordDecoder).DecodeHeader(s)
-	if err != nil {
-		return s
+func isAddressField(key string) bool {
+	switch strings.ToLower(key) {
+	case "from", "to", "cc", "bcc", "sender", "reply-to":
+		return true
 	}
-	return out
+	return false
+}
+
+// addressesContain reports whether needle (lower case) is in an address,
+// its display name, or both written as `name <address>`.
+func addressesContain(l []goimap.Address, needle string) bool {
+	for _, a := range l {
+		addr := a.Addr()
+		if addr == "" {
+			addr = a.Mailbox // a group's name
+		}
+		full := strings.ToLower(a.Name + " <" + addr + ">")
+		if strings.Contains(full, needle) {
+			return true
+		}
+	}
+	return false
 }
 
 // headerLength returns the length of the header block, blank line included.

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -47,6 +48,12 @@ func (tr *transcript) cmd(c string) []string {
 		tr.t.Fatal(err)
 	}
 	tag, _, _ := strings.Cut(c, " ")
+	return tr.answer(tag, c)
+}
+
+// answer reads the answer to the command c tagged tag.
+func (tr *transcript) answer(tag, c string) []string {
+	tr.t.Helper()
 	var out []string
 	for {
 		l := tr.line()
@@ -83,5 +90,63 @@ func TestEnvelopeKeepsGroupsTranscript(t *testing.T) {
 		`NIL "<groups@example.org>"))`
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
+
+// cmdLiteral sends a tagged command whose last argument is a synchronizing
+// literal, waiting for the continuation as a client must.
+func (tr *transcript) cmdLiteral(c, literal string) []string {
+	tr.t.Helper()
+	if _, err := fmt.Fprintf(tr.conn, "%s{%d}\r\n", c, len(literal)); err != nil {
+		tr.t.Fatal(err)
+	}
+	if l := tr.line(); !strings.HasPrefix(l, "+") {
+		tr.t.Fatalf("%s: no continuation: %s", c, l)
+	}
+	if _, err := tr.conn.Write([]byte(literal + "\r\n")); err != nil {
+		tr.t.Fatal(err)
+	}
+	tag, _, _ := strings.Cut(c, " ")
+	return tr.answer(tag, c)
+}
+
+// TestSearchAddressesAndCharsetsTranscript: FROM matches the address as
+// the envelope has it, without comments; text in windows-1252, koi8-r and
+// iso-8859-1 is found by a UTF-8 SEARCH.
+func TestSearchAddressesAndCharsetsTranscript(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	for _, m := range []string{
+		"From: <user-from (comment)@ (comment) domain.org>\nTo: Anna <anna@contoso.test>\nSubject: commented\n\nplain\n",
+		"From: a@example.org\nTo: g: x@example.org;\nSubject: =?windows-1252?q?Caf=E9_cr=E8me?=\n\nplain\n",
+		"From: b@example.org\nSubject: latin-1 body\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nGr=FC=DFe aus K=F6ln\n",
+		"From: c@example.org\nSubject: =?koi8-r?b?8NLJ18XUIM3J0g==?=\n\nplain\n",
+		"From: d@example.org\nSubject: none of them\n\nplain user-from domain.org Koln\n",
+	} {
+		ts.deliver(t, "anna", m)
+	}
+	tr := ts.raw(t, "anna")
+	for _, tc := range []struct {
+		cmd, literal, want string
+	}{
+		{"a SEARCH FROM user-from@domain.org", "", "* SEARCH 1"},
+		{"b SEARCH FROM \"USER-FROM@domain.org\"", "", "* SEARCH 1"},
+		{"c SEARCH TO \"Anna <anna@contoso.test>\"", "", "* SEARCH 1"},
+		{"d SEARCH TO x@example.org", "", "* SEARCH 2"},
+		{"e SEARCH CHARSET UTF-8 SUBJECT ", "café", "* SEARCH 2"},
+		{"f SEARCH CHARSET UTF-8 BODY ", "köln", "* SEARCH 3"},
+		{"g SEARCH CHARSET UTF-8 TEXT ", "grüße", "* SEARCH 3"},
+		{"h SEARCH CHARSET UTF-8 SUBJECT ", "привет", "* SEARCH 4"},
+		{"i SEARCH CHARSET UTF-8 TEXT ", "МИР", "* SEARCH 4"},
+	} {
+		var got []string
+		if tc.literal == "" {
+			got = tr.cmd(tc.cmd)
+		} else {
+			got = tr.cmdLiteral(tc.cmd, tc.literal)
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s%s: got %q, want %q", tc.cmd, tc.literal, got, tc.want)
+		}
 	}
 }
