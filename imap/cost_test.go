@@ -150,3 +150,16 @@ func TestDescribeCostLinear(t *testing.T) {
 		}
 	}
 }
+
+// TestDeepCacheReadsBack: the cache of a message nested past the limit,
+// in multiparts or in message/rfc822 parts, decodes, so no FETCH has to
+// parse the message again.
+func TestDeepCacheReadsBack(t *testing.T) {
+	t.Parallel()
+	rfc822 := bytes.Repeat([]byte("Content-Type: message/rfc822\r\n\r\n"), 1000)
+	for _, msg := range [][]byte{nestedMessage(1000, 0), rfc822, manyPartsMessage(200 << 10)} {
+		if _, _, err := decodeCache(Analyze(msg)); err != nil {
+			t.Errorf("%.40q: %v", msg, err)
+		}
+	}
+}
