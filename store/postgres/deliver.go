@@ -1,0 +1,188 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"postkasse.dev/postkasse/store"
+)
+
+// newMessage is a message about to be filed.
+type newMessage struct {
+	flags  flagSet
+	date   time.Time
+	size   int64 // len(prefix) + len(body)
+	hash   []byte
+	prefix []byte
+	meta   []byte
+}
+
+// Deliver stores a message in every target folder (the body once, however
+// many targets) and queues its outbound copies, in one durable commit. A
+// target over quota is refused alone (its TargetResult.Err); an error return
+// means nothing was stored.
+func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (*store.DeliveryResult, error) {
+	return s.deliverWith(ctx, d, nil)
+}
+
+// deliverWith is Deliver with one more write in the same transaction; also
+// sees the results of the targets and may refuse the whole commit.
+func (s *Store) deliverWith(ctx context.Context, d *store.Delivery, also func(tx pgx.Tx, res *store.DeliveryResult) error) (*store.DeliveryResult, error) {
+	date := d.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	sum := sha256.Sum256(d.Body)
+	var meta []byte
+	if s.analyze != nil && len(d.Targets) > 0 {
+		meta = s.analyze(d.Body)
+	}
+	res := &store.DeliveryResult{}
+	err := s.write(ctx, func(tx pgx.Tx, w *txState) error {
+		*res = store.DeliveryResult{Targets: make([]store.TargetResult, len(d.Targets))}
+		ids := make([]string, len(d.Targets))
+		for i, t := range d.Targets {
+			ids[i] = t.Account
+		}
+		accounts, err := lockAccounts(ctx, tx, true, ids...)
+		if err != nil {
+			return err
+		}
+		// One change per folder, listing its new messages, as bbolt has it.
+		changes := make(map[folderKey]*store.Change)
+		var order []folderKey
+		for i, t := range d.Targets {
+			m := newMessage{flags: parseFlags(t.Flags), date: date, size: int64(len(t.Prefix) + len(d.Body)),
+				hash: sum[:], prefix: t.Prefix, meta: meta}
+			r, id, err := fileMessage(ctx, tx, accounts[t.Account], t, &m)
+			if err != nil {
+				return fmt.Errorf("deliver to %s/%s: %w", t.Account, t.Folder, err)
+			}
+			res.Targets[i] = r
+			if r.Err != nil {
+				continue
+			}
+			k := folderKey{t.Account, id}
+			c := changes[k]
+			if c == nil {
+				c = &store.Change{Kind: store.ChangeNew, Account: t.Account, FolderID: id, Folder: t.Folder, Origin: t.Origin}
+				changes[k] = c
+				order = append(order, k)
+			}
+			c.Messages = append(c.Messages, store.ChangedMessage{UID: r.UID, Flags: m.flags.list()})
+		}
+		stored := 0
+		for _, k := range order {
+			w.publish(*changes[k])
+			stored += len(changes[k].Messages)
+		}
+		if err := refBlob(ctx, tx, sum[:], d.Body, stored); err != nil {
+			return err
+		}
+		if err := saveAccounts(ctx, tx, accounts); err != nil {
+			return err
+		}
+		if res.QueueIDs, err = enqueue(ctx, tx, d.Queue, date); err != nil || also == nil {
+			return err
+		}
+		return also(tx, res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// fileMessage files m in t's folder, taking its UID from the folder's row.
+// Over quota it returns a result with Err set and changes nothing.
+func fileMessage(ctx context.Context, tx pgx.Tx, a *account, t store.Target, m *newMessage) (store.TargetResult, uint64, error) {
+	usage := a.usage
+	if t.Quota > 0 && !t.SoftQuota && usage+m.size > t.Quota {
+		return store.TargetResult{Err: store.ErrQuota}, 0, nil
+	}
+	f, err := folderByName(ctx, tx, t.Account, t.Folder)
+	if errors.Is(err, store.ErrNoFolder) && !t.NoCreate {
+		f, err = createFolder(ctx, tx, t.Account, store.FolderSpec{Name: t.Folder, SpecialUse: t.SpecialUse})
+	}
+	if err != nil {
+		return store.TargetResult{}, 0, err
+	}
+	uid, err := insertMessage(ctx, tx, t.Account, &f, m)
+	if err != nil {
+		return store.TargetResult{}, 0, err
+	}
+	a.addUsage(m.size)
+	r := store.TargetResult{UID: uid, UIDValidity: uint32(f.uidValidity)}
+	if t.Quota > 0 {
+		over := usage+m.size >= t.Quota/10*9
+		r.QuotaWarning = over && !a.warned
+		a.warned = over
+	}
+	return r, f.id, nil
+}
+
+// insertMessage adds m to f under f's next UID and advances f's counters,
+// in the database and in f.
+func insertMessage(ctx context.Context, tx pgx.Tx, accountID string, f *folder, m *newMessage) (UID, error) {
+	var uid int64
+	unseen := 0
+	if !m.flags.seen() {
+		unseen = 1
+	}
+	err := tx.QueryRow(ctx, `UPDATE folders SET uid_next = uid_next + 1, messages = messages + 1,
+			size = size + $3, unseen = unseen + $4
+		WHERE account = $1 AND id = $2 RETURNING uid_next - 1`, accountID, f.id, m.size, unseen).Scan(&uid)
+	if err != nil {
+		return 0, err
+	}
+	f.uidNext, f.messages, f.size, f.unseen = uid+1, f.messages+1, f.size+m.size, f.unseen+int64(unseen)
+	_, err = tx.Exec(ctx, `INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		accountID, f.id, uid, m.flags.bits, m.flags.keywordList(), m.date.UnixNano(), m.size, m.hash,
+		nonNil(m.prefix), nonNil(m.meta))
+	return UID(uid), err
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// refBlob adds n references to a body, storing it if it is new. The body
+// is sent only when the first try finds no row.
+func refBlob(ctx context.Context, tx pgx.Tx, hash, body []byte, n int) error {
+	if n == 0 {
+		return nil
+	}
+	tag, err := tx.Exec(ctx, `UPDATE blobs SET refs = refs + $2 WHERE hash = $1`, hash, n)
+	if err != nil || tag.RowsAffected() == 1 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO blobs (hash, refs, body) VALUES ($1, $2, $3)
+		ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs`, hash, n, body)
+	if err != nil {
+		return fmt.Errorf("store body: %w", err)
+	}
+	return nil
+}
+
+// Append stores a message in one folder on behalf of acc (IMAP APPEND).
+func (s *Store) Append(ctx context.Context, acc store.Access, folderName string, body []byte, flags []string, date time.Time, quota int64) (store.TargetResult, error) {
+	if acc.ReadOnly {
+		return store.TargetResult{}, store.ErrReadOnly
+	}
+	r, err := s.Deliver(ctx, &store.Delivery{Body: body, Date: date, Targets: []store.Target{{
+		Account: acc.Account, Folder: folderName, Flags: flags, Quota: quota, Origin: acc.Origin, NoCreate: true,
+	}}})
+	if err != nil {
+		return store.TargetResult{}, err
+	}
+	return r.Targets[0], r.Targets[0].Err
+}

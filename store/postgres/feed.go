@@ -1,0 +1,371 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"postkasse.dev/postkasse/store"
+)
+
+// The change feed across nodes.
+//
+// Every write that changes a folder advances the folder's change sequence
+// (folder_seq, row-locked, so one folder's sequence numbers commit in
+// order), stores its changes under that number (changes), and NOTIFYs
+// "seq folder account" on notifyChannel, all in its own transaction: the
+// record and the notification exist exactly when the commit does (see
+// txState.record).
+//
+// Each node keeps, per folder, the last sequence number it delivered. It
+// learns of new ones from two sides: its own writes, after they commit (so
+// a write's changes are delivered before the write returns, as with bbolt),
+// and a LISTEN on a dedicated connection (every node's writes). Either way
+// it delivers every number from last+1 up to the new one, taking the
+// changes of its own writes from memory (they carry the caller's Origin)
+// and the others' from the changes table. A lost notification therefore
+// costs nothing but a wait: after a lost connection the listener reconnects,
+// LISTENs again and then compares every folder's sequence with what it
+// delivered, so no change is ever missed.
+//
+// Within a folder changes arrive in commit order; across folders, in the
+// order the notifications arrive, except after a reconnection.
+//
+// The changes table grows with every write; pruning old rows is left to a
+// later version.
+
+const notifyChannel = "postkasse_changes"
+
+// folderKey names one folder of one account.
+type folderKey struct {
+	account string
+	folder  uint64
+}
+
+type feed struct {
+	pool  *pgxpool.Pool
+	log   *slog.Logger
+	retry time.Duration
+
+	// mu serialises delivery. It is never taken by a goroutine that holds
+	// a pooled connection, as deliverUpTo may need one.
+	mu   sync.Mutex
+	last map[folderKey]uint64 // delivered up to
+
+	pendMu  sync.Mutex
+	pending map[folderKey]map[uint64][]store.Change // this node's commits, not yet delivered
+
+	// reconnects counts the listener's reconnections (tests read it).
+	reconnects atomic.Int64
+
+	subMu   sync.RWMutex
+	subs    map[int]func(store.Change)
+	nextSub int
+}
+
+func newFeed(pool *pgxpool.Pool, log *slog.Logger, retry time.Duration) *feed {
+	return &feed{
+		pool: pool, log: log, retry: retry,
+		last:    make(map[folderKey]uint64),
+		pending: make(map[folderKey]map[uint64][]store.Change),
+		subs:    make(map[int]func(store.Change)),
+	}
+}
+
+func (f *feed) subscribe(fn func(store.Change)) func() {
+	f.subMu.Lock()
+	id := f.nextSub
+	f.nextSub++
+	f.subs[id] = fn
+	f.subMu.Unlock()
+	return func() {
+		f.subMu.Lock()
+		delete(f.subs, id)
+		f.subMu.Unlock()
+	}
+}
+
+// start LISTENs, then takes every folder's sequence as the starting point:
+// any change committed later is notified. The listener runs on runCtx.
+func (f *feed) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	seqs, err := f.sequences(ctx)
+	if err != nil {
+		conn.Close(ctx)
+		return err
+	}
+	f.mu.Lock()
+	for k, seq := range seqs {
+		f.last[k] = seq
+	}
+	f.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f.run(runCtx, conn)
+	}()
+	return nil
+}
+
+// connect opens the listening connection, outside the pool.
+func (f *feed) connect(ctx context.Context) (*pgx.Conn, error) {
+	cfg := f.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = "postkasse change listener"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	return conn, nil
+}
+
+// run delivers notified changes until ctx ends, reconnecting and catching
+// up whenever the connection is lost.
+func (f *feed) run(ctx context.Context, conn *pgx.Conn) {
+	for {
+		err := f.listen(ctx, conn)
+		conn.Close(context.Background())
+		if ctx.Err() != nil {
+			return
+		}
+		f.log.Warn("change listener lost its connection", "err", err)
+		if conn = f.reconnect(ctx); conn == nil {
+			return
+		}
+		f.reconnects.Add(1)
+		f.log.Info("change listener reconnected")
+	}
+}
+
+// reconnect LISTENs again and catches up, retrying until it succeeds or
+// ctx ends (then it returns nil).
+func (f *feed) reconnect(ctx context.Context) *pgx.Conn {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(f.retry):
+		}
+		conn, err := f.connect(ctx)
+		if err == nil {
+			if err = f.catchUp(ctx); err == nil {
+				return conn
+			}
+			conn.Close(context.Background())
+		}
+		f.log.Warn("change listener cannot reconnect", "err", err)
+	}
+}
+
+func (f *feed) listen(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		k, seq, err := parsePayload(n.Payload)
+		if err != nil {
+			f.log.Error("change notification", "payload", n.Payload, "err", err)
+			continue
+		}
+		if err := f.deliverUpTo(ctx, k, seq); err != nil {
+			return err
+		}
+	}
+}
+
+// catchUp delivers whatever was committed while the listener was away.
+func (f *feed) catchUp(ctx context.Context) error {
+	seqs, err := f.sequences(ctx)
+	if err != nil {
+		return err
+	}
+	for k, seq := range seqs {
+		if err := f.deliverUpTo(ctx, k, seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sequences reads every folder's change sequence number.
+func (f *feed) sequences(ctx context.Context) (map[folderKey]uint64, error) {
+	rows, err := f.pool.Query(ctx, `SELECT account, folder, seq FROM folder_seq`)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[folderKey]uint64)
+	var k folderKey
+	var seq uint64
+	_, err = pgx.ForEachRow(rows, []any{&k.account, &k.folder, &seq}, func() error {
+		out[k] = seq
+		return nil
+	})
+	return out, err
+}
+
+func payload(k folderKey, seq uint64) string {
+	return fmt.Sprintf("%d %d %s", seq, k.folder, k.account)
+}
+
+func parsePayload(p string) (folderKey, uint64, error) {
+	parts := strings.SplitN(p, " ", 3)
+	if len(parts) != 3 {
+		return folderKey{}, 0, fmt.Errorf("malformed")
+	}
+	seq, err1 := strconv.ParseUint(parts[0], 10, 64)
+	folder, err2 := strconv.ParseUint(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return folderKey{}, 0, fmt.Errorf("malformed")
+	}
+	return folderKey{parts[2], folder}, seq, nil
+}
+
+// hold keeps a write's changes until they are delivered; called in the
+// write's transaction just before it commits, so the listener, hearing of
+// the commit first, still finds them with their Origin.
+func (f *feed) hold(w *txState) {
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	for _, g := range w.groups {
+		p := f.pending[g.key]
+		if p == nil {
+			p = make(map[uint64][]store.Change)
+			f.pending[g.key] = p
+		}
+		p[g.seq] = g.changes
+	}
+}
+
+// forget drops the held changes of a write that did not commit.
+func (f *feed) forget(w *txState) {
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	for _, g := range w.groups {
+		if p := f.pending[g.key]; p != nil {
+			delete(p, g.seq)
+			if len(p) == 0 {
+				delete(f.pending, g.key)
+			}
+		}
+	}
+}
+
+// takeHeld takes this node's held changes of a folder in (after, upTo].
+func (f *feed) takeHeld(k folderKey, after, upTo uint64) map[uint64][]store.Change {
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	p := f.pending[k]
+	out := make(map[uint64][]store.Change)
+	for s, cs := range p {
+		if s > after && s <= upTo {
+			out[s] = cs
+			delete(p, s)
+		}
+	}
+	if p != nil && len(p) == 0 {
+		delete(f.pending, k)
+	}
+	return out
+}
+
+// giveBack returns held changes that could not be delivered.
+func (f *feed) giveBack(k folderKey, held map[uint64][]store.Change) {
+	if len(held) == 0 {
+		return
+	}
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	p := f.pending[k]
+	if p == nil {
+		p = make(map[uint64][]store.Change)
+		f.pending[k] = p
+	}
+	for s, cs := range held {
+		p[s] = cs
+	}
+}
+
+// delivered delivers a committed write's changes (and any before them) to
+// this node's subscribers. Should that fail, the listener delivers them.
+func (f *feed) delivered(ctx context.Context, w *txState) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, g := range w.groups {
+		if err := f.deliverUpTo(ctx, g.key, g.seq); err != nil {
+			f.log.Warn("delivering changes", "account", g.key.account, "folder", g.key.folder, "err", err)
+		}
+	}
+}
+
+// deliverUpTo delivers a folder's changes after the last delivered, up to
+// and including seq.
+func (f *feed) deliverUpTo(ctx context.Context, k folderKey, seq uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	last := f.last[k]
+	if seq <= last {
+		return nil
+	}
+	held := f.takeHeld(k, last, seq)
+	var stored map[uint64][]store.Change
+	if uint64(len(held)) < seq-last {
+		var err error
+		if stored, err = f.fetch(ctx, k, last, seq); err != nil {
+			f.giveBack(k, held)
+			return err
+		}
+	}
+	f.subMu.RLock()
+	defer f.subMu.RUnlock()
+	for s := last + 1; s <= seq; s++ {
+		cs, ok := held[s]
+		if !ok {
+			if cs, ok = stored[s]; !ok {
+				f.log.Error("change record missing", "account", k.account, "folder", k.folder, "seq", s)
+			}
+		}
+		for _, c := range cs {
+			for _, fn := range f.subs {
+				fn(c)
+			}
+		}
+	}
+	f.last[k] = seq
+	return nil
+}
+
+// fetch reads a folder's recorded changes in (after, upTo].
+func (f *feed) fetch(ctx context.Context, k folderKey, after, upTo uint64) (map[uint64][]store.Change, error) {
+	rows, err := f.pool.Query(ctx, `SELECT seq, data FROM changes
+		WHERE account = $1 AND folder = $2 AND seq > $3 AND seq <= $4`, k.account, k.folder, after, upTo)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint64][]store.Change)
+	var seq uint64
+	var data []byte
+	_, err = pgx.ForEachRow(rows, []any{&seq, &data}, func() error {
+		cs, err := decodeChanges(data, k, seq)
+		if err != nil {
+			return fmt.Errorf("change %d of %s/%d: %w", seq, k.account, k.folder, err)
+		}
+		out[seq] = cs
+		return nil
+	})
+	return out, err
+}
