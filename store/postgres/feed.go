@@ -63,7 +63,8 @@ type feed struct {
 	pendMu  sync.Mutex
 	pending map[folderKey]map[uint64][]store.Change // this node's commits, not yet delivered
 
-	// reconnects counts the listener's reconnections (tests read it).
+	// reconnects counts the listener's new connections after a loss
+	// (tests read it).
 	reconnects atomic.Int64
 
 	subMu   sync.RWMutex
@@ -146,7 +147,6 @@ func (f *feed) run(ctx context.Context, conn *pgx.Conn) {
 		if conn = f.reconnect(ctx); conn == nil {
 			return
 		}
-		f.reconnects.Add(1)
 		f.log.Info("change listener reconnected")
 	}
 }
@@ -162,6 +162,7 @@ func (f *feed) reconnect(ctx context.Context) *pgx.Conn {
 		}
 		conn, err := f.connect(ctx)
 		if err == nil {
+			f.reconnects.Add(1)
 			if err = f.catchUp(ctx); err == nil {
 				return conn
 			}
