@@ -219,10 +219,9 @@ func (f *feed) sequences(ctx context.Context) (map[folderKey]uint64, error) {
 	return out, err
 }
 
-func payload(k folderKey, seq uint64) string {
-	return fmt.Sprintf("%d %d %s", seq, k.folder, k.account)
-}
-
+// parsePayload reads a notification: "seq folder account" (see
+// recordChange). Anyone allowed to connect can NOTIFY on the channel, so a
+// malformed payload is an error, never a panic.
 func parsePayload(p string) (folderKey, uint64, error) {
 	parts := strings.SplitN(p, " ", 3)
 	if len(parts) != 3 {

@@ -307,3 +307,26 @@ func TestSharedMemories(t *testing.T) {
 		t.Fatalf("usage %d with %d refused, want %d and 10", u, refused, quota)
 	}
 }
+
+// TestPruneChanges: change records past the retention go, recent ones stay.
+func TestPruneChanges(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DB(t, cluster)
+	s := openTest(t, dsn, Options{ChangeRetention: time.Hour})
+	ctx := context.Background()
+	for i := range 3 {
+		s.Deliver(ctx, &store.Delivery{Body: body(i), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}})
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE changes SET created = now() - interval '2 hours' WHERE seq < 3`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pruneChanges(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	rows, _ := s.pool.Query(ctx, `SELECT seq FROM changes ORDER BY seq`)
+	seqs, err := pgx.CollectRows(rows, pgx.RowTo[uint64])
+	if err != nil || !slices.Equal(seqs, []uint64{3}) {
+		t.Fatalf("change records left %v %v", seqs, err)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,15 @@ type Options struct {
 	// ListenRetry is the pause before the change listener reconnects after
 	// losing its connection; 0 means one second.
 	ListenRetry time.Duration
+	// ChangeRetention is how long recorded changes are kept for nodes
+	// that lost their listening connection to catch up from; 0 means a day.
+	ChangeRetention time.Duration
 }
+
+// defaultMaxConns is the pool size unless the DSN sets pool_max_conns:
+// pgxpool's own default (the number of CPUs, at least 4) would make 32 SMTP
+// sessions committing at once wait for each other's round trips.
+const defaultMaxConns = 16
 
 // Store is an open PostgreSQL store. It is safe for concurrent use.
 type Store struct {
@@ -67,6 +76,7 @@ type Store struct {
 	analyze func([]byte) []byte
 	node    string
 	lease   time.Duration
+	keep    time.Duration // ChangeRetention
 
 	feed   *feed
 	closed atomic.Bool
@@ -81,6 +91,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(opts.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w: %w", store.ErrInvalid, err)
+	}
+	if !strings.Contains(opts.DSN, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -101,6 +114,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.lease == 0 {
 		s.lease = time.Minute
 	}
+	if s.keep = opts.ChangeRetention; s.keep == 0 {
+		s.keep = 24 * time.Hour
+	}
 	retry := opts.ListenRetry
 	if retry == 0 {
 		retry = time.Second
@@ -114,7 +130,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: listen for changes: %w", err)
 	}
 	s.wg.Add(1)
-	go s.renewClaims(runCtx)
+	go s.maintain(runCtx)
 	return s, nil
 }
 
@@ -125,7 +141,7 @@ func nodeName() string {
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
-// Close stops the change listener and the claim renewal and closes the
+// Close stops the change listener and the maintenance and closes the
 // pool. Calls made after Close fail with store.ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {

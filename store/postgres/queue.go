@@ -145,23 +145,11 @@ func compareIDs(a, b uint64) int {
 	return 0
 }
 
-// renewClaims extends this node's leases until ctx ends.
-func (s *Store) renewClaims(ctx context.Context) {
-	defer s.wg.Done()
-	t := time.NewTicker(s.lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		_, err := s.pool.Exec(ctx, `UPDATE queue SET lease_until = now() + $2 * interval '1 millisecond'
-			WHERE claimed_by = $1 AND lease_until >= now()`, s.node, s.lease.Milliseconds())
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("renewing queue claims", "err", err)
-		}
-	}
+// renewClaims extends this node's leases.
+func (s *Store) renewClaims(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `UPDATE queue SET lease_until = now() + $2 * interval '1 millisecond'
+		WHERE claimed_by = $1 AND lease_until >= now()`, s.node, s.lease.Milliseconds())
+	return err
 }
 
 // QueueGet returns one queued message.

@@ -106,6 +106,7 @@ CREATE TABLE changes (
 	data    jsonb NOT NULL,
 	PRIMARY KEY (account, folder, seq)
 );
+CREATE INDEX changes_created ON changes (created);
 
 CREATE TABLE queue (
 	id              bigserial PRIMARY KEY,
