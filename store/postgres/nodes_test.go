@@ -323,7 +323,6 @@ func TestPruneChanges(t *testing.T) {
 	if err := s.pruneChanges(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var seqs []uint64
 	rows, _ := s.pool.Query(ctx, `SELECT seq FROM changes ORDER BY seq`)
 	seqs, err := pgx.CollectRows(rows, pgx.RowTo[uint64])
 	if err != nil || !slices.Equal(seqs, []uint64{3}) {

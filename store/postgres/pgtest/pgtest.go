@@ -29,7 +29,9 @@ import (
 
 // Cluster is a running private PostgreSQL server.
 type Cluster struct {
+	bin    string
 	dir    string // owned by the server's user; holds data/ and the socket
+	cred   *syscall.Credential
 	port   int
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -52,9 +54,38 @@ func Main(m *testing.M, c **Cluster) int {
 	*c = cl
 	code := m.Run()
 	if err := cl.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "pgtest: stop:", err)
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
 	}
 	return code
+}
+
+// Own starts a cluster for one test, which may stop and start it (Halt,
+// Resume); it is removed when the test ends. Without PostgreSQL it skips
+// the test, or fails it when CI=true.
+func Own(t testing.TB) *Cluster {
+	t.Helper()
+	bin := findBin()
+	if bin == "" {
+		missing(t)
+	}
+	c, err := Start(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+func missing(t testing.TB) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal("PostgreSQL is not installed (no initdb found); CI must install it")
+	}
+	t.Skip("PostgreSQL is not installed (no initdb found)")
 }
 
 // findBin returns the directory of initdb and postgres: $PG_BIN, else the
@@ -87,49 +118,58 @@ func Start(bin string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	cred, err := serverUser(dir)
-	if err != nil {
+	c := &Cluster{bin: bin, dir: dir}
+	if c.cred, err = serverUser(dir); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postkasse",
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", c.data(), "-U", "postkasse",
 		"--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
-	port, err := freePort()
-	if err != nil {
+	if c.port, err = freePort(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	c := &Cluster{dir: dir, port: port, exited: make(chan struct{})}
+	if err := c.Resume(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
+
+// Resume starts the server (again, after Halt) and waits until it accepts
+// connections.
+func (c *Cluster) Resume() error {
 	// fsync is off for this throwaway cluster only: the tests prove what
 	// postkasse does, not what the disk does, and the machine is shared.
 	// synchronous_commit keeps its default (on), as in production.
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir,
-		"-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1",
+	c.cmd = exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data(), "-k", c.dir,
+		"-p", strconv.Itoa(c.port), "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
-	logFile, err := os.Create(filepath.Join(dir, "server.log"))
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
+	logFile, err := os.OpenFile(filepath.Join(c.dir, "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return err
 	}
 	defer logFile.Close()
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	if err := c.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	go func() { c.cmd.Wait(); close(c.exited) }()
+	exited := make(chan struct{})
+	c.exited = exited
+	go func() { c.cmd.Wait(); close(exited) }()
 	if err := c.waitReady(30 * time.Second); err != nil {
-		c.Stop()
-		return nil, err
+		c.Halt()
+		return err
 	}
-	return c, nil
+	return nil
 }
 
 // serverUser makes dir the server's and returns the credentials to run it
@@ -186,9 +226,9 @@ func (c *Cluster) DSN(name string) string {
 	return fmt.Sprintf("host=%s port=%d user=postkasse dbname=%s sslmode=disable", c.dir, c.port, name)
 }
 
-// Stop shuts the server down (fast shutdown) and removes its directory.
-func (c *Cluster) Stop() error {
-	defer os.RemoveAll(c.dir)
+// Halt shuts the server down (fast shutdown: sessions are cut), keeping its
+// data for Resume.
+func (c *Cluster) Halt() error {
 	if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
@@ -202,16 +242,22 @@ func (c *Cluster) Stop() error {
 	}
 }
 
+// Stop shuts the server down and removes its directory.
+func (c *Cluster) Stop() error {
+	defer os.RemoveAll(c.dir)
+	if err := c.Halt(); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return nil
+}
+
 // DB creates an empty database for the test and returns its DSN; the
 // database is dropped when the test ends. Without a cluster it skips the
 // test, or fails it when CI=true.
 func DB(t testing.TB, c *Cluster) string {
 	t.Helper()
 	if c == nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("PostgreSQL is not installed (no initdb found); CI must install it")
-		}
-		t.Skip("PostgreSQL is not installed (no initdb found)")
+		missing(t)
 	}
 	name := fmt.Sprintf("test_%d", c.nextDB.Add(1))
 	ctx := context.Background()
