@@ -38,12 +38,19 @@ func lockAccounts(ctx context.Context, tx pgx.Tx, create bool, ids ...string) (m
 			return nil, fmt.Errorf("%w: empty account id", store.ErrInvalid)
 		}
 	}
-	if create {
-		_, err := tx.Exec(ctx, `INSERT INTO accounts (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, ids)
-		if err != nil {
-			return nil, fmt.Errorf("create accounts: %w", err)
-		}
+	out, err := selectAccounts(ctx, tx, ids)
+	if err != nil || !create || len(out) == len(ids) {
+		return out, err
 	}
+	// Some are new: create them, then lock the whole set again.
+	_, err = tx.Exec(ctx, `INSERT INTO accounts (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("create accounts: %w", err)
+	}
+	return selectAccounts(ctx, tx, ids)
+}
+
+func selectAccounts(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*account, error) {
 	rows, err := tx.Query(ctx, `SELECT id, usage, warned FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 	if err != nil {
 		return nil, err
@@ -56,6 +63,15 @@ func lockAccounts(ctx context.Context, tx pgx.Tx, create bool, ids ...string) (m
 		return nil
 	})
 	return out, err
+}
+
+// queueAccounts queues on batch the writes saveAccounts would make.
+func queueAccounts(batch *pgx.Batch, accounts map[string]*account) {
+	for _, a := range accounts {
+		if a.dirty {
+			batch.Queue(`UPDATE accounts SET usage = $2, warned = $3 WHERE id = $1`, a.id, a.usage, a.warned)
+		}
+	}
 }
 
 // saveAccounts writes back the accounts whose usage or warning changed.

@@ -56,10 +56,12 @@ func (s *Store) deliverWith(ctx context.Context, d *store.Delivery, also func(tx
 		// One change per folder, listing its new messages, as bbolt has it.
 		changes := make(map[folderKey]*store.Change)
 		var order []folderKey
+		// The rows go in one batch after the UIDs are taken: one round trip.
+		batch := &pgx.Batch{}
 		for i, t := range d.Targets {
 			m := newMessage{flags: parseFlags(t.Flags), date: date, size: int64(len(t.Prefix) + len(d.Body)),
 				hash: sum[:], prefix: t.Prefix, meta: meta}
-			r, id, err := fileMessage(ctx, tx, accounts[t.Account], t, &m)
+			r, id, err := fileMessage(ctx, tx, batch, accounts[t.Account], t, &m)
 			if err != nil {
 				return fmt.Errorf("deliver to %s/%s: %w", t.Account, t.Folder, err)
 			}
@@ -81,10 +83,15 @@ func (s *Store) deliverWith(ctx context.Context, d *store.Delivery, also func(tx
 			w.publish(*changes[k])
 			stored += len(changes[k].Messages)
 		}
-		if err := refBlob(ctx, tx, sum[:], d.Body, stored); err != nil {
-			return err
+		if stored > 0 {
+			// The body travels once per delivery, also when it is stored
+			// already; a second round trip to avoid that would cost more
+			// for the usual new message.
+			batch.Queue(`INSERT INTO blobs (hash, refs, body) VALUES ($1, $2, $3)
+				ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs`, sum[:], stored, d.Body)
 		}
-		if err := saveAccounts(ctx, tx, accounts); err != nil {
+		queueAccounts(batch, accounts)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return err
 		}
 		if res.QueueIDs, err = enqueue(ctx, tx, d.Queue, date); err != nil || also == nil {
@@ -98,54 +105,54 @@ func (s *Store) deliverWith(ctx context.Context, d *store.Delivery, also func(tx
 	return res, nil
 }
 
-// fileMessage files m in t's folder, taking its UID from the folder's row.
-// Over quota it returns a result with Err set and changes nothing.
-func fileMessage(ctx context.Context, tx pgx.Tx, a *account, t store.Target, m *newMessage) (store.TargetResult, uint64, error) {
+// fileMessage files m in t's folder under the UID it takes from the
+// folder's row; the message row is queued on batch. Over quota it returns
+// a result with Err set and changes nothing.
+func fileMessage(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, a *account, t store.Target, m *newMessage) (store.TargetResult, uint64, error) {
 	usage := a.usage
 	if t.Quota > 0 && !t.SoftQuota && usage+m.size > t.Quota {
 		return store.TargetResult{Err: store.ErrQuota}, 0, nil
 	}
-	f, err := folderByName(ctx, tx, t.Account, t.Folder)
+	id, validity, uid, err := takeUID(ctx, tx, t.Account, t.Folder, m)
 	if errors.Is(err, store.ErrNoFolder) && !t.NoCreate {
-		f, err = createFolder(ctx, tx, t.Account, store.FolderSpec{Name: t.Folder, SpecialUse: t.SpecialUse})
+		_, err = createFolder(ctx, tx, t.Account, store.FolderSpec{Name: t.Folder, SpecialUse: t.SpecialUse})
+		if err == nil {
+			id, validity, uid, err = takeUID(ctx, tx, t.Account, t.Folder, m)
+		}
 	}
 	if err != nil {
 		return store.TargetResult{}, 0, err
 	}
-	uid, err := insertMessage(ctx, tx, t.Account, &f, m)
-	if err != nil {
-		return store.TargetResult{}, 0, err
-	}
+	batch.Queue(`INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		t.Account, id, uid, m.flags.bits, m.flags.keywordList(), m.date.UnixNano(), m.size, m.hash,
+		nonNil(m.prefix), nonNil(m.meta))
 	a.addUsage(m.size)
-	r := store.TargetResult{UID: uid, UIDValidity: uint32(f.uidValidity)}
+	r := store.TargetResult{UID: UID(uid), UIDValidity: uint32(validity)}
 	if t.Quota > 0 {
 		over := usage+m.size >= t.Quota/10*9
 		r.QuotaWarning = over && !a.warned
 		a.warned = over
 	}
-	return r, f.id, nil
+	return r, id, nil
 }
 
-// insertMessage adds m to f under f's next UID and advances f's counters,
-// in the database and in f.
-func insertMessage(ctx context.Context, tx pgx.Tx, accountID string, f *folder, m *newMessage) (UID, error) {
-	var uid int64
+// takeUID takes the next UID of a folder for m and counts m in the
+// folder's counters. The UPDATE locks the folder's row until the commit, so
+// concurrent deliveries, from any node, get distinct, increasing UIDs.
+func takeUID(ctx context.Context, tx pgx.Tx, accountID, name string, m *newMessage) (id uint64, validity, uid int64, err error) {
 	unseen := 0
 	if !m.flags.seen() {
 		unseen = 1
 	}
-	err := tx.QueryRow(ctx, `UPDATE folders SET uid_next = uid_next + 1, messages = messages + 1,
+	err = tx.QueryRow(ctx, `UPDATE folders SET uid_next = uid_next + 1, messages = messages + 1,
 			size = size + $3, unseen = unseen + $4
-		WHERE account = $1 AND id = $2 RETURNING uid_next - 1`, accountID, f.id, m.size, unseen).Scan(&uid)
-	if err != nil {
-		return 0, err
+		WHERE account = $1 AND name = $2 RETURNING id, uid_validity, uid_next - 1`,
+		accountID, name, m.size, unseen).Scan(&id, &validity, &uid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = store.ErrNoFolder
 	}
-	f.uidNext, f.messages, f.size, f.unseen = uid+1, f.messages+1, f.size+m.size, f.unseen+int64(unseen)
-	_, err = tx.Exec(ctx, `INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		accountID, f.id, uid, m.flags.bits, m.flags.keywordList(), m.date.UnixNano(), m.size, m.hash,
-		nonNil(m.prefix), nonNil(m.meta))
-	return UID(uid), err
+	return id, validity, uid, err
 }
 
 func nonNil(b []byte) []byte {
@@ -153,24 +160,6 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-// refBlob adds n references to a body, storing it if it is new. The body
-// is sent only when the first try finds no row.
-func refBlob(ctx context.Context, tx pgx.Tx, hash, body []byte, n int) error {
-	if n == 0 {
-		return nil
-	}
-	tag, err := tx.Exec(ctx, `UPDATE blobs SET refs = refs + $2 WHERE hash = $1`, hash, n)
-	if err != nil || tag.RowsAffected() == 1 {
-		return err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO blobs (hash, refs, body) VALUES ($1, $2, $3)
-		ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs`, hash, n, body)
-	if err != nil {
-		return fmt.Errorf("store body: %w", err)
-	}
-	return nil
 }
 
 // Append stores a message in one folder on behalf of acc (IMAP APPEND).

@@ -1,0 +1,49 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"postkasse.dev/postkasse/store"
+	"postkasse.dev/postkasse/store/postgres/pgtest"
+)
+
+func benchBody(i int) []byte {
+	body := fmt.Sprintf("From: a@example.org\r\nSubject: message %d\r\n\r\n", i)
+	for len(body) < 4096 {
+		body += "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n"
+	}
+	return []byte(body)
+}
+
+// BenchmarkDeliverOne is store's BenchmarkDeliverOne on PostgreSQL: 4 KiB
+// deliveries to eight mailboxes from 32 concurrent writers, each its own
+// transaction (no group commit yet). The test cluster runs with fsync off.
+func BenchmarkDeliverOne(b *testing.B) {
+	s, err := Open(context.Background(), Options{DSN: pgtest.DB(b, cluster), Analyze: func([]byte) []byte { return make([]byte, 600) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	b.SetBytes(4096)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := (b.N + 31) / 32
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				_, err := s.Deliver(ctx, &store.Delivery{Body: benchBody(w*per + i), Targets: []store.Target{{Account: fmt.Sprint("u", w%8), Folder: "INBOX"}}})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
