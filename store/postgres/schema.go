@@ -70,7 +70,6 @@ CREATE TABLE messages (
 	PRIMARY KEY (account, folder, uid),
 	FOREIGN KEY (account, folder) REFERENCES folders
 );
-CREATE INDEX messages_hash ON messages (hash);
 
 CREATE TABLE seen (
 	account text COLLATE "C" NOT NULL,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"postkasse.dev/postkasse/store"
 	"postkasse.dev/postkasse/store/postgres/pgtest"
 )
 
@@ -61,5 +62,38 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 	if _, err := Open(ctx, Options{DSN: dsn}); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("open on a newer schema: %v", err)
+	}
+}
+
+// TestCheckFindsInconsistency: Check, which every test runs at its end,
+// notices bookkeeping that disagrees with the messages.
+func TestCheckFindsInconsistency(t *testing.T) {
+	t.Parallel()
+	s, err := Open(context.Background(), Options{DSN: pgtest.DB(t, cluster)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for _, breakIt := range []string{
+		`SELECT 1`, // nothing broken
+		`UPDATE blobs SET refs = refs + 1`,
+		`UPDATE folders SET unseen = 0`,
+		`UPDATE folders SET uid_next = 1`,
+		`UPDATE accounts SET usage = usage + 1`,
+		`DELETE FROM blobs`,
+	} {
+		if _, err := s.pool.Exec(ctx, `TRUNCATE blobs, messages, folders, accounts`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Deliver(ctx, &store.Delivery{Body: body(1), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.pool.Exec(ctx, breakIt); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Check(); (err == nil) != (breakIt == `SELECT 1`) {
+			t.Errorf("Check after %q: %v", breakIt, err)
+		}
 	}
 }
