@@ -94,17 +94,16 @@ type folder struct {
 	specialUse  string
 	uidValidity int64
 	uidNext     int64
-	recentFrom  int64
 	messages    int64
 	unseen      int64 // shared \Seen
 	size        int64
 }
 
-const folderColumns = `id, name, special_use, uid_validity, uid_next, recent_from, messages, unseen, size`
+const folderColumns = `id, name, special_use, uid_validity, uid_next, messages, unseen, size`
 
 func scanFolder(row pgx.Row) (folder, error) {
 	var f folder
-	err := row.Scan(&f.id, &f.name, &f.specialUse, &f.uidValidity, &f.uidNext, &f.recentFrom, &f.messages, &f.unseen, &f.size)
+	err := row.Scan(&f.id, &f.name, &f.specialUse, &f.uidValidity, &f.uidNext, &f.messages, &f.unseen, &f.size)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return f, store.ErrNoFolder
 	}
@@ -131,10 +130,12 @@ func folderByID(ctx context.Context, q querier, accountID string, id uint64) (fo
 	return scanFolder(q.QueryRow(ctx, `SELECT `+folderColumns+` FROM folders WHERE account = $1 AND id = $2`, accountID, id))
 }
 
-// saveFolder writes back a folder's counters.
+// saveFolder writes back a folder's counters. Writers of these hold the
+// account's lock; recent_from is not among them, as Select claims \Recent
+// without that lock.
 func saveFolder(ctx context.Context, tx pgx.Tx, accountID string, f *folder) error {
-	_, err := tx.Exec(ctx, `UPDATE folders SET uid_next = $3, recent_from = $4, messages = $5, unseen = $6, size = $7
-		WHERE account = $1 AND id = $2`, accountID, f.id, f.uidNext, f.recentFrom, f.messages, f.unseen, f.size)
+	_, err := tx.Exec(ctx, `UPDATE folders SET uid_next = $3, messages = $4, unseen = $5, size = $6
+		WHERE account = $1 AND id = $2`, accountID, f.id, f.uidNext, f.messages, f.unseen, f.size)
 	return err
 }
 
@@ -148,7 +149,7 @@ func createFolder(ctx context.Context, tx pgx.Tx, accountID string, spec store.F
 	} else if !errors.Is(err, store.ErrNoFolder) {
 		return folder{}, err
 	}
-	f := folder{name: spec.Name, specialUse: spec.SpecialUse, uidNext: 1, recentFrom: 1}
+	f := folder{name: spec.Name, specialUse: spec.SpecialUse, uidNext: 1}
 	err := tx.QueryRow(ctx, `UPDATE accounts SET next_folder = next_folder + 1 WHERE id = $1 RETURNING next_folder - 1`,
 		accountID).Scan(&f.id)
 	if err != nil {

@@ -42,7 +42,8 @@ type UID = store.UID
 
 // Options configure a Store.
 type Options struct {
-	// DSN names the database, in libpq's keyword or URL form.
+	// DSN names the database, in libpq's keyword or URL form, with pgx's
+	// pool settings (pool_max_conns: 16 unless given).
 	DSN string
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger

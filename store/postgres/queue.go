@@ -45,7 +45,10 @@ func (s *Store) Enqueue(ctx context.Context, msgs ...store.NewQueuedMessage) ([]
 }
 
 func enqueue(ctx context.Context, tx pgx.Tx, msgs []store.NewQueuedMessage, now time.Time) ([]uint64, error) {
-	var ids []uint64
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	ids := make([]uint64, 0, len(msgs))
 	for _, m := range msgs {
 		if len(m.Recipients) == 0 {
 			continue
