@@ -63,18 +63,22 @@ type feed struct {
 	pendMu  sync.Mutex
 	pending map[folderKey]map[uint64][]store.Change // this node's commits, not yet delivered
 
-	// reconnects counts the listener's new connections after a loss
-	// (tests read it).
+	// idle is how long the listener waits for a notification before it
+	// pings its connection.
+	idle time.Duration
+	// reconnects counts the listener's new connections after a loss, pings
+	// its pings (tests read them).
 	reconnects atomic.Int64
+	pings      atomic.Int64
 
 	subMu   sync.RWMutex
 	subs    map[int]func(store.Change)
 	nextSub int
 }
 
-func newFeed(pool *pgxpool.Pool, log *slog.Logger, retry time.Duration) *feed {
+func newFeed(pool *pgxpool.Pool, log *slog.Logger, retry, idle time.Duration) *feed {
 	return &feed{
-		pool: pool, log: log, retry: retry,
+		pool: pool, log: log, retry: retry, idle: idle,
 		last:    make(map[folderKey]uint64),
 		pending: make(map[folderKey]map[uint64][]store.Change),
 		subs:    make(map[int]func(store.Change)),
@@ -172,9 +176,26 @@ func (f *feed) reconnect(ctx context.Context) *pgx.Conn {
 	}
 }
 
+// listen delivers notified changes until the connection fails. A quiet
+// connection is pinged every f.idle: a peer that vanished without closing
+// the connection would otherwise go unnoticed for minutes, and with it every
+// other node's changes.
 func (f *feed) listen(ctx context.Context, conn *pgx.Conn) error {
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		wait, cancel := context.WithTimeout(ctx, f.idle)
+		n, err := conn.WaitForNotification(wait)
+		cancel()
+		if err != nil && ctx.Err() == nil && wait.Err() != nil {
+			// Quiet for f.idle: a timeout leaves the connection usable.
+			ping, cancel := context.WithTimeout(ctx, f.idle)
+			err = conn.Ping(ping)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			f.pings.Add(1)
+			continue
+		}
 		if err != nil {
 			return err
 		}

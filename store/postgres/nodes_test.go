@@ -329,3 +329,21 @@ func TestPruneChanges(t *testing.T) {
 		t.Fatalf("change records left %v %v", seqs, err)
 	}
 }
+
+// TestListenerPingsWhenQuiet: a quiet listener checks its connection and
+// keeps it, and changes still arrive through it.
+func TestListenerPingsWhenQuiet(t *testing.T) {
+	t.Parallel()
+	a, b, _ := twoNodes(t, Options{listenIdle: 100 * time.Millisecond})
+	onB := changes(b)
+	waitFor(t, func() bool { return b.feed.pings.Load() >= 3 })
+	if _, err := a.Deliver(context.Background(), &store.Delivery{Body: body(1), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(t, onB); c.Messages[0].UID != 1 {
+		t.Fatalf("change %+v", c)
+	}
+	if n := b.feed.reconnects.Load(); n != 0 {
+		t.Fatalf("%d reconnections of a healthy listener", n)
+	}
+}

@@ -63,6 +63,10 @@ type Options struct {
 	// ChangeRetention is how long recorded changes are kept for nodes
 	// that lost their listening connection to catch up from; 0 means a day.
 	ChangeRetention time.Duration
+
+	// listenIdle is how long the change listener waits before it pings its
+	// connection; 0 means 15 s. Tests shorten it.
+	listenIdle time.Duration
 }
 
 // defaultMaxConns is the pool size unless the DSN sets pool_max_conns:
@@ -122,7 +126,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if retry == 0 {
 		retry = time.Second
 	}
-	s.feed = newFeed(pool, log, retry)
+	idle := opts.listenIdle
+	if idle == 0 {
+		idle = 15 * time.Second
+	}
+	s.feed = newFeed(pool, log, retry, idle)
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	if err := s.feed.start(ctx, runCtx, &s.wg); err != nil {
