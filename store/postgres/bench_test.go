@@ -19,8 +19,8 @@ func benchBody(i int) []byte {
 }
 
 // BenchmarkDeliverOne is store's BenchmarkDeliverOne on PostgreSQL: 4 KiB
-// deliveries to eight mailboxes from 32 concurrent writers, each its own
-// transaction (no group commit yet). The test cluster runs with fsync off.
+// deliveries to eight mailboxes from 32 concurrent writers, sharing
+// transactions (group.go). The test cluster runs with fsync off.
 func BenchmarkDeliverOne(b *testing.B) {
 	s, err := Open(context.Background(), Options{DSN: pgtest.DB(b, cluster), Analyze: func([]byte) []byte { return make([]byte, 600) }})
 	if err != nil {

@@ -30,85 +30,90 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) (*store.Delivery
 	return s.deliverWith(ctx, d, nil)
 }
 
+// delivery is one Deliver on its way into a shared transaction.
+type delivery struct {
+	d    *store.Delivery
+	also func(tx pgx.Tx, res *store.DeliveryResult) error
+	date time.Time
+	sum  [32]byte
+	meta []byte
+	res  store.DeliveryResult
+	done chan error
+}
+
 // deliverWith is Deliver with one more write in the same transaction; also
-// sees the results of the targets and may refuse the whole commit.
+// sees the results of the targets and may refuse the whole commit. The
+// hashing and analysis happen here, outside any transaction; the writes in
+// a transaction shared with other deliveries (see group.go).
 func (s *Store) deliverWith(ctx context.Context, d *store.Delivery, also func(tx pgx.Tx, res *store.DeliveryResult) error) (*store.DeliveryResult, error) {
-	date := d.Date
-	if date.IsZero() {
-		date = time.Now()
+	op := &delivery{d: d, also: also, date: d.Date, sum: sha256.Sum256(d.Body), done: make(chan error, 1)}
+	if op.date.IsZero() {
+		op.date = time.Now()
 	}
-	sum := sha256.Sum256(d.Body)
-	var meta []byte
 	if s.analyze != nil && len(d.Targets) > 0 {
-		meta = s.analyze(d.Body)
+		op.meta = s.analyze(d.Body)
 	}
-	res := &store.DeliveryResult{}
-	err := s.write(ctx, func(tx pgx.Tx, w *txState) error {
-		*res = store.DeliveryResult{Targets: make([]store.TargetResult, len(d.Targets))}
-		ids := make([]string, len(d.Targets))
-		for i, t := range d.Targets {
-			ids[i] = t.Account
-		}
-		accounts, err := lockAccounts(ctx, tx, true, ids...)
-		if err != nil {
-			return err
-		}
-		// One change per folder, listing its new messages, as bbolt has it.
-		changes := make(map[folderKey]*store.Change)
-		var order []folderKey
-		// The rows go in one batch after the UIDs are taken: one round trip.
-		batch := &pgx.Batch{}
-		for i, t := range d.Targets {
-			m := newMessage{flags: parseFlags(t.Flags), date: date, size: int64(len(t.Prefix) + len(d.Body)),
-				hash: sum[:], prefix: t.Prefix, meta: meta}
-			r, id, err := fileMessage(ctx, tx, batch, accounts[t.Account], t, &m)
-			if err != nil {
-				return fmt.Errorf("deliver to %s/%s: %w", t.Account, t.Folder, err)
-			}
-			res.Targets[i] = r
-			if r.Err != nil {
-				continue
-			}
-			k := folderKey{t.Account, id}
-			c := changes[k]
-			if c == nil {
-				c = &store.Change{Kind: store.ChangeNew, Account: t.Account, FolderID: id, Folder: t.Folder, Origin: t.Origin}
-				changes[k] = c
-				order = append(order, k)
-			}
-			c.Messages = append(c.Messages, store.ChangedMessage{UID: r.UID, Flags: m.flags.list()})
-		}
-		stored := 0
-		for _, k := range order {
-			w.publish(*changes[k])
-			stored += len(changes[k].Messages)
-		}
-		if stored > 0 {
-			// The body travels once per delivery, also when it is stored
-			// already; a second round trip to avoid that would cost more
-			// for the usual new message.
-			batch.Queue(`INSERT INTO blobs (hash, refs, body) VALUES ($1, $2, $3)
-				ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs`, sum[:], stored, d.Body)
-		}
-		queueAccounts(batch, accounts)
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-			return err
-		}
-		if res.QueueIDs, err = enqueue(ctx, tx, d.Queue, date); err != nil || also == nil {
-			return err
-		}
-		return also(tx, res)
-	})
-	if err != nil {
+	if err := s.submit(ctx, op); err != nil {
 		return nil, err
 	}
-	return res, nil
+	return &op.res, nil
+}
+
+// file carries out one delivery in tx: it takes the UIDs, queues the rows
+// and the body on batch, and queues its outbound copies. The accounts of
+// its targets are locked already.
+func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, accounts map[string]*account, batch *pgx.Batch) error {
+	d := op.d
+	op.res = store.DeliveryResult{Targets: make([]store.TargetResult, len(d.Targets))}
+	// One change per folder, listing its new messages, as bbolt has it.
+	changes := make(map[folderKey]*store.Change)
+	var order []folderKey
+	for i, t := range d.Targets {
+		m := newMessage{flags: parseFlags(t.Flags), date: op.date, size: int64(len(t.Prefix) + len(d.Body)),
+			hash: op.sum[:], prefix: t.Prefix, meta: op.meta}
+		r, id, err := fileMessage(ctx, tx, batch, accounts[t.Account], t, &m)
+		if err != nil {
+			return fmt.Errorf("deliver to %s/%s: %w", t.Account, t.Folder, err)
+		}
+		op.res.Targets[i] = r
+		if r.Err != nil {
+			continue
+		}
+		k := folderKey{t.Account, id}
+		c := changes[k]
+		if c == nil {
+			c = &store.Change{Kind: store.ChangeNew, Account: t.Account, FolderID: id, Folder: t.Folder, Origin: t.Origin}
+			changes[k] = c
+			order = append(order, k)
+		}
+		c.Messages = append(c.Messages, store.ChangedMessage{UID: r.UID, Flags: m.flags.list()})
+	}
+	stored := 0
+	for _, k := range order {
+		w.publish(*changes[k])
+		stored += len(changes[k].Messages)
+	}
+	if stored > 0 {
+		// The body travels once per delivery, also when it is stored
+		// already; a second round trip to avoid that would cost more for
+		// the usual new message.
+		batch.Queue(`INSERT INTO blobs (hash, refs, body) VALUES ($1, $2, $3)
+			ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs`, op.sum[:], stored, d.Body)
+	}
+	var err error
+	if op.res.QueueIDs, err = enqueue(ctx, tx, d.Queue, op.date); err != nil || op.also == nil {
+		return err
+	}
+	return op.also(tx, &op.res)
 }
 
 // fileMessage files m in t's folder under the UID it takes from the
 // folder's row; the message row is queued on batch. Over quota it returns
 // a result with Err set and changes nothing.
 func fileMessage(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, a *account, t store.Target, m *newMessage) (store.TargetResult, uint64, error) {
+	if a == nil {
+		return store.TargetResult{}, 0, fmt.Errorf("%w: empty account id", store.ErrInvalid)
+	}
 	usage := a.usage
 	if t.Quota > 0 && !t.SoftQuota && usage+m.size > t.Quota {
 		return store.TargetResult{Err: store.ErrQuota}, 0, nil

@@ -87,6 +87,12 @@ type Store struct {
 	closed atomic.Bool
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
+
+	// deliveries feed the group writers (group.go).
+	deliveries  chan *delivery
+	groupMu     sync.RWMutex
+	groupClosed bool
+	groupWG     sync.WaitGroup
 }
 
 // Open connects to the database, creates or migrates its schema, and starts
@@ -140,6 +146,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.wg.Add(1)
 	go s.maintain(runCtx)
+	s.deliveries = make(chan *delivery, 1024)
+	for range groupWriters {
+		s.groupWG.Add(1)
+		go s.groupWriter()
+	}
 	return s, nil
 }
 
@@ -150,12 +161,20 @@ func nodeName() string {
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
-// Close stops the change listener and the maintenance and closes the
-// pool. Calls made after Close fail with store.ErrClosed.
+// Close waits for queued deliveries, stops the change listener and the
+// maintenance and closes the pool. Calls made after Close fail with
+// store.ErrClosed.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) {
+	s.groupMu.Lock()
+	if s.groupClosed {
+		s.groupMu.Unlock()
 		return nil
 	}
+	s.groupClosed = true
+	close(s.deliveries)
+	s.groupMu.Unlock()
+	s.groupWG.Wait() // queued deliveries are carried out
+	s.closed.Store(true)
 	s.stop()
 	s.wg.Wait()
 	s.pool.Close()

@@ -345,3 +345,38 @@ func testSubscriptions(t *testing.T, s Backend) {
 		t.Fatalf("subscriptions %v %v", m, err)
 	}
 }
+
+// testFailingDeliveriesDoNotSinkOthers: deliveries that fail (a missing
+// folder, an empty account id) among concurrent ones fail alone, whichever
+// deliveries a backend commits together.
+func testFailingDeliveriesDoNotSinkOthers(t *testing.T, s Backend) {
+	ctx := context.Background()
+	deliver(t, s, msg("first"), "anna")
+	var wg sync.WaitGroup
+	errs := make([]error, 60)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := store.Target{Account: "anna", Folder: "INBOX"}
+			switch i % 3 {
+			case 1:
+				t.Folder, t.NoCreate = "Missing", true
+			case 2:
+				t.Account = ""
+			}
+			_, errs[i] = s.Deliver(ctx, &store.Delivery{Body: msg(fmt.Sprint(i)), Targets: []store.Target{t}})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		want := []error{nil, store.ErrNoFolder, store.ErrInvalid}[i%3]
+		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+			t.Errorf("delivery %d: %v, want %v", i, err, want)
+		}
+	}
+	view, err := s.Select(ctx, store.Access{Account: "anna"}, "INBOX", false)
+	if err != nil || len(view.UIDs) != 21 || view.UIDs[20] != 21 {
+		t.Fatalf("INBOX after the deliveries: %v %v", view.UIDs, err)
+	}
+}

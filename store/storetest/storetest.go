@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"FolderRules", testFolderRules},
 		{"ConcurrentDeliveries", testConcurrentDeliveries},
 		{"FailingWriteDoesNotSinkOthers", testFailingWriteDoesNotSinkOthers},
+		{"FailingDeliveriesDoNotSinkOthers", testFailingDeliveriesDoNotSinkOthers},
 		{"MessagesAndBodies", testMessagesAndBodies},
 		{"SelectKeywords", testSelectKeywords},
 		{"Subscriptions", testSubscriptions},
