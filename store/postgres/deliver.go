@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -60,9 +63,9 @@ func (s *Store) deliverWith(ctx context.Context, d *store.Delivery, also func(tx
 }
 
 // file carries out one delivery in tx: it takes the UIDs, queues the rows
-// and the body on batch, and queues its outbound copies. The accounts of
-// its targets are locked already.
-func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, accounts map[string]*account, batch *pgx.Batch) error {
+// on batch, counts the references to the body in bodies, and queues its
+// outbound copies. The accounts of its targets are locked already.
+func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, accounts map[string]*account, batch *pgx.Batch, bodies newBodies) error {
 	d := op.d
 	op.res = store.DeliveryResult{Targets: make([]store.TargetResult, len(d.Targets))}
 	// One change per folder, listing its new messages, as bbolt has it.
@@ -88,17 +91,9 @@ func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, accounts ma
 		}
 		c.Messages = append(c.Messages, store.ChangedMessage{UID: r.UID, Flags: m.flags.list()})
 	}
-	stored := 0
 	for _, k := range order {
 		w.publish(*changes[k])
-		stored += len(changes[k].Messages)
-	}
-	if stored > 0 {
-		// The body travels once per delivery, also when it is stored
-		// already; a second round trip to avoid that would cost more for
-		// the usual new message.
-		batch.Queue(`INSERT INTO blobs (hash, refs, body) VALUES ($1, $2, $3)
-			ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs`, op.sum[:], stored, d.Body)
+		bodies.add(op.sum, d.Body, len(changes[k].Messages))
 	}
 	var err error
 	if op.res.QueueIDs, err = enqueue(ctx, tx, d.Queue, op.date); err != nil || op.also == nil {
@@ -179,4 +174,32 @@ func (s *Store) Append(ctx context.Context, acc store.Access, folderName string,
 		return store.TargetResult{}, err
 	}
 	return r.Targets[0], r.Targets[0].Err
+}
+
+// newBodies counts the references a transaction adds to bodies.
+type newBodies map[[32]byte]*newBody
+
+type newBody struct {
+	body []byte
+	refs int
+}
+
+func (nb newBodies) add(sum [32]byte, body []byte, refs int) {
+	if b := nb[sum]; b != nil {
+		b.refs += refs
+		return
+	}
+	nb[sum] = &newBody{body, refs}
+}
+
+// queue queues the bodies' rows on batch, in hash order, so that
+// transactions adding to the same bodies lock them in one order. A body
+// travels also when it is stored already: a round trip to ask first would
+// cost more for the usual new message.
+func (nb newBodies) queue(batch *pgx.Batch) {
+	sums := slices.SortedFunc(maps.Keys(nb), func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	for _, sum := range sums {
+		batch.Queue(`INSERT INTO blobs (hash, refs, body) VALUES ($1, $2, $3)
+			ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs`, sum[:], nb[sum].refs, nb[sum].body)
+	}
 }

@@ -93,9 +93,9 @@ func (s *Store) commitGroup(group []*delivery) {
 			if err != nil {
 				return err
 			}
-			batch := &pgx.Batch{}
+			batch, bodies := &pgx.Batch{}, newBodies{}
 			for i, op := range group {
-				if err := op.file(ctx, tx, w, accounts, batch); err != nil {
+				if err := op.file(ctx, tx, w, accounts, batch, bodies); err != nil {
 					if len(group) > 1 {
 						failed = i
 						return errInGroup
@@ -103,6 +103,7 @@ func (s *Store) commitGroup(group []*delivery) {
 					return err
 				}
 			}
+			bodies.queue(batch)
 			queueAccounts(batch, accounts)
 			return tx.SendBatch(ctx, batch).Close()
 		})
