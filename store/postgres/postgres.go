@@ -4,14 +4,20 @@
 // *store.Store, with the same meaning, and speaks store's types; the
 // conformance suite in store/storetest holds both to one behaviour.
 //
-// Every write is one transaction, committed before its call returns (with
-// PostgreSQL's default synchronous_commit = on, a commit is durable). Writes
-// serialise per account: each write first locks, in id order, the rows of
-// the accounts it touches, so the folder counters (UIDNEXT, message and
-// unseen counts, usage) are read and advanced under that lock, and no two
-// writes can deadlock on each other.
+// Every write is committed in a transaction before its call returns (with
+// PostgreSQL's default synchronous_commit = on, a commit is durable);
+// deliveries waiting at the same moment share one (group.go). Writes
+// serialise per account: each transaction first locks, in id order, the
+// rows of the accounts it touches, so the folder counters (UIDNEXT, message
+// and unseen counts, usage) are read and advanced under that lock, and
+// transactions do not deadlock on each other (should one still, on a body's
+// row, it is run again). A UID is taken by an UPDATE of the folder's row,
+// which holds the row until the commit: UIDs from all nodes are distinct
+// and increase in commit order.
 //
-// Changes reach subscribers on every node: see feed.go.
+// Changes reach subscribers on every node: see feed.go. The outbound queue
+// is claimed with leases: see queue.go. The schema is postkasse's own and
+// migrates itself: see schema.go.
 //
 // Like package store, this package knows nothing of SMTP, IMAP, policy or
 // config, and no pgx type crosses its API.
