@@ -3,8 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"postkasse.dev/postkasse/store"
 	"postkasse.dev/postkasse/store/postgres/pgtest"
@@ -46,4 +48,34 @@ func BenchmarkDeliverOne(b *testing.B) {
 		}()
 	}
 	wg.Wait()
+}
+
+// BenchmarkCrossNodePush measures how long a delivery committed through one
+// node takes to reach a subscriber on another (the IMAP IDLE push across
+// nodes), from the moment Deliver returns; it reports the 99th percentile.
+func BenchmarkCrossNodePush(b *testing.B) {
+	dsn := pgtest.DB(b, cluster)
+	nodes := make([]*Store, 2)
+	for i := range nodes {
+		s, err := Open(context.Background(), Options{DSN: dsn})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		nodes[i] = s
+	}
+	arrived := make(chan time.Time, 1)
+	nodes[1].Subscribe(func(store.Change) { arrived <- time.Now() })
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := nodes[0].Deliver(ctx, &store.Delivery{Body: benchBody(i), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}}); err != nil {
+			b.Fatal(err)
+		}
+		done := time.Now()
+		lat = append(lat, max(0, (<-arrived).Sub(done)))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
