@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -11,9 +13,19 @@ import (
 )
 
 // txState collects what one write changed, grouped by folder in the order
-// the folders were first changed.
+// the folders were first changed. token tells this attempt of the write
+// from every other, on every node (see held).
 type txState struct {
+	token  uint64
 	groups []*changeGroup
+}
+
+// newTxState starts a write's attempt with a fresh random token: 63 bits,
+// never 0, to fit a bigint.
+func newTxState() *txState {
+	var b [8]byte
+	rand.Read(b[:])
+	return &txState{token: binary.BigEndian.Uint64(b[:])>>1 | 1}
 }
 
 type changeGroup struct {
@@ -42,9 +54,9 @@ WITH s AS (
 	ON CONFLICT (account, folder) DO UPDATE SET seq = f.seq + 1
 	RETURNING seq
 ), c AS (
-	INSERT INTO changes (account, folder, seq, data) SELECT $1, $2, s.seq, $3::jsonb FROM s
+	INSERT INTO changes (account, folder, seq, token, data) SELECT $1, $2, s.seq, $5, $3::jsonb FROM s
 )
-SELECT s.seq, pg_notify($4, s.seq || ' ' || $2::bigint || ' ' || $1::text) FROM s`
+SELECT s.seq, pg_notify($4, s.seq || ' ' || $2::bigint || ' ' || $5::bigint || ' ' || $1::text) FROM s`
 
 // record stores the write's changes and notifies every node, in the write's
 // transaction; then it holds the changes for delivery after the commit.
@@ -55,7 +67,7 @@ func (w *txState) record(ctx context.Context, tx pgx.Tx, f *feed) error {
 		if err != nil {
 			return err
 		}
-		err = tx.QueryRow(ctx, recordChange, g.key.account, g.key.folder, data, notifyChannel).Scan(&g.seq, nil)
+		err = tx.QueryRow(ctx, recordChange, g.key.account, g.key.folder, data, notifyChannel, int64(w.token)).Scan(&g.seq, nil)
 		if err != nil {
 			return fmt.Errorf("record change: %w", err)
 		}

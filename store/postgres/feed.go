@@ -21,9 +21,11 @@ import (
 // Every write that changes a folder advances the folder's change sequence
 // (folder_seq, row-locked, so one folder's sequence numbers commit in
 // order), stores its changes under that number (changes), and NOTIFYs
-// "seq folder account" on notifyChannel, all in its own transaction: the
-// record and the notification exist exactly when the commit does (see
-// txState.record).
+// "seq folder token account" on notifyChannel, all in its own transaction:
+// the record and the notification exist exactly when the commit does (see
+// txState.record). The token names the writing attempt, so that a node can
+// tell its own committed changes from those of a write of its own that
+// failed after taking the same number.
 //
 // Each node keeps, per folder, the last sequence number it delivered. It
 // learns of new ones from two sides: its own writes, after they commit (so
@@ -61,7 +63,7 @@ type feed struct {
 	last map[folderKey]uint64 // delivered up to
 
 	pendMu  sync.Mutex
-	pending map[folderKey]map[uint64][]store.Change // this node's commits, not yet delivered
+	pending map[folderKey]map[uint64]held // this node's writes, not yet delivered
 
 	// idle is how long the listener waits for a notification before it
 	// pings its connection.
@@ -80,7 +82,7 @@ func newFeed(pool *pgxpool.Pool, log *slog.Logger, retry, idle time.Duration) *f
 	return &feed{
 		pool: pool, log: log, retry: retry, idle: idle,
 		last:    make(map[folderKey]uint64),
-		pending: make(map[folderKey]map[uint64][]store.Change),
+		pending: make(map[folderKey]map[uint64]held),
 		subs:    make(map[int]func(store.Change)),
 	}
 }
@@ -199,12 +201,12 @@ func (f *feed) listen(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
-		k, seq, err := parsePayload(n.Payload)
+		k, seq, token, err := parsePayload(n.Payload)
 		if err != nil {
 			f.log.Error("change notification", "payload", n.Payload, "err", err)
 			continue
 		}
-		if err := f.deliverUpTo(ctx, k, seq); err != nil {
+		if err := f.deliverUpTo(ctx, k, seq, token); err != nil {
 			return err
 		}
 	}
@@ -217,7 +219,7 @@ func (f *feed) catchUp(ctx context.Context) error {
 		return err
 	}
 	for k, seq := range seqs {
-		if err := f.deliverUpTo(ctx, k, seq); err != nil {
+		if err := f.deliverUpTo(ctx, k, seq, 0); err != nil {
 			return err
 		}
 	}
@@ -240,20 +242,31 @@ func (f *feed) sequences(ctx context.Context) (map[folderKey]uint64, error) {
 	return out, err
 }
 
-// parsePayload reads a notification: "seq folder account" (see
+// parsePayload reads a notification: "seq folder token account" (see
 // recordChange). Anyone allowed to connect can NOTIFY on the channel, so a
 // malformed payload is an error, never a panic.
-func parsePayload(p string) (folderKey, uint64, error) {
-	parts := strings.SplitN(p, " ", 3)
-	if len(parts) != 3 {
-		return folderKey{}, 0, fmt.Errorf("malformed")
+func parsePayload(p string) (k folderKey, seq, token uint64, err error) {
+	parts := strings.SplitN(p, " ", 4)
+	if len(parts) != 4 {
+		return folderKey{}, 0, 0, fmt.Errorf("malformed")
 	}
 	seq, err1 := strconv.ParseUint(parts[0], 10, 64)
 	folder, err2 := strconv.ParseUint(parts[1], 10, 64)
-	if err1 != nil || err2 != nil {
-		return folderKey{}, 0, fmt.Errorf("malformed")
+	token, err3 := strconv.ParseUint(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return folderKey{}, 0, 0, fmt.Errorf("malformed")
 	}
-	return folderKey{parts[2], folder}, seq, nil
+	return folderKey{parts[3], folder}, seq, token, nil
+}
+
+// held is a write's changes of one folder, kept for delivery. The token is
+// the write's (see txState): only a notification or a change record with
+// the same token proves that this write is the one that committed under
+// the sequence number; a write that failed leaves nothing, but until it
+// has forgotten its changes they must not pass for another's.
+type held struct {
+	token   uint64
+	changes []store.Change
 }
 
 // hold keeps a write's changes until they are delivered; called in the
@@ -265,10 +278,10 @@ func (f *feed) hold(w *txState) {
 	for _, g := range w.groups {
 		p := f.pending[g.key]
 		if p == nil {
-			p = make(map[uint64][]store.Change)
+			p = make(map[uint64]held)
 			f.pending[g.key] = p
 		}
-		p[g.seq] = g.changes
+		p[g.seq] = held{w.token, g.changes}
 	}
 }
 
@@ -277,7 +290,7 @@ func (f *feed) forget(w *txState) {
 	f.pendMu.Lock()
 	defer f.pendMu.Unlock()
 	for _, g := range w.groups {
-		if p := f.pending[g.key]; p != nil {
+		if p := f.pending[g.key]; p != nil && p[g.seq].token == w.token {
 			delete(p, g.seq)
 			if len(p) == 0 {
 				delete(f.pending, g.key)
@@ -287,14 +300,14 @@ func (f *feed) forget(w *txState) {
 }
 
 // takeHeld takes this node's held changes of a folder in (after, upTo].
-func (f *feed) takeHeld(k folderKey, after, upTo uint64) map[uint64][]store.Change {
+func (f *feed) takeHeld(k folderKey, after, upTo uint64) map[uint64]held {
 	f.pendMu.Lock()
 	defer f.pendMu.Unlock()
 	p := f.pending[k]
-	out := make(map[uint64][]store.Change)
-	for s, cs := range p {
+	out := make(map[uint64]held)
+	for s, h := range p {
 		if s > after && s <= upTo {
-			out[s] = cs
+			out[s] = h
 			delete(p, s)
 		}
 	}
@@ -305,19 +318,21 @@ func (f *feed) takeHeld(k folderKey, after, upTo uint64) map[uint64][]store.Chan
 }
 
 // giveBack returns held changes that could not be delivered.
-func (f *feed) giveBack(k folderKey, held map[uint64][]store.Change) {
-	if len(held) == 0 {
+func (f *feed) giveBack(k folderKey, hs map[uint64]held) {
+	if len(hs) == 0 {
 		return
 	}
 	f.pendMu.Lock()
 	defer f.pendMu.Unlock()
 	p := f.pending[k]
 	if p == nil {
-		p = make(map[uint64][]store.Change)
+		p = make(map[uint64]held)
 		f.pending[k] = p
 	}
-	for s, cs := range held {
-		p[s] = cs
+	for s, h := range hs {
+		if _, ok := p[s]; !ok {
+			p[s] = h
+		}
 	}
 }
 
@@ -327,40 +342,47 @@ func (f *feed) delivered(ctx context.Context, w *txState) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	for _, g := range w.groups {
-		if err := f.deliverUpTo(ctx, g.key, g.seq); err != nil {
+		if err := f.deliverUpTo(ctx, g.key, g.seq, w.token); err != nil {
 			f.log.Warn("delivering changes", "account", g.key.account, "folder", g.key.folder, "err", err)
 		}
 	}
 }
 
 // deliverUpTo delivers a folder's changes after the last delivered, up to
-// and including seq.
-func (f *feed) deliverUpTo(ctx context.Context, k folderKey, seq uint64) error {
+// and including seq. token, when not 0, is the token of the write known to
+// have committed seq; this node's held changes of other numbers are
+// checked against the change records.
+func (f *feed) deliverUpTo(ctx context.Context, k folderKey, seq, token uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	last := f.last[k]
 	if seq <= last {
 		return nil
 	}
-	held := f.takeHeld(k, last, seq)
-	var stored map[uint64][]store.Change
-	if uint64(len(held)) < seq-last {
+	hs := f.takeHeld(k, last, seq)
+	proven := func(s uint64) bool { h, ok := hs[s]; return ok && s == seq && token != 0 && h.token == token }
+	var stored map[uint64]held
+	if !proven(seq) || seq-last > 1 {
 		var err error
 		if stored, err = f.fetch(ctx, k, last, seq); err != nil {
-			f.giveBack(k, held)
+			f.giveBack(k, hs)
 			return err
 		}
 	}
 	f.subMu.RLock()
 	defer f.subMu.RUnlock()
 	for s := last + 1; s <= seq; s++ {
-		cs, ok := held[s]
-		if !ok {
-			if cs, ok = stored[s]; !ok {
-				f.log.Error("change record missing", "account", k.account, "folder", k.folder, "seq", s)
-			}
+		h, ok := hs[s]
+		rec, recorded := stored[s]
+		switch {
+		case ok && (proven(s) || recorded && rec.token == h.token):
+			// This node's own write: its changes carry their Origin.
+		case recorded:
+			h = rec
+		default:
+			f.log.Error("change record missing", "account", k.account, "folder", k.folder, "seq", s)
 		}
-		for _, c := range cs {
+		for _, c := range h.changes {
 			for _, fn := range f.subs {
 				fn(c)
 			}
@@ -371,21 +393,22 @@ func (f *feed) deliverUpTo(ctx context.Context, k folderKey, seq uint64) error {
 }
 
 // fetch reads a folder's recorded changes in (after, upTo].
-func (f *feed) fetch(ctx context.Context, k folderKey, after, upTo uint64) (map[uint64][]store.Change, error) {
-	rows, err := f.pool.Query(ctx, `SELECT seq, data FROM changes
+func (f *feed) fetch(ctx context.Context, k folderKey, after, upTo uint64) (map[uint64]held, error) {
+	rows, err := f.pool.Query(ctx, `SELECT seq, token, data FROM changes
 		WHERE account = $1 AND folder = $2 AND seq > $3 AND seq <= $4`, k.account, k.folder, after, upTo)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[uint64][]store.Change)
+	out := make(map[uint64]held)
 	var seq uint64
+	var token int64
 	var data []byte
-	_, err = pgx.ForEachRow(rows, []any{&seq, &data}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&seq, &token, &data}, func() error {
 		cs, err := decodeChanges(data, k, seq)
 		if err != nil {
 			return fmt.Errorf("change %d of %s/%d: %w", seq, k.account, k.folder, err)
 		}
-		out[seq] = cs
+		out[seq] = held{uint64(token), cs}
 		return nil
 	})
 	return out, err

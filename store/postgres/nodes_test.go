@@ -347,3 +347,37 @@ func TestListenerPingsWhenQuiet(t *testing.T) {
 		t.Fatalf("%d reconnections of a healthy listener", n)
 	}
 }
+
+// TestFailedWriteDoesNotPassForAnother: changes a node still holds from a
+// write of its own that did not commit are not delivered for another
+// node's commit that took the same sequence number.
+func TestFailedWriteDoesNotPassForAnother(t *testing.T) {
+	t.Parallel()
+	a, b, _ := twoNodes(t, Options{})
+	ctx := context.Background()
+	onB := changes(b)
+	res, err := a.Deliver(ctx, &store.Delivery{Body: body(1), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, onB)
+	folder := inboxID(t, a)
+	// B's write took number 2, then failed; it has not forgotten it yet.
+	b.feed.hold(&txState{token: 42, groups: []*changeGroup{{key: folderKey{"anna", folder}, seq: 2,
+		changes: []store.Change{{Kind: store.ChangeExpunge, Account: "anna", FolderID: folder, UIDs: []UID{res.Targets[0].UID}}}}}})
+	if _, err := a.Deliver(ctx, &store.Delivery{Body: body(2), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(t, onB); c.Kind != store.ChangeNew || c.Messages[0].UID != 2 || c.TxID != 2 {
+		t.Fatalf("B delivered %+v for A's commit", c)
+	}
+}
+
+func inboxID(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	f, err := s.Folder(context.Background(), "anna", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.ID
+}

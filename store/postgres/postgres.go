@@ -216,7 +216,7 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, w *txState) error)
 		return store.ErrClosed
 	}
 	for attempt := 1; ; attempt++ {
-		w := &txState{}
+		w := newTxState()
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if err := fn(tx, w); err != nil {
 				return err

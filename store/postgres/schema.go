@@ -101,6 +101,7 @@ CREATE TABLE changes (
 	account text COLLATE "C" NOT NULL,
 	folder  bigint NOT NULL,
 	seq     bigint NOT NULL,
+	token   bigint NOT NULL, -- the writing attempt's (see feed.go)
 	created timestamptz NOT NULL DEFAULT now(),
 	data    jsonb NOT NULL,
 	PRIMARY KEY (account, folder, seq)
