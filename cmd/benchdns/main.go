@@ -5,15 +5,16 @@
 //
 //	benchdns -listen 127.0.0.1:5353 -domain mailbench.invalid -key key.pem
 //
-// It makes a fresh Ed25519 key, writes it to -key (PKCS #8 PEM, for
-// mailbench -dkim-key) and publishes its public half under selector "mb".
+// It makes a fresh RSA key of 2048 bits (what most senders sign with),
+// writes it to -key (PKCS #8 PEM, for mailbench -dkim-key) and publishes
+// its public half under selector "mb".
 // SPF authorises loopback; DMARC is p=reject, so mail that fails would be
 // refused, not silently passed. Other names answer NXDOMAIN.
 package main
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -34,7 +35,11 @@ func main() {
 	if *keyPath == "" {
 		log.Fatal("benchdns: -key is required")
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -46,10 +51,10 @@ func main() {
 		log.Fatal(err)
 	}
 	d := dns.Fqdn(strings.ToLower(*domain))
-	txt := map[string]string{
-		d:                    "v=spf1 ip4:127.0.0.0/8 -all",
-		"_dmarc." + d:        "v=DMARC1; p=reject",
-		"mb._domainkey." + d: "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub),
+	txt := map[string][]string{
+		d:                    {"v=spf1 ip4:127.0.0.0/8 -all"},
+		"_dmarc." + d:        {"v=DMARC1; p=reject"},
+		"mb._domainkey." + d: chunks("v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub)),
 	}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
@@ -68,7 +73,7 @@ func main() {
 		case q.Qtype == dns.TypeTXT:
 			m.Answer = append(m.Answer, &dns.TXT{
 				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300},
-				Txt: []string{value},
+				Txt: value,
 			})
 		}
 		w.WriteMsg(m)
@@ -78,4 +83,15 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// chunks splits a TXT value into strings of at most 255 bytes (RFC 1035
+// section 3.3.14); readers join them again.
+func chunks(s string) []string {
+	var out []string
+	for len(s) > 255 {
+		out = append(out, s[:255])
+		s = s[255:]
+	}
+	return append(out, s)
 }
