@@ -7,7 +7,10 @@
 // Mail from SMTP clients arrives as a Transaction (transaction.go): begun
 // at MAIL, recipients added, then Data or Abort, all decided under the
 // directory in force at MAIL, with typed refusals for the protocol layer
-// to answer.
+// to answer. Mail from other servers outside the trusted networks is
+// checked there (Options.Checks: SPF at MAIL, DKIM and DMARC once after
+// DATA) and stamped with its Authentication-Results before any copy is
+// made.
 //
 // It must not import the protocol packages or config.
 package delivery

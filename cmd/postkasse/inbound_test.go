@@ -69,6 +69,7 @@ const infoJunk = "Shared/info@contoso.test/Junk"
 // forwarded mail goes to, and the DKIM keys of the outside domains.
 type inboundWorld struct {
 	ts   *testServer
+	text string // the configuration file
 	dns  *testdns.Server
 	sink *sink
 	keys map[string]ed25519.PrivateKey // by domain, selector "sel"
@@ -103,10 +104,10 @@ func startInbound(t *testing.T) *inboundWorld {
 		w.dns.Add(t, `sel._domainkey.`+d+`. TXT "v=DKIM1; k=ed25519; p=`+base64.StdEncoding.EncodeToString(pub)+`"`)
 	}
 	w.sink = newSink(t, "127.0.0.1")
-	text := baseConfig + strings.NewReplacer("DNS", w.dns.Addr, "SINK", w.sink.addr).Replace(inboundConfig)
+	w.text = baseConfig + strings.NewReplacer("DNS", w.dns.Addr, "SINK", w.sink.addr).Replace(inboundConfig)
 	// A short DNS bound, so a silent server fails a lookup quickly; long
 	// enough that a loaded machine still gets its answers.
-	w.ts = startServerText(t, text, serverOptions{dnsTimeout: 2 * time.Second})
+	w.ts = startServerText(t, w.text, serverOptions{dnsTimeout: 2 * time.Second})
 	return w
 }
 
@@ -309,6 +310,34 @@ func TestInboundDMARCPolicies(t *testing.T) {
 	h := w.ts.headers("bo@contoso.test", "bo-secret", "Junk")["suspect"]
 	if ours, _ := ourResults(t, h); len(ours) != 1 || resultsText(ours[0]) != "spf=fail dkim=none dmarc=fail" {
 		t.Errorf("quarantined copy's results: %q", h.Values("Authentication-Results"))
+	}
+}
+
+// TestInboundSwitchesFollowReload: switching DMARC off in [inbound] and
+// reloading applies to the next message: no dmarc= result, no quarantine.
+func TestInboundSwitchesFollowReload(t *testing.T) {
+	t.Parallel()
+	w := startInbound(t)
+	msg := crlf("x@quarantine.example", "suspect", "x")
+	if err := sendFrom(t, outsideIP, w.ts.smtp, "x@quarantine.example", []string{"bo@contoso.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	w.ts.writeConfig(strings.Replace(w.text, "[inbound]\n", "[inbound]\ndmarc = false\n", 1))
+	if err := w.ts.srv.reload(w.ts.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendFrom(t, outsideIP, w.ts.smtp, "x@quarantine.example", []string{"bo@contoso.test"}, crlf("x@quarantine.example", "after reload", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.ts.count("bo@contoso.test", "bo-secret", "Junk"); n != 1 {
+		t.Errorf("Junk has %d messages, want the one from before the reload", n)
+	}
+	h, ok := w.ts.headers("bo@contoso.test", "bo-secret", "INBOX")["after reload"]
+	if !ok {
+		t.Fatal("the message after the reload is not in INBOX")
+	}
+	if ours, _ := ourResults(t, h); len(ours) != 1 || resultsText(ours[0]) != "spf=fail dkim=none" {
+		t.Errorf("results after the reload: %q", h.Values("Authentication-Results"))
 	}
 }
 
