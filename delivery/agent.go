@@ -7,7 +7,10 @@
 // Mail from SMTP clients arrives as a Transaction (transaction.go): begun
 // at MAIL, recipients added, then Data or Abort, all decided under the
 // directory in force at MAIL, with typed refusals for the protocol layer
-// to answer.
+// to answer. Mail from other servers outside the trusted networks is
+// checked there (Options.Checks: SPF at MAIL, DKIM and DMARC once after
+// DATA) and stamped with its Authentication-Results before any copy is
+// made.
 //
 // It must not import the protocol packages or config.
 package delivery
@@ -22,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"postkasse.dev/postkasse/mailauth"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/srs"
 	"postkasse.dev/postkasse/store"
@@ -40,6 +44,15 @@ type ContactBook interface {
 // Kicker is told when new mail was queued (the outbound queue's runner).
 type Kicker interface{ Kick() }
 
+// Checker runs the checks of who sent a message from another server
+// (SPEC §11): SPF at MAIL FROM, DKIM, DMARC and the own-domain rule after
+// DATA. *mailauth.Checker implements it.
+type Checker interface {
+	CheckSPF(ctx context.Context, env mailauth.Envelope) mailauth.SPF
+	MailVerdict(env mailauth.Envelope, s mailauth.SPF) mailauth.Verdict
+	CheckMessage(ctx context.Context, env mailauth.Envelope, s mailauth.SPF, msg []byte) *mailauth.Report
+}
+
 // Options configure an Agent.
 type Options struct {
 	Store     *store.Store
@@ -56,6 +69,13 @@ type Options struct {
 	// SentFolder and its special use: where a copy of mail sent as a shared
 	// mailbox is filed.
 	SentFolder, SentSpecialUse string
+	// JunkFolder and its special use: where every local copy of mail that
+	// DMARC quarantines is filed instead of INBOX.
+	JunkFolder, JunkSpecialUse string
+	// Checks returns the checks of mail from other servers in force now
+	// (they follow reloads); nil, or a nil Checker, checks nothing. They
+	// apply on the MX port to clients outside the trusted networks.
+	Checks func() Checker
 }
 
 // Agent delivers messages.
@@ -74,6 +94,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.SentFolder == "" {
 		opts.SentFolder, opts.SentSpecialUse = "Sent", `\Sent`
+	}
+	if opts.JunkFolder == "" {
+		opts.JunkFolder, opts.JunkSpecialUse = "Junk", `\Junk`
 	}
 	log := opts.Logger
 	if log == nil {
@@ -100,6 +123,9 @@ type Message struct {
 	// Kind marks mail the server wrote itself ("dsn", "auto-reply",
 	// "warning"): it is never answered automatically. "" for people's mail.
 	Kind string
+	// Junk files every local copy in the recipient's Junk folder instead
+	// of INBOX (DMARC quarantine).
+	Junk bool
 }
 
 // report says what a committed delivery did, for the log line of the
@@ -135,6 +161,10 @@ func (a *Agent) deliver(ctx context.Context, dir *policy.Directory, m *Message, 
 	}
 	body := a.withReceived(m, now)
 	d := &store.Delivery{Body: append([]byte("Return-Path: <"+m.From+">\r\n"), body...), Date: now}
+	folder, specialUse := "INBOX", ""
+	if m.Junk {
+		folder, specialUse = a.opts.JunkFolder, a.opts.JunkSpecialUse
+	}
 	for _, ld := range plan.Deliveries {
 		mb, ok := dir.Mailbox(ld.MailboxID)
 		if !ok {
@@ -143,7 +173,7 @@ func (a *Agent) deliver(ctx context.Context, dir *policy.Directory, m *Message, 
 		// The quota was checked when the recipient was accepted: a message
 		// that takes the mailbox over it is still filed, never lost.
 		d.Targets = append(d.Targets, store.Target{
-			Account: mb.ID, Folder: "INBOX", Quota: mb.Quota, SoftQuota: true,
+			Account: mb.ID, Folder: folder, SpecialUse: specialUse, Quota: mb.Quota, SoftQuota: true,
 			Prefix: deliveredTo(ld.DeliveredTo),
 		})
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"postkasse.dev/postkasse/mailauth"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/store"
 )
@@ -18,6 +19,9 @@ import (
 // through the outbound queue. It implements the queue's Submitter.
 func (a *Agent) Submit(ctx context.Context, from string, to []string, msg []byte, kind string) error {
 	dir := a.opts.Directory()
+	// What the server writes carries no results in its name but its own:
+	// a header copied from a message it answers cannot forge them.
+	msg = mailauth.StripResults(msg, a.opts.Hostname)
 	var local, remote []string
 	for _, rcpt := range to {
 		// A bounce of forwarded mail is addressed to the SRS envelope

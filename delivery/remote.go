@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"postkasse.dev/postkasse/mailauth"
 	"postkasse.dev/postkasse/store"
 )
 
@@ -28,7 +29,8 @@ type RemoteMessage struct {
 // FileRemote files a message pulled from a connected account, with a
 // Received and a Delivered-To header, and saves the account's progress in
 // the same durable commit. Bare LF line endings become CRLF, as everywhere
-// in the store; the bytes stay as fetched otherwise.
+// in the store, and Authentication-Results in our name (forged) are
+// removed; the bytes stay as fetched otherwise.
 //
 // The message is not routed: it was addressed to the remote account, so it
 // is neither forwarded nor answered automatically. The mailbox's quota is
@@ -45,7 +47,8 @@ func (a *Agent) FileRemote(ctx context.Context, m *RemoteMessage) error {
 	id := newID()
 	received := "Received: from " + sanitize(hostOf(m.Host)) + "\r\n\tby " + a.opts.Hostname +
 		" (postkasse) with IMAP id " + id + "\r\n\tfor <" + mb.Address + ">; " + now.Format(time.RFC1123Z) + "\r\n"
-	body := append([]byte(received), toCRLF(m.Body)...)
+	// Results in our name that came with it were not written by us.
+	body := append([]byte(received), mailauth.StripResults(toCRLF(m.Body), a.opts.Hostname)...)
 	d := &store.Delivery{Body: body, Date: m.Date, Targets: []store.Target{{
 		Account: mb.ID, Folder: m.Folder, SpecialUse: m.SpecialUse, Quota: mb.Quota,
 		Prefix: deliveredTo(mb.Address),

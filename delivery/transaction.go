@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	"postkasse.dev/postkasse/mailauth"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/srs"
 	"postkasse.dev/postkasse/store"
@@ -26,6 +28,30 @@ var (
 	// sender (bounces and other automatic notifications).
 	ErrBounceOnly = errors.New("this address accepts only delivery status notifications")
 )
+
+// AuthError refuses mail from another server that failed the checks of
+// who sent it (SPEC §11): SPF of an own-domain sender, an own domain in
+// From: without proof, a DMARC reject policy. Temporary is set when DNS
+// did not answer: the sender is to try again later.
+type AuthError struct {
+	Temporary bool
+	Reason    string
+}
+
+// Error says why.
+func (e *AuthError) Error() string { return e.Reason }
+
+// authError returns the refusal a verdict calls for, nil for Accept and
+// Junk.
+func authError(v mailauth.Verdict) error {
+	switch v.Action {
+	case mailauth.Reject:
+		return &AuthError{Reason: v.Reason}
+	case mailauth.Defer:
+		return &AuthError{Temporary: true, Reason: v.Reason}
+	}
+	return nil
+}
 
 // HeaderCountError refuses a submitted message with a header field that
 // must appear once (From:) or at most once (Sender:) appearing Count times.
@@ -75,6 +101,13 @@ type Transaction struct {
 	refused  []string          // "address: reason", for the log line
 	refusals int               // all of them, also those not in refused
 	done     bool
+
+	// The checks of who sent it, for mail from other servers outside the
+	// trusted networks; checks is nil when they do not apply.
+	checks Checker
+	env    mailauth.Envelope
+	spf    mailauth.SPF
+	auth   string // the results, for the log line
 }
 
 // maxLoggedRefusals bounds the refused recipients one log line names (and
@@ -83,8 +116,10 @@ const maxLoggedRefusals = 100
 
 // Begin starts a transaction for MAIL FROM:<from> with the announced size
 // (0 when none). On submission the envelope sender must be an address the
-// user may send as: a *policy.SendAsError otherwise.
-func (a *Agent) Begin(facts Facts, from string, size int64) (*Transaction, error) {
+// user may send as: a *policy.SendAsError otherwise. From another server
+// outside the trusted networks, SPF is checked here, and a sender in one
+// of our domains without SPF pass is refused with an *AuthError.
+func (a *Agent) Begin(ctx context.Context, facts Facts, from string, size int64) (*Transaction, error) {
 	dir := a.opts.Directory()
 	from = strings.TrimSpace(from)
 	if facts.Authenticated != "" {
@@ -92,7 +127,19 @@ func (a *Agent) Begin(facts Facts, from string, size int64) (*Transaction, error
 			return nil, err
 		}
 	}
-	return &Transaction{a: a, dir: dir, id: newID(), facts: facts, from: from, size: size}, nil
+	t := &Transaction{a: a, dir: dir, id: newID(), facts: facts, from: from, size: size}
+	if facts.Authenticated == "" && !facts.Trusted && a.opts.Checks != nil {
+		t.checks = a.opts.Checks()
+	}
+	if t.checks != nil {
+		ip, _ := netip.ParseAddrPort(facts.RemoteAddr)
+		t.env = mailauth.Envelope{IP: ip.Addr(), Helo: facts.Helo, MailFrom: from}
+		t.spf = t.checks.CheckSPF(ctx, t.env)
+		if err := authError(t.checks.MailVerdict(t.env, t.spf)); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 // ID is the transaction's delivery id, as in the Received header and logs.
@@ -172,13 +219,47 @@ func (t *Transaction) Data(ctx context.Context, body []byte) error {
 		}
 		body, h = t.a.completeHeader(body, h)
 	}
+	body, junk, err := t.checkMessage(ctx, body)
+	if err != nil {
+		t.logMessage(h, len(body), nil, err)
+		return err
+	}
 	m := &Message{
 		ID: t.id, From: t.from, Recipients: t.accepted, Bounces: t.bounces, Authenticated: t.facts.Authenticated, Body: body,
-		RemoteAddr: t.facts.RemoteAddr, Helo: t.facts.Helo, TLS: t.facts.TLS,
+		RemoteAddr: t.facts.RemoteAddr, Helo: t.facts.Helo, TLS: t.facts.TLS, Junk: junk,
 	}
 	rep, err := t.a.deliver(ctx, t.dir, m, h)
 	t.logMessage(h, len(body), rep, err)
 	return err
+}
+
+// checkMessage runs the checks of DKIM, DMARC and the own-domain rule once
+// per message, before any copy is made: it returns the body every copy
+// gets, with our Authentication-Results on top, and whether the copies go
+// to Junk; or an *AuthError, and then nothing is stored. Where the checks
+// do not apply (trusted networks, submission) it only removes forged
+// results in our name.
+func (t *Transaction) checkMessage(ctx context.Context, body []byte) ([]byte, bool, error) {
+	if t.checks == nil {
+		return mailauth.StripResults(body, t.a.opts.Hostname), false, nil
+	}
+	rep := t.checks.CheckMessage(ctx, t.env, t.spf, body)
+	t.auth = authSummary(rep)
+	if err := authError(rep.Verdict); err != nil {
+		return body, false, err
+	}
+	return rep.Stamp(body), rep.Verdict.Action == mailauth.Junk, nil
+}
+
+// authSummary is the results and verdict in one short string for the log.
+func authSummary(rep *mailauth.Report) string {
+	var b strings.Builder
+	b.WriteString("spf=" + string(rep.SPF.Result))
+	for _, d := range rep.DKIM {
+		b.WriteString(" dkim=" + string(d.Result) + "(" + d.Domain + ")")
+	}
+	b.WriteString(" dmarc=" + string(rep.DMARC.Result) + " verdict=" + rep.Verdict.Action.String())
+	return b.String()
 }
 
 // Abort ends the transaction without a message (RSET, QUIT, a refused or
@@ -219,6 +300,9 @@ func (t *Transaction) logMessage(h header, size int, rep *report, err error) {
 	}
 	if t.facts.Authenticated != "" {
 		attrs = append(attrs, "user", t.facts.Authenticated)
+	}
+	if t.auth != "" {
+		attrs = append(attrs, "auth", t.auth)
 	}
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())

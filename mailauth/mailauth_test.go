@@ -30,7 +30,7 @@ type world struct {
 	keys map[string]ed25519.PrivateKey // by domain; selector "sel"
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{keys: map[string]ed25519.PrivateKey{}}
 	w.dns = testdns.New(t,
@@ -66,7 +66,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) checker(t *testing.T, mod func(*Options)) *Checker {
+func (w *world) checker(t testing.TB, mod func(*Options)) *Checker {
 	t.Helper()
 	r, err := resolver.New(resolver.Options{Server: w.dns.Addr, Timeout: 300 * time.Millisecond})
 	if err != nil {

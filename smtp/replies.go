@@ -30,12 +30,17 @@ func reply(err error) *gosmtp.SMTPError {
 		smtpErr *gosmtp.SMTPError
 		sendAs  *policy.SendAsError
 		count   *delivery.HeaderCountError
+		auth    *delivery.AuthError
 	)
 	switch {
 	case errors.As(err, &smtpErr):
 		return smtpErr
 	case errors.As(err, &sendAs):
 		return sendAsReply(sendAs)
+	case errors.As(err, &auth) && auth.Temporary:
+		return refusal(451, 4, 7, 0, auth.Reason)
+	case errors.As(err, &auth):
+		return refusal(550, 5, 7, 1, auth.Reason)
 	case errors.As(err, &count):
 		return refusal(550, 5, 7, 1, headerCountText(count))
 	case errors.Is(err, policy.ErrBadAddress):

@@ -31,6 +31,8 @@ func TestReplyTable(t *testing.T) {
 		{&policy.SendAsError{}, "550 5.7.1 Sender address not allowed"},
 		{&delivery.HeaderCountError{Field: "From", Count: 2}, "550 5.7.1 Message has 2 From: header fields; exactly one is required"},
 		{&delivery.HeaderCountError{Field: "Sender", Count: 2}, "550 5.7.1 Message has 2 Sender: header fields; at most one is allowed"},
+		{&delivery.AuthError{Reason: "rejected by the DMARC policy of fabrikam.example"}, "550 5.7.1 rejected by the DMARC policy of fabrikam.example"},
+		{fmt.Errorf("data: %w", &delivery.AuthError{Temporary: true, Reason: "cannot check the sender's DNS records now, try again later"}), "451 4.7.0 cannot check the sender's DNS records now, try again later"},
 		{fmt.Errorf("deliver: %w", errTooBig), "552 5.3.4 Message size exceeds fixed limit"},
 		{errors.New("disk on fire"), ""},
 		{context.Canceled, ""},

@@ -116,7 +116,7 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	facts := delivery.Facts{
 		RemoteAddr: s.remote, Helo: s.conn.Hostname(), TLS: tls, Authenticated: s.user, Trusted: s.trusted,
 	}
-	tx, err := s.srv.opts.Agent.Begin(facts, from, size)
+	tx, err := s.srv.opts.Agent.Begin(s.srv.ctx, facts, from, size)
 	if err != nil {
 		// On submission a refused sender is refused here, rather than after
 		// the whole message was uploaded.

@@ -15,6 +15,8 @@ func runFanout(args []string) error {
 	count := fs.Int("count", 1000, "recipients")
 	pass := fs.String("pass", "", "password of every recipient")
 	size := fs.Int("size", 4096, "message size in bytes")
+	dkimKey := fs.String("dkim-key", "", "sign the message with this PKCS #8 PEM key (as the sender's domain)")
+	dkimSelector := fs.String("dkim-selector", "mb", "selector of -dkim-key")
 	fs.Parse(args)
 	user := func(i int) string { return fmt.Sprintf(*pattern, i+1) }
 	ws, err := openWatchers(*imapAddr, *count, user, *pass, "INBOX", 32)
@@ -34,8 +36,13 @@ func runFanout(args []string) error {
 	// The clock starts when the message has been sent (the end of DATA):
 	// from there the server stores it for every recipient, answers 250 and
 	// pushes it to every INBOX.
+	const from = "bench@mailbench.invalid"
+	msg, err := dkimSign(testMessage(from, rcpts[0], *size), from, *dkimKey, *dkimSelector)
+	if err != nil {
+		return err
+	}
 	var dataEnd time.Time
-	reply, err := conn.sendTimed("bench@mailbench.invalid", rcpts, testMessage("bench@mailbench.invalid", rcpts[0], *size), &dataEnd)
+	reply, err := conn.sendTimed(from, rcpts, msg, &dataEnd)
 	if err != nil {
 		return err
 	}

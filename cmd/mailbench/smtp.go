@@ -22,6 +22,8 @@ func runSMTP(args []string) error {
 	pass := fs.String("pass", "", "IMAP password")
 	folder := fs.String("folder", "INBOX", "folder the messages land in")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	dkimKey := fs.String("dkim-key", "", "sign the message with this PKCS #8 PEM key (as the sender's domain)")
+	dkimSelector := fs.String("dkim-selector", "mb", "selector of -dkim-key")
 	fs.Parse(args)
 	if *rcpt == "" {
 		return fmt.Errorf("-rcpt is required")
@@ -38,7 +40,10 @@ func runSMTP(args []string) error {
 		}
 		c.Logout()
 	}
-	msg := testMessage(*from, rcpts[0], *size)
+	msg, err := dkimSign(testMessage(*from, rcpts[0], *size), *from, *dkimKey, *dkimSelector)
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(*timeout)
 	start := time.Now()
 	latencies, failures := sendAll(*addr, *from, rcpts, msg, *n, *conc, deadline)

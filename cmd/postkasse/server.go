@@ -26,6 +26,7 @@ import (
 	"postkasse.dev/postkasse/dkim"
 	"postkasse.dev/postkasse/guard"
 	"postkasse.dev/postkasse/imap"
+	"postkasse.dev/postkasse/mailauth"
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/queue"
@@ -53,6 +54,7 @@ type server struct {
 	guard    *guard.Guard
 	web      *web.Server        // nil without an HTTP listener
 	dns      *resolver.Resolver // every DNS lookup of the server
+	checks   atomic.Pointer[mailauth.Checker]
 
 	// acme serves certificates from [tls.acme]; acmeStartTLS: STARTTLS is
 	// offered (a certificate is in hand).
@@ -169,6 +171,9 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	if s.dns, err = resolver.New(resolver.Options{Server: cfg.DNS.Resolver, Timeout: opts.dnsTimeout}); err != nil {
 		return err
 	}
+	if err := s.setInboundChecks(cfg); err != nil {
+		return err
+	}
 	s.accounts = &accounts{dir: &s.dir, verifier: password.NewVerifier(), store: s.store}
 	bounces := &lateSubmitter{}
 	signer, err := dkimSigner(cfg)
@@ -193,6 +198,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		SRS: srs.New(secret, cfg.Domains[0]), Queue: s.queue, Logger: s.log.With("part", "delivery"),
 		MaxRecipients: cfg.Limits.RecipientsPerMessage,
 		Contacts:      web.ContactBook{Cards: s.store},
+		Checks:        s.inboundChecks,
 	})
 	if err != nil {
 		return err
@@ -369,6 +375,9 @@ func (s *server) reload(path string) error {
 		return fmt.Errorf("directory: %w", err)
 	}
 	if err := s.loadCertificate(cfg); err != nil {
+		return err
+	}
+	if err := s.setInboundChecks(cfg); err != nil {
 		return err
 	}
 	if later := restartOnly(s.cfg.Load(), cfg); len(later) > 0 {
