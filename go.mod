@@ -16,4 +16,8 @@ require (
 	golang.org/x/term v0.47.0
 )
 
-require golang.org/x/net v0.60.0 // indirect
+require (
+	github.com/prometheus/client_golang v1.25.0 // indirect
+	github.com/prometheus/common v0.74.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+)
