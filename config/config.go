@@ -54,9 +54,11 @@ type Config struct {
 // Listen holds the listener addresses ("host:port"); "" disables one.
 // A key absent from the file takes the standard port on every interface:
 // ":25", ":587", ":143", and ":465" and ":993" when [tls] has a
-// certificate (otherwise the implicit-TLS listeners stay off).
+// certificate (otherwise the implicit-TLS listeners stay off). Metrics
+// (Prometheus /metrics and /healthz, SPEC §12) is off unless set.
 type Listen struct {
 	SMTP, Submission, Submissions, IMAP, IMAPS string
+	Metrics                                    string
 }
 
 // TLS names the certificate and key (PEM files, absolute paths; both ""

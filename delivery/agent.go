@@ -29,6 +29,13 @@ const autoReplyWindow = 7 * 24 * time.Hour
 // Kicker is told when new mail was queued (the outbound queue's runner).
 type Kicker interface{ Kick() }
 
+// Metrics counts deliveries, for monitoring (package metrics).
+type Metrics interface {
+	// Delivered counts what one committed delivery did: local copies
+	// filed and remote recipients queued.
+	Delivered(copies, queued int)
+}
+
 // Options configure an Agent.
 type Options struct {
 	Store     *store.Store
@@ -41,6 +48,7 @@ type Options struct {
 	// SentFolder and its special use: where a copy of mail sent as a shared
 	// mailbox is filed.
 	SentFolder, SentSpecialUse string
+	Metrics                    Metrics // may be nil
 }
 
 // Agent delivers messages.
@@ -158,6 +166,9 @@ func (a *Agent) Deliver(ctx context.Context, m *Message) (*Result, error) {
 	}
 	if len(d.Queue) > 0 && a.opts.Queue != nil {
 		a.opts.Queue.Kick()
+	}
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Delivered(result.Stored, result.Queued)
 	}
 	a.log.Info("delivered", "id", m.ID, "from", m.From, "rcpts", len(m.Recipients),
 		"stored", result.Stored, "queued", result.Queued, "auth", m.Authenticated != "")

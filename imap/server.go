@@ -88,13 +88,16 @@ type Options struct {
 	// Debug, when set, receives a raw protocol trace (it includes
 	// credentials: for debugging only).
 	Debug io.Writer
+	// Metrics, when set, counts logins.
+	Metrics Metrics
 }
 
 // Server is an IMAP server over a store.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	hub  *hub
+	opts    Options
+	log     *slog.Logger
+	hub     *hub
+	metrics Metrics // never nil
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -115,7 +118,10 @@ func New(opts Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts: opts, log: log, sessions: make(map[*session]struct{}),
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, metrics: opts.Metrics,
+	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
 	}
 	s.hub = newHub(opts.Store, log)
 	return s, nil

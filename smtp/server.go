@@ -76,13 +76,16 @@ type Options struct {
 	// of a message; TransactionTimeout bounds MAIL to the end of DATA.
 	// Zero means DefaultCommandTimeout and DefaultTransactionTimeout.
 	CommandTimeout, TransactionTimeout time.Duration
+	// Metrics, when set, counts messages, refusals and logins.
+	Metrics Metrics
 }
 
 // Server is one SMTP listener's server.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	srv  *gosmtp.Server
+	opts    Options
+	log     *slog.Logger
+	srv     *gosmtp.Server
+	metrics Metrics // never nil
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -133,7 +136,10 @@ func New(opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: opts, log: log, ctx: ctx, cancel: cancel}
+	s := &Server{opts: opts, log: log, ctx: ctx, cancel: cancel, metrics: opts.Metrics}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
+	}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
 	srv.MaxMessageBytes = opts.MaxMessageBytes

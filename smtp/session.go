@@ -40,7 +40,7 @@ func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	}
 	sess := &session{srv: s, conn: c, log: s.log.With("remote", remote)}
 	s.track(sess)
-	return sess, nil
+	return countedSession{sess, s.metrics}, nil
 }
 
 // AuthMechanisms lists PLAIN and LOGIN on submission; the MX port offers
@@ -73,6 +73,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 func (s *session) authenticate(username, password string) error {
 	id, err := s.srv.verify(s.conn, username, password)
+	s.srv.recordLogin(err)
 	if err != nil {
 		s.log.Info("smtp login refused", "username", username, "reason", err.Error())
 		if d := s.srv.opts.AuthFailureDelay; d > 0 {
