@@ -81,6 +81,7 @@ type Metrics struct {
 	logins        *prometheus.CounterVec // protocol
 	loginFailures *prometheus.CounterVec // protocol, reason
 	commits       prometheus.Histogram
+	store         *storeCollector
 }
 
 // New creates the metrics of a server that is Starting, with the Go
@@ -115,8 +116,9 @@ func New(log *slog.Logger) *Metrics {
 		// 0.5 ms to 8 s: an SSD fsync is about 1 ms, a busy disk's 100 ms.
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
 	})
+	m.store = newStoreCollector(time.Now)
 	m.reg.MustRegister(
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.store,
 		m.received, m.refused, m.delivered, m.queued, m.sent, m.deferred, m.bounced,
 		m.connections, m.open, m.logins, m.loginFailures, m.commits,
 	)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postkasse.dev/postkasse/config"
+	"postkasse.dev/postkasse/metrics"
 	"postkasse.dev/postkasse/store"
 )
 
@@ -41,7 +42,14 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "postkasse: %v\n", err)
 		return 1
 	}
-	srv, err := newServer(cfg, log, serverOptions{debug: *debug, authFailureDelay: authFailureDelay})
+	m := metrics.New(log)
+	stopMetrics, err := startMetrics(cfg.Listen.Metrics, m, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer stopMetrics()
+	srv, err := newServer(cfg, log, serverOptions{debug: *debug, authFailureDelay: authFailureDelay, metrics: m})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -22,6 +22,7 @@ import (
 	"postkasse.dev/postkasse/dkim"
 	"postkasse.dev/postkasse/guard"
 	"postkasse.dev/postkasse/imap"
+	"postkasse.dev/postkasse/metrics"
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/queue"
@@ -45,6 +46,7 @@ type server struct {
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
 	guard    *guard.Guard
+	metrics  *metrics.Metrics
 
 	authFailureDelay time.Duration
 	// smtpTimeouts are serverOptions' smtpCommandTimeout and
@@ -69,6 +71,8 @@ type serverOptions struct {
 	// maxConnections replaces the bound on all connections together,
 	// which is otherwise taken from the open-file limit.
 	maxConnections int
+	// metrics counts what the server does; nil: a new one, served nowhere.
+	metrics *metrics.Metrics
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
@@ -82,6 +86,9 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	}
 	s := &server{log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay}
 	s.guard = newGuard(cfg, log, opts.maxConnections)
+	if s.metrics = opts.metrics; s.metrics == nil {
+		s.metrics = metrics.New(log)
+	}
 	s.smtpTimeouts = [2]time.Duration{opts.smtpCommandTimeout, opts.smtpTransactionTimeout}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
@@ -92,12 +99,13 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	st, err := store.Open(context.Background(), store.Options{
-		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze,
+		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, ObserveCommit: s.metrics.ObserveCommit,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.store = st
+	s.metrics.WatchStore(queueStats(st), storePath(cfg))
 	if err := s.build(cfg, opts); err != nil {
 		st.Close()
 		return nil, err
@@ -121,7 +129,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		SmarthostTLS: cfg.Outbound.SmarthostTLS, SmarthostUsername: cfg.Outbound.SmarthostUsername,
 		SmarthostPassword: cfg.Outbound.SmarthostPassword, Resolver: cfg.Outbound.Resolver,
 		Port: opts.queuePort, RetryAfter: cfg.Outbound.RetryAfter, Lifetime: cfg.Outbound.QueueLifetime,
-		Bounces: bounces, Logger: s.log.With("part", "queue"),
+		Bounces: bounces, Logger: s.log.With("part", "queue"), Metrics: s.metrics,
 	}
 	if signer != nil {
 		qopts.Signer = signer
@@ -132,6 +140,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	s.agent, err = delivery.New(delivery.Options{
 		Store: s.store, Directory: s.dir.Load, Hostname: cfg.Hostname,
 		SRS: srs.New(secret, cfg.Domains[0]), Queue: s.queue, Logger: s.log.With("part", "delivery"),
+		Metrics: s.metrics,
 	})
 	if err != nil {
 		return err
@@ -145,7 +154,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		Store: s.store, Directory: imapDirectory{s.accounts}, Logger: s.log.With("part", "imap"),
 		TLSConfig: s.tlsConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
 		AppendLimit: uint32(min(cfg.Limits.MessageSize, 1<<32-1)), Debug: debugWriter(opts.debug),
-		AuthFailureDelay: opts.authFailureDelay, Guard: s.guard,
+		AuthFailureDelay: opts.authFailureDelay, Guard: s.guard, Metrics: s.metrics.Service("imap"),
 	})
 	return err
 }
@@ -198,6 +207,7 @@ func (s *server) serve(lns map[string]net.Listener) error {
 				serve = srv.ServeTLS
 			}
 		}
+		ln = s.metrics.Listener(ln, name)
 		if name == "smtp" {
 			// The MX port offers no AUTH at all.
 			s.log.Info("listening", "service", name, "addr", ln.Addr().String())
@@ -212,6 +222,7 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			}
 		}()
 	}
+	s.metrics.SetState(metrics.Serving)
 	return nil
 }
 
@@ -221,7 +232,7 @@ func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent, Quota: s.accounts,
 		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
 		TLSConfig: s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
-		Logger: s.log.With("part", name), Guard: s.guard,
+		Logger: s.log.With("part", name), Guard: s.guard, Metrics: s.metrics.Service(name),
 		CommandTimeout: s.smtpTimeouts[0], TransactionTimeout: s.smtpTimeouts[1],
 	})
 	if err != nil {
@@ -236,6 +247,7 @@ func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 // Connected accounts stop first: a message being filed is committed or
 // not, and stays on the remote until it is.
 func (s *server) stop(grace time.Duration) {
+	s.metrics.SetState(metrics.Stopping)
 	s.pull.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -256,6 +268,7 @@ func (s *server) stop(grace time.Duration) {
 		<-s.queueDone
 	}
 	s.serving.Wait()
+	s.metrics.WatchStore(nil, "") // scrapes from now on do not read a closed store
 	if err := s.store.Close(); err != nil {
 		s.log.Error("close store", "err", err)
 	}
