@@ -416,3 +416,34 @@ func smtpDialog(t *testing.T, addr string) (net.Conn, smtpReader) {
 	r.expect(t, "220")
 	return conn, r
 }
+
+// TestOnlyMetricsImportsPrometheus: the Prometheus client stays in package
+// metrics (and main, which wires it); metrics itself knows none of the
+// packages it counts for.
+func TestOnlyMetricsImportsPrometheus(t *testing.T) {
+	t.Parallel()
+	const mod = "postkasse.dev/postkasse/"
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Deps " "}}`, mod+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, deps := fields[0], fields[1:]
+		switch pkg {
+		case mod + "metrics":
+			for _, d := range deps {
+				if strings.HasPrefix(d, mod) {
+					t.Errorf("metrics imports %s", d)
+				}
+			}
+		case mod + "cmd/postkasse":
+		default:
+			for _, d := range deps {
+				if strings.HasPrefix(d, "github.com/prometheus/") {
+					t.Errorf("%s imports %s", pkg, d)
+				}
+			}
+		}
+	}
+}
