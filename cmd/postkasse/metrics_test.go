@@ -302,8 +302,9 @@ func waitHealth(t *testing.T, base string, code int, body string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	last := "no answer"
+	client := &http.Client{Timeout: 5 * time.Second}
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := client.Get(base + "/healthz")
 		if err == nil {
 			b := make([]byte, 64)
 			n, _ := resp.Body.Read(b)

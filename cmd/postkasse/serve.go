@@ -42,6 +42,10 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "postkasse: %v\n", err)
 		return 1
 	}
+	// From here a SIGTERM waits for the server to be up, then stops it
+	// gracefully; /healthz says serving only once that is so.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	m := metrics.New(log)
 	stopMetrics, err := startMetrics(cfg.Listen.Metrics, m, log)
 	if err != nil {
@@ -75,8 +79,6 @@ func cmdServe(args []string, stderr io.Writer) int {
 	notifySystemd("READY=1\nSTATUS=serving")
 	log.Info("postkasse ready", "config", *path, "hostname", cfg.Hostname)
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	for sig := range signals {
 		if sig == syscall.SIGHUP {
 			notifySystemd(reloadingState())
