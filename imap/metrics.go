@@ -30,14 +30,14 @@ func (s *Server) recordLogin(err error) {
 	var ie *goimap.Error
 	switch {
 	case err == nil:
-		s.metrics.LoggedIn()
+		s.opts.Metrics.LoggedIn()
 	case errors.Is(err, imapserver.ErrAuthFailed):
-		s.metrics.LoginFailed("credentials")
+		s.opts.Metrics.LoginFailed("credentials")
 	case errors.Is(err, errLoginBlocked):
-		s.metrics.LoginFailed("blocked")
+		s.opts.Metrics.LoginFailed("blocked")
 	case errors.As(err, &ie) && (ie.Code == goimap.ResponseCodeContactAdmin || ie.Code == goimap.ResponseCodeAuthorizationFailed):
-		s.metrics.LoginFailed("refused")
+		s.opts.Metrics.LoginFailed("refused")
 	default:
-		s.metrics.LoginFailed("other")
+		s.opts.Metrics.LoginFailed("other")
 	}
 }

@@ -94,10 +94,9 @@ type Options struct {
 
 // Server is an IMAP server over a store.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	hub     *hub
-	metrics Metrics // never nil
+	opts Options
+	log  *slog.Logger
+	hub  *hub
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -115,13 +114,13 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts: opts, log: log, sessions: make(map[*session]struct{}),
-		ctx: ctx, cancel: cancel, metrics: opts.Metrics,
-	}
-	if s.metrics == nil {
-		s.metrics = noMetrics{}
+		ctx: ctx, cancel: cancel,
 	}
 	s.hub = newHub(opts.Store, log)
 	return s, nil

@@ -99,14 +99,14 @@ func refusalReason(err error) string {
 func (s *Server) recordLogin(err error) {
 	switch {
 	case err == nil:
-		s.metrics.LoggedIn()
+		s.opts.Metrics.LoggedIn()
 	case errors.Is(err, ErrAuthFailed):
-		s.metrics.LoginFailed("credentials")
+		s.opts.Metrics.LoginFailed("credentials")
 	case errors.Is(err, errLoginBlocked):
-		s.metrics.LoginFailed("blocked")
+		s.opts.Metrics.LoginFailed("blocked")
 	case errors.Is(err, ErrSMTPDisabled):
-		s.metrics.LoginFailed("refused")
+		s.opts.Metrics.LoginFailed("refused")
 	default:
-		s.metrics.LoginFailed("other")
+		s.opts.Metrics.LoginFailed("other")
 	}
 }

@@ -82,10 +82,9 @@ type Options struct {
 
 // Server is one SMTP listener's server.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	srv     *gosmtp.Server
-	metrics Metrics // never nil
+	opts Options
+	log  *slog.Logger
+	srv  *gosmtp.Server
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -131,15 +130,15 @@ func New(opts Options) (*Server, error) {
 	if opts.TransactionTimeout == 0 {
 		opts.TransactionTimeout = DefaultTransactionTimeout
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: opts, log: log, ctx: ctx, cancel: cancel, metrics: opts.Metrics}
-	if s.metrics == nil {
-		s.metrics = noMetrics{}
-	}
+	s := &Server{opts: opts, log: log, ctx: ctx, cancel: cancel}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
 	srv.MaxMessageBytes = opts.MaxMessageBytes

@@ -40,7 +40,7 @@ func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	}
 	sess := &session{srv: s, conn: c, log: s.log.With("remote", remote)}
 	s.track(sess)
-	return countedSession{sess, s.metrics}, nil
+	return countedSession{sess, s.opts.Metrics}, nil
 }
 
 // AuthMechanisms lists PLAIN and LOGIN on submission; the MX port offers
