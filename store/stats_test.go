@@ -61,3 +61,24 @@ func TestObserveCommit(t *testing.T) {
 		t.Fatalf("observed %d commits taking %v, want 1 taking some time", commits.Load(), time.Duration(total.Load()))
 	}
 }
+
+// BenchmarkQueueStats reads the size of a queue of 100,000 messages, as a
+// scrape of /metrics does.
+func BenchmarkQueueStats(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	batch := make([]NewQueuedMessage, 1000)
+	for i := range batch {
+		batch[i] = NewQueuedMessage{From: "a@example.org", Recipients: []string{"b@example.net"}, Body: make([]byte, 2000)}
+	}
+	for range 100 {
+		if _, err := s.Enqueue(ctx, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if st, err := s.QueueStats(ctx); err != nil || st.Messages != 100_000 {
+			b.Fatalf("%+v %v", st, err)
+		}
+	}
+}
