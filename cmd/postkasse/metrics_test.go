@@ -113,21 +113,28 @@ func waitMetric(t *testing.T, base string, want float64, name string, labels ...
 	}
 }
 
-// TestMetricsCountWhatHappens delivers, refuses and logs in over real
-// sockets and reads the counters back from /metrics: each moves by exactly
-// what the test did.
-func TestMetricsCountWhatHappens(t *testing.T) {
-	t.Parallel()
-	zone := newDNSZone(t, "fabrikam.example. MX 10 mx.fabrikam.example.", "mx.fabrikam.example. A 127.0.0.1")
-	// The queue's port is closed: the remote copy is deferred and stays.
-	_, closed, _ := net.SplitHostPort(freePort(t))
-	port, _ := strconv.Atoi(closed)
-	ts, base := startWithMetrics(t, fmt.Sprintf("[outbound]\nresolver = %q\nretry_after = \"1h\"\n", zone.addr), serverOptions{queuePort: port})
-	before := scrapeMetrics(t, base)
-	delta := func(after scrape, name string, labels ...string) float64 {
-		return after.value(name, labels...) - before.value(name, labels...)
-	}
+// delta is how much a series should have moved between two scrapes.
+type delta struct {
+	name   string
+	labels []string
+	by     float64
+}
 
+func checkDeltas(t *testing.T, before, after scrape, want ...delta) {
+	t.Helper()
+	for _, d := range want {
+		if got := after.value(d.name, d.labels...) - before.value(d.name, d.labels...); got != d.by {
+			t.Errorf("%s%v moved by %v, want %v", d.name, d.labels, got, d.by)
+		}
+	}
+}
+
+// TestMetricsCountSMTP delivers and refuses over the MX port and reads the
+// counters back from /metrics: each moves by exactly what the test did.
+func TestMetricsCountSMTP(t *testing.T) {
+	t.Parallel()
+	ts, base := startWithMetrics(t, "", serverOptions{})
+	before := scrapeMetrics(t, base)
 	// One message to two local mailboxes: two copies.
 	if err := ts.send("zoe@example.org", []string{"anna@contoso.test", "bo@contoso.test"}, message("zoe@example.org", "anna@contoso.test", "hello", "hi")); err != nil {
 		t.Fatal(err)
@@ -136,22 +143,14 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 		t.Fatalf("unknown recipient: %v, want 550 5.1.1", err)
 	}
 	after := scrapeMetrics(t, base)
-	for _, c := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"postkasse_messages_delivered_total", nil, 2},
-		{"postkasse_messages_received_total", []string{"listener=smtp"}, 1},
-		{"postkasse_messages_refused_total", []string{"listener=smtp", "reason=unknown_recipient"}, 1},
-		{"postkasse_messages_refused_total", []string{"listener=smtp", "reason=policy"}, 0},
-		{"postkasse_recipients_queued_total", nil, 0},
-		{"postkasse_connections_total", []string{"protocol=smtp"}, 2},
-	} {
-		if got := delta(after, c.name, c.labels...); got != c.want {
-			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
+	checkDeltas(t, before, after,
+		delta{"postkasse_messages_delivered_total", nil, 2},
+		delta{"postkasse_messages_received_total", []string{"listener=smtp"}, 1},
+		delta{"postkasse_messages_refused_total", []string{"listener=smtp", "reason=unknown_recipient"}, 1},
+		delta{"postkasse_messages_refused_total", []string{"listener=smtp", "reason=policy"}, 0},
+		delta{"postkasse_recipients_queued_total", nil, 0},
+		delta{"postkasse_connections_total", []string{"protocol=smtp"}, 2},
+	)
 	if after.value("postkasse_store_commit_duration_seconds") < 1 || after.value("postkasse_store_size_bytes") <= 0 {
 		t.Errorf("no commit observed (%v) or no store size (%v)", after.value("postkasse_store_commit_duration_seconds"), after.value("postkasse_store_size_bytes"))
 	}
@@ -160,8 +159,22 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 			t.Errorf("%s missing: the runtime and process collectors are not registered", name)
 		}
 	}
+	// Label values come from fixed sets only.
+	for _, m := range after["postkasse_messages_refused_total"].Metric {
+		for _, l := range m.Label {
+			if l.GetName() == "reason" && !slices.Contains(metrics.RefusalReasons, l.GetValue()) {
+				t.Errorf("refusal reason %q is outside the fixed set", l.GetValue())
+			}
+		}
+	}
+}
 
-	// IMAP: a session open, a wrong password.
+// TestMetricsCountIMAP: an IMAP session is counted open while it is, and a
+// wrong password as a failed login.
+func TestMetricsCountIMAP(t *testing.T) {
+	t.Parallel()
+	ts, base := startWithMetrics(t, "", serverOptions{})
+	before := scrapeMetrics(t, base)
 	c := ts.login("anna@contoso.test", "anna-secret", nil)
 	waitMetric(t, base, 1, "postkasse_connections_open", "protocol=imap")
 	bad, err := imapclient.DialInsecure(ts.imap, nil)
@@ -174,51 +187,43 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 	bad.Close()
 	c.Close()
 	waitMetric(t, base, 0, "postkasse_connections_open", "protocol=imap")
-	after = scrapeMetrics(t, base)
-	if got := delta(after, "postkasse_login_failures_total", "protocol=imap", "reason=credentials"); got != 1 {
-		t.Errorf("IMAP failed logins moved by %v, want 1", got)
-	}
-	if got := delta(after, "postkasse_logins_total", "protocol=imap"); got != 1 {
-		t.Errorf("IMAP logins moved by %v, want 1", got)
-	}
+	checkDeltas(t, before, scrapeMetrics(t, base),
+		delta{"postkasse_login_failures_total", []string{"protocol=imap", "reason=credentials"}, 1},
+		delta{"postkasse_logins_total", []string{"protocol=imap"}, 1},
+		delta{"postkasse_connections_total", []string{"protocol=imap"}, 2},
+	)
+}
 
-	// Submission to a remote address: queued, deferred, and on the queue.
+// TestMetricsQueueGauges submits to a remote address whose server is
+// down: the recipient is queued and deferred, and the queue gauges show
+// the message waiting.
+func TestMetricsQueueGauges(t *testing.T) {
+	t.Parallel()
+	zone := newDNSZone(t, "fabrikam.example. MX 10 mx.fabrikam.example.", "mx.fabrikam.example. A 127.0.0.1")
+	_, closed, _ := net.SplitHostPort(freePort(t))
+	port, _ := strconv.Atoi(closed)
+	ts, base := startWithMetrics(t, fmt.Sprintf("[outbound]\nresolver = %q\nretry_after = \"1h\"\n", zone.addr), serverOptions{queuePort: port})
+	before := scrapeMetrics(t, base)
 	sent := time.Now()
 	if err := ts.submit("anna@contoso.test", "anna-secret", "anna@contoso.test", []string{"partner@fabrikam.example"},
 		message("anna@contoso.test", "partner@fabrikam.example", "offer", "hi")); err != nil {
 		t.Fatal(err)
 	}
-	waitMetric(t, base, before.value("postkasse_recipients_deferred_total")+1, "postkasse_recipients_deferred_total")
-	after = scrapeMetrics(t, base)
+	waitMetric(t, base, 1, "postkasse_recipients_deferred_total")
+	after := scrapeMetrics(t, base)
 	if q := after.value("postkasse_queue_messages"); q != 1 {
 		t.Errorf("postkasse_queue_messages = %v, want 1", q)
 	}
 	if age := after.value("postkasse_queue_oldest_age_seconds"); age < 0 || age > time.Since(sent).Seconds()+1 {
 		t.Errorf("postkasse_queue_oldest_age_seconds = %v, want between 0 and %v", age, time.Since(sent).Seconds())
 	}
-	for _, c := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"postkasse_recipients_queued_total", nil, 1},
-		{"postkasse_messages_delivered_total", nil, 2},
-		{"postkasse_messages_received_total", []string{"listener=submission"}, 1},
-		{"postkasse_logins_total", []string{"protocol=submission"}, 1},
-		{"postkasse_recipients_sent_total", nil, 0},
-	} {
-		if got := delta(after, c.name, c.labels...); got != c.want {
-			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
-	// Label values come from fixed sets only.
-	for _, m := range after["postkasse_messages_refused_total"].Metric {
-		for _, l := range m.Label {
-			if l.GetName() == "reason" && !slices.Contains(metrics.RefusalReasons, l.GetValue()) {
-				t.Errorf("refusal reason %q is outside the fixed set", l.GetValue())
-			}
-		}
-	}
+	checkDeltas(t, before, after,
+		delta{"postkasse_recipients_queued_total", nil, 1},
+		delta{"postkasse_messages_delivered_total", nil, 0},
+		delta{"postkasse_messages_received_total", []string{"listener=submission"}, 1},
+		delta{"postkasse_logins_total", []string{"protocol=submission"}, 1},
+		delta{"postkasse_recipients_sent_total", nil, 0},
+	)
 }
 
 // TestMetricsCountSentAndBounced sends to a remote server that takes one
