@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,7 @@ const (
 	Stopping
 )
 
+// String names the state as /healthz says it.
 func (s State) String() string {
 	switch s {
 	case Serving:
@@ -43,24 +45,25 @@ func (s State) String() string {
 	return "starting"
 }
 
-// Refusal reasons of SMTP replies (the "reason" label of
-// postkasse_messages_refused_total).
-var RefusalReasons = []string{
-	"unknown_recipient", "bad_address", "quota", "size", "loop",
-	"protocol", "policy", "sender_auth", "internal", "other",
-}
+// The fixed label values; never changed.
+var (
+	// refusalReasons: the "reason" label of postkasse_messages_refused_total.
+	refusalReasons = []string{
+		"unknown_recipient", "bad_address", "quota", "size", "loop",
+		"protocol", "policy", "sender_auth", "internal", "other",
+	}
+	// loginFailureReasons: the "reason" label of
+	// postkasse_login_failures_total: a wrong password or unknown login,
+	// an address blocked after failed logins, a right password for a
+	// mailbox that may not log in here, or anything else.
+	loginFailureReasons = []string{"credentials", "blocked", "refused", "other"}
+	protocols           = []string{"smtp", "submission", "imap", "http"}
+	listeners           = []string{"smtp", "submission", "submissions"}
+)
 
-// Login failure reasons (the "reason" label of
-// postkasse_login_failures_total): a wrong password or unknown login, an
-// address blocked after failed logins, a right password for a mailbox that
-// may not log in here, or anything else.
-var LoginFailureReasons = []string{"credentials", "blocked", "refused", "other"}
-
-// Protocols are the values of the "protocol" label.
-var Protocols = []string{"smtp", "submission", "imap", "http"}
-
-// Listeners are the values of the "listener" label.
-var Listeners = []string{"smtp", "submission", "submissions"}
+// RefusalReasons are the values of the "reason" label of
+// postkasse_messages_refused_total.
+func RefusalReasons() []string { return slices.Clone(refusalReasons) }
 
 // Metrics holds every counter and gauge of one server. It is safe for
 // concurrent use.
@@ -130,17 +133,17 @@ func New(log *slog.Logger) *Metrics {
 // alerts see a series from the first scrape rather than from its first
 // event.
 func (m *Metrics) initSeries() {
-	for _, l := range Listeners {
+	for _, l := range listeners {
 		m.received.WithLabelValues(l)
-		for _, r := range RefusalReasons {
+		for _, r := range refusalReasons {
 			m.refused.WithLabelValues(l, r)
 		}
 	}
-	for _, p := range Protocols {
+	for _, p := range protocols {
 		m.connections.WithLabelValues(p)
 		m.open.WithLabelValues(p)
 		m.logins.WithLabelValues(p)
-		for _, r := range LoginFailureReasons {
+		for _, r := range loginFailureReasons {
 			m.loginFailures.WithLabelValues(p, r)
 		}
 	}

@@ -59,8 +59,8 @@ func TestLabelsStayInTheirSets(t *testing.T) {
 	if got := testutil.ToFloat64(m.logins.WithLabelValues("imap")); got != 1 {
 		t.Errorf("logins{imap} = %v, want 1", got)
 	}
-	if n := testutil.CollectAndCount(m.refused); n != len(Listeners)*len(RefusalReasons) {
-		t.Errorf("%d refusal series, want %d (all made at start, no more)", n, len(Listeners)*len(RefusalReasons))
+	if n := testutil.CollectAndCount(m.refused); n != len(listeners)*len(refusalReasons) {
+		t.Errorf("%d refusal series, want %d (all made at start, no more)", n, len(listeners)*len(refusalReasons))
 	}
 }
 

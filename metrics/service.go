@@ -22,9 +22,9 @@ type Service struct {
 func (m *Metrics) Service(listener string) *Service {
 	protocol := protocolOf(listener)
 	return &Service{
-		received: m.received.WithLabelValues(oneOf(listener, Listeners)),
+		received: m.received.WithLabelValues(oneOf(listener, listeners)),
 		loggedIn: m.logins.WithLabelValues(protocol),
-		refused:  m.refused.MustCurryWith(prometheus.Labels{"listener": oneOf(listener, Listeners)}),
+		refused:  m.refused.MustCurryWith(prometheus.Labels{"listener": oneOf(listener, listeners)}),
 		failures: m.loginFailures.MustCurryWith(prometheus.Labels{"protocol": protocol}),
 	}
 }
@@ -34,16 +34,16 @@ func (s *Service) Received() { s.received.Inc() }
 
 // Refused counts a refusal; reason is one of RefusalReasons.
 func (s *Service) Refused(reason string) {
-	s.refused.WithLabelValues(oneOf(reason, RefusalReasons)).Inc()
+	s.refused.WithLabelValues(oneOf(reason, refusalReasons)).Inc()
 }
 
 // LoggedIn counts a successful login.
 func (s *Service) LoggedIn() { s.loggedIn.Inc() }
 
-// LoginFailed counts a refused login; reason is one of
-// LoginFailureReasons.
+// LoginFailed counts a refused login; reason is "credentials",
+// "blocked", "refused" or "other".
 func (s *Service) LoginFailed(reason string) {
-	s.failures.WithLabelValues(oneOf(reason, LoginFailureReasons)).Inc()
+	s.failures.WithLabelValues(oneOf(reason, loginFailureReasons)).Inc()
 }
 
 func protocolOf(listener string) string {
@@ -55,7 +55,7 @@ func protocolOf(listener string) string {
 	case "https":
 		return "http"
 	}
-	return oneOf(listener, Protocols)
+	return oneOf(listener, protocols)
 }
 
 // Listener counts the connections ln accepts, and those open, under the

@@ -162,7 +162,7 @@ func TestMetricsCountSMTP(t *testing.T) {
 	// Label values come from fixed sets only.
 	for _, m := range after["postkasse_messages_refused_total"].Metric {
 		for _, l := range m.Label {
-			if l.GetName() == "reason" && !slices.Contains(metrics.RefusalReasons, l.GetValue()) {
+			if l.GetName() == "reason" && !slices.Contains(metrics.RefusalReasons(), l.GetValue()) {
 				t.Errorf("refusal reason %q is outside the fixed set", l.GetValue())
 			}
 		}
