@@ -40,24 +40,31 @@ type Config struct {
 	Hostname string   // lower case; default: the system's host name
 	DataDir  string   // absolute
 	Domains  []string // lower case, in file order
-	Listen   Listen
-	TLS      TLS
-	Limits   Limits
-	Inbound  Inbound
-	Outbound Outbound
-	Users    []*Mailbox // sorted by key
-	Shared   []*Mailbox // sorted by key
-	Groups   []*Group   // sorted by key
-	DKIM     []DKIM     // sorted by domain
+	// Postmaster is the local address (a mailbox or group) that receives
+	// postmaster@ of every domain without such an address of its own;
+	// "" when not set.
+	Postmaster string
+	Listen     Listen
+	TLS        TLS
+	Limits     Limits
+	Inbound    Inbound
+	Outbound   Outbound
+	Users      []*Mailbox // sorted by key
+	Shared     []*Mailbox // sorted by key
+	Groups     []*Group   // sorted by key
+	DKIM       []DKIM     // sorted by domain
 }
 
 // Listen holds the listener addresses ("host:port"); "" disables one.
 // A key absent from the file takes the standard port on every interface:
 // ":25", ":587", ":143", and ":465" and ":993" when [tls] has a
-// certificate (otherwise the implicit-TLS listeners stay off). Metrics
-// (Prometheus /metrics and /healthz, SPEC §12) is off unless set.
+// certificate (otherwise the implicit-TLS listeners stay off). HTTP and
+// HTTPS (address books and client setup) are off unless named: an upgraded
+// server does not start taking ports 80 and 443 from a web server there.
+// Metrics (Prometheus /metrics and /healthz, SPEC §12) is off unless set.
 type Listen struct {
 	SMTP, Submission, Submissions, IMAP, IMAPS string
+	HTTP, HTTPS                                string
 	Metrics                                    string
 }
 
@@ -69,10 +76,12 @@ type TLS struct {
 }
 
 // Limits are sizes in bytes and counts (SPEC §11). Defaults: 25MiB
-// messages, 50GB (SI) quotas, 200 connections per client address, 10
-// failed logins per (login, address) and 100 per address.
+// messages, 50GB (SI) quotas, 1000 recipients per message, 200
+// connections per client address, 10 failed logins per (login, address)
+// and 100 per address.
 type Limits struct {
 	MessageSize, UserQuota, SharedQuota int64
+	RecipientsPerMessage                int
 
 	ConnectionsPerIP  int // all listeners together, per client address
 	AuthFailures      int // failed logins of one name from one address in 10 minutes
@@ -87,12 +96,12 @@ type Inbound struct {
 }
 
 // Outbound configures delivery to other servers. Defaults: queue_lifetime
-// 120h, retry_after 5m, smarthost_tls "starttls".
+// 120h, retry_after 5m, smarthost_tls "may".
 type Outbound struct {
 	Smarthost         string
 	SmarthostUsername string
 	SmarthostPassword string
-	SmarthostTLS      string // "starttls", "tls" or "none"
+	SmarthostTLS      string // "may", "starttls", "tls" or "none"
 	Resolver          string
 	QueueLifetime     time.Duration
 	RetryAfter        time.Duration
@@ -106,8 +115,9 @@ type Mailbox struct {
 	Name      string
 	Aliases   []string // lower case
 	Password  string   // hash; users only
-	IMAP      bool     // apps; default both for users, false for shared mailboxes
+	IMAP      bool     // apps; default all three for users, false for shared mailboxes
 	SMTP      bool
+	DAV       bool     // address books over CardDAV
 	Quota     int64    // bytes; default limits.user_quota or limits.shared_quota; 0 is unlimited
 	Contacts  []string // lower case
 	Forward   *Forward

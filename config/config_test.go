@@ -36,7 +36,7 @@ func TestExampleLoads(t *testing.T) {
 	if cfg.Hostname != "mail.contoso.test" || len(cfg.Users) != 3 || len(cfg.Shared) != 1 || len(cfg.Groups) != 1 {
 		t.Fatalf("config %+v", cfg)
 	}
-	if cfg.Listen != (Listen{SMTP: "127.0.0.1:2525", Submission: "127.0.0.1:2587", IMAP: "127.0.0.1:2143"}) {
+	if cfg.Listen != (Listen{SMTP: "127.0.0.1:2525", Submission: "127.0.0.1:2587", IMAP: "127.0.0.1:2143", HTTP: "127.0.0.1:2080"}) {
 		t.Fatalf("listen %+v", cfg.Listen)
 	}
 	if cfg.TLS.Cert != "" || !cfg.TLS.AllowInsecureAuth || cfg.Limits.MessageSize != 25<<20 || cfg.Outbound.Smarthost != "" {
@@ -112,7 +112,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.DataDir != filepath.Join(dir, "data") {
 		t.Errorf("data_dir %q", cfg.DataDir)
 	}
-	if cfg.Limits != (Limits{MessageSize: 25 << 20, UserQuota: 50e9, SharedQuota: 50e9,
+	if cfg.Limits != (Limits{MessageSize: 25 << 20, UserQuota: 50e9, SharedQuota: 50e9, RecipientsPerMessage: 1000,
 		ConnectionsPerIP: 200, AuthFailures: 10, AuthFailuresPerIP: 100}) {
 		t.Errorf("limits %+v", cfg.Limits)
 	}
@@ -120,7 +120,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("trusted_networks %v", cfg.Inbound.TrustedNetworks)
 	}
 	o := cfg.Outbound
-	if o.QueueLifetime != 120*time.Hour || o.RetryAfter != 5*time.Minute || o.SmarthostTLS != "starttls" {
+	if o.QueueLifetime != 120*time.Hour || o.RetryAfter != 5*time.Minute || o.SmarthostTLS != "may" || cfg.Postmaster != "" {
 		t.Errorf("outbound %+v", o)
 	}
 	anna, info := cfg.Users[0], cfg.Shared[0]
@@ -203,5 +203,27 @@ func TestAllErrorsReportedTogether(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "c.toml:6: ") || !strings.HasPrefix(lines[2], "c.toml:9: ") {
 		t.Fatalf("want one line each, in file order:\n%v", err)
+	}
+}
+
+// Users get all three apps unless apps says otherwise; HTTPS needs TLS.
+func TestHTTPListenersAndDAVApp(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("c.toml", []byte(base+"[user.bo]\naddress = \"bo@contoso.test\"\npassword = \""+hash+"\"\napps = [\"imap\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Users[0]; !a.IMAP || !a.SMTP || !a.DAV {
+		t.Errorf("anna's default apps: %+v", a)
+	}
+	if b := cfg.Users[1]; !b.IMAP || b.SMTP || b.DAV {
+		t.Errorf("bo's apps: %+v", b)
+	}
+	if cfg.Listen.HTTP != "" || cfg.Listen.HTTPS != "" {
+		t.Errorf("HTTP listeners on without being named: %+v", cfg.Listen)
+	}
+	_, err = Parse("c.toml", []byte(strings.Replace(base, "[user.anna]", "[listen]\nhttps = \":443\"\n[user.anna]", 1)))
+	if err == nil || !strings.Contains(err.Error(), "listen.https") {
+		t.Errorf("https without [tls]: %v", err)
 	}
 }

@@ -53,7 +53,7 @@ func (v *validator) mailboxes(kind string, raw map[string]rawMailbox, cfg *Confi
 			v.errorf(p, "has the same key as %s: keys are mailbox ids and must differ", prev)
 		}
 		v.ids[key] = p
-		mb := &Mailbox{Key: key, Shared: shared, Name: r.Name, IMAP: true, SMTP: true, Seen: "shared", SentCopy: true}
+		mb := &Mailbox{Key: key, Shared: shared, Name: r.Name, IMAP: true, SMTP: true, DAV: true, Seen: "shared", SentCopy: true}
 		mb.Address = strings.ToLower(strings.TrimSpace(r.Address))
 		if mb.Address == "" {
 			v.errorf(p, "has no address")
@@ -113,15 +113,17 @@ func (v *validator) userOnly(p string, r *rawMailbox, mb *Mailbox) {
 	if r.Apps == nil {
 		return
 	}
-	mb.IMAP, mb.SMTP = false, false
+	mb.IMAP, mb.SMTP, mb.DAV = false, false, false
 	for i, app := range *r.Apps {
 		switch strings.ToLower(strings.TrimSpace(app)) {
 		case "imap":
 			mb.IMAP = true
 		case "smtp":
 			mb.SMTP = true
+		case "dav":
+			mb.DAV = true
 		default:
-			v.errorf(fmt.Sprintf("%s.apps[%d]", p, i), "%q is not \"imap\" or \"smtp\"", app)
+			v.errorf(fmt.Sprintf("%s.apps[%d]", p, i), "%q is not \"imap\", \"smtp\" or \"dav\"", app)
 		}
 	}
 }
@@ -129,7 +131,7 @@ func (v *validator) userOnly(p string, r *rawMailbox, mb *Mailbox) {
 // sharedOnly checks the keys of a [shared.KEY] table. Members and grants
 // are checked later, once every address of the file is known.
 func (v *validator) sharedOnly(p string, r *rawMailbox, mb *Mailbox) {
-	mb.IMAP, mb.SMTP = false, false
+	mb.IMAP, mb.SMTP, mb.DAV = false, false, false
 	if r.Password != "" {
 		v.errorf(p+".password", "a shared mailbox has no password: members reach it with their own")
 	}

@@ -5,18 +5,19 @@ package config
 // is accepted and a bad value gets our message, not the decoder's.
 
 type rawConfig struct {
-	Hostname string                `toml:"hostname"`
-	DataDir  *string               `toml:"data_dir"`
-	Domains  []string              `toml:"domains"`
-	Listen   rawListen             `toml:"listen"`
-	TLS      rawTLS                `toml:"tls"`
-	Limits   rawLimits             `toml:"limits"`
-	Inbound  rawInbound            `toml:"inbound"`
-	Outbound rawOutbound           `toml:"outbound"`
-	User     map[string]rawMailbox `toml:"user"`
-	Shared   map[string]rawMailbox `toml:"shared"`
-	Group    map[string]rawGroup   `toml:"group"`
-	DKIM     map[string]rawDKIM    `toml:"dkim"`
+	Hostname   string                `toml:"hostname"`
+	DataDir    *string               `toml:"data_dir"`
+	Domains    []string              `toml:"domains"`
+	Postmaster string                `toml:"postmaster"`
+	Listen     rawListen             `toml:"listen"`
+	TLS        rawTLS                `toml:"tls"`
+	Limits     rawLimits             `toml:"limits"`
+	Inbound    rawInbound            `toml:"inbound"`
+	Outbound   rawOutbound           `toml:"outbound"`
+	User       map[string]rawMailbox `toml:"user"`
+	Shared     map[string]rawMailbox `toml:"shared"`
+	Group      map[string]rawGroup   `toml:"group"`
+	DKIM       map[string]rawDKIM    `toml:"dkim"`
 }
 
 type rawListen struct {
@@ -25,6 +26,8 @@ type rawListen struct {
 	Submissions *string `toml:"submissions"`
 	IMAP        *string `toml:"imap"`
 	IMAPS       *string `toml:"imaps"`
+	HTTP        *string `toml:"http"`
+	HTTPS       *string `toml:"https"`
 	Metrics     *string `toml:"metrics"`
 }
 
@@ -35,9 +38,10 @@ type rawTLS struct {
 }
 
 type rawLimits struct {
-	MessageSize any `toml:"message_size"`
-	UserQuota   any `toml:"user_quota"`
-	SharedQuota any `toml:"shared_quota"`
+	MessageSize          any    `toml:"message_size"`
+	UserQuota            any    `toml:"user_quota"`
+	SharedQuota          any    `toml:"shared_quota"`
+	RecipientsPerMessage *int64 `toml:"recipients_per_message"`
 
 	ConnectionsPerIP  *int64 `toml:"connections_per_ip"`
 	AuthFailures      *int64 `toml:"auth_failures"`

@@ -64,6 +64,20 @@ func (v *validator) references(cfg *Config) {
 	}
 }
 
+// postmaster checks the top-level postmaster key: a mailbox or group of
+// this file, which receives postmaster@ of every domain (SPEC §4).
+func (v *validator) postmaster(raw string, cfg *Config) {
+	addr := strings.ToLower(strings.TrimSpace(raw))
+	if addr == "" {
+		return
+	}
+	if !validAddress(addr) || !v.domains[domainOf(addr)] || v.kinds[addr] == "" {
+		v.errorf("postmaster", "%q is not the address of a user, shared mailbox or group of this file", raw)
+		return
+	}
+	cfg.Postmaster = addr
+}
+
 // localTarget refuses an address in a local domain that names nothing:
 // mail sent there would only bounce. Addresses elsewhere are not ours to
 // judge.

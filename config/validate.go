@@ -38,6 +38,7 @@ func (v *validator) build(raw *rawConfig, base string) *Config {
 	cfg.Shared = v.mailboxes("shared", raw.Shared, cfg, true)
 	cfg.Groups = v.groups(raw.Group)
 	v.references(cfg)
+	v.postmaster(raw.Postmaster, cfg)
 	v.cycles(cfg.Groups)
 	cfg.DKIM = v.dkim(raw.DKIM, base)
 	return cfg
@@ -123,6 +124,8 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 		Submissions: pick("submissions", l.Submissions, implicit(":465")),
 		IMAP:        pick("imap", l.IMAP, ":143"),
 		IMAPS:       pick("imaps", l.IMAPS, implicit(":993")),
+		HTTP:        pick("http", l.HTTP, ""),
+		HTTPS:       pick("https", l.HTTPS, ""),
 		Metrics:     pick("metrics", l.Metrics, ""),
 	}
 	if tlsOn {
@@ -133,6 +136,9 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 	}
 	if cfg.Listen.IMAPS != "" {
 		v.errorf("listen.imaps", "implicit TLS needs [tls] cert and key")
+	}
+	if cfg.Listen.HTTPS != "" {
+		v.errorf("listen.https", "HTTPS needs [tls] cert and key")
 	}
 }
 
@@ -190,6 +196,7 @@ func (v *validator) limits(raw *rawConfig, cfg *Config) {
 	if cfg.Limits.MessageSize < 1024 {
 		v.errorf("limits.message_size", "must be at least 1KiB")
 	}
+	cfg.Limits.RecipientsPerMessage = v.count("limits.recipients_per_message", raw.Limits.RecipientsPerMessage, 1000)
 	cfg.Limits.ConnectionsPerIP = v.count("limits.connections_per_ip", raw.Limits.ConnectionsPerIP, 200)
 	cfg.Limits.AuthFailures = v.count("limits.auth_failures", raw.Limits.AuthFailures, 10)
 	cfg.Limits.AuthFailuresPerIP = v.count("limits.auth_failures_per_ip", raw.Limits.AuthFailuresPerIP, 100)
@@ -227,7 +234,8 @@ func (v *validator) inbound(raw *rawConfig, cfg *Config) {
 	}
 }
 
-// outbound reads [outbound]; smarthost_tls defaults to "starttls".
+// outbound reads [outbound]; smarthost_tls defaults to "may" (STARTTLS
+// when the smarthost offers it, as for MX delivery).
 func (v *validator) outbound(raw *rawConfig, cfg *Config) {
 	o := raw.Outbound
 	cfg.Outbound = Outbound{
@@ -240,13 +248,13 @@ func (v *validator) outbound(raw *rawConfig, cfg *Config) {
 		}
 	}
 	if cfg.Outbound.SmarthostTLS == "" {
-		cfg.Outbound.SmarthostTLS = "starttls"
+		cfg.Outbound.SmarthostTLS = "may"
 	}
-	if !slices.Contains([]string{"starttls", "tls", "none"}, cfg.Outbound.SmarthostTLS) {
-		v.errorf("outbound.smarthost_tls", "%q is not one of \"starttls\", \"tls\", \"none\"", o.SmarthostTLS)
+	if !slices.Contains([]string{"may", "starttls", "tls", "none"}, cfg.Outbound.SmarthostTLS) {
+		v.errorf("outbound.smarthost_tls", "%q is not one of \"may\", \"starttls\", \"tls\", \"none\"", o.SmarthostTLS)
 	}
 	if o.SmarthostUsername != "" && cfg.Outbound.SmarthostTLS == "none" {
-		v.errorf("outbound.smarthost_username", "credentials are only sent over TLS: set smarthost_tls to \"starttls\" or \"tls\"")
+		v.errorf("outbound.smarthost_username", "credentials are only sent over TLS: set smarthost_tls to \"may\", \"starttls\" or \"tls\"")
 	}
 	if o.QueueLifetime != nil {
 		if d, err := parseDuration(o.QueueLifetime); err != nil {

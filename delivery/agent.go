@@ -4,6 +4,11 @@
 // replies and quota warnings the delivery calls for. SMTP ingress,
 // submission, bounces and connected accounts all deliver through it.
 //
+// Mail from SMTP clients arrives as a Transaction (transaction.go): begun
+// at MAIL, recipients added, then Data or Abort, all decided under the
+// directory in force at MAIL, with typed refusals for the protocol layer
+// to answer.
+//
 // It must not import the protocol packages or config.
 package delivery
 
@@ -26,6 +31,12 @@ import (
 // from the same mailbox with the same text (RFC 3834 suggests days).
 const autoReplyWindow = 7 * 24 * time.Hour
 
+// ContactBook tells whether a mailbox's address book lists an address,
+// for automatic replies to "contacts".
+type ContactBook interface {
+	IsContact(ctx context.Context, mailboxID, addr string) (bool, error)
+}
+
 // Kicker is told when new mail was queued (the outbound queue's runner).
 type Kicker interface{ Kick() }
 
@@ -43,8 +54,12 @@ type Options struct {
 	Hostname  string                   // for Received and Message-ID
 	SRS       *srs.Rewriter            // rewrites senders of forwarded mail
 	Queue     Kicker                   // may be nil
+	Contacts  ContactBook              // may be nil: only the file's contacts count
 	Logger    *slog.Logger
 	Now       func() time.Time // nil means time.Now
+	// MaxRecipients is how many recipients one transaction of a client
+	// outside the trusted networks may have; 0 means no limit.
+	MaxRecipients int
 	// SentFolder and its special use: where a copy of mail sent as a shared
 	// mailbox is filed.
 	SentFolder, SentSpecialUse string
@@ -80,6 +95,9 @@ type Message struct {
 	ID         string   // for logs and the Received header; made up when empty
 	From       string   // envelope sender; "" is the null sender
 	Recipients []string // accepted RCPT TO addresses
+	// Bounces maps the SRS return addresses among Recipients to the
+	// original senders they stand for, as decided when they were accepted.
+	Bounces map[string]string
 	// Authenticated is the id of the local user who submitted the message,
 	// "" for mail that arrived on the MX port.
 	Authenticated string
@@ -92,37 +110,36 @@ type Message struct {
 	Kind string
 }
 
-// Result says what happened to a delivered message.
-type Result struct {
-	Stored  int      // mailboxes that got a copy
-	Queued  int      // remote addresses queued
-	Refused []string // recipients refused at this stage (too many hops)
+// report says what a committed delivery did, for the log line of the
+// message: where each recipient went.
+type report struct {
+	stored int
+	// queued maps each address put on the outbound queue (a recipient, a
+	// forwarding target, the sender behind an SRS bounce address) to its
+	// queue id.
+	queued map[string]uint64
 }
 
-// ErrTooManyHops is returned when a message has passed too many servers:
-// a loop.
-var ErrTooManyHops = errors.New("delivery: too many hops")
-
-// Deliver routes and stores a message. It returns only after every local
-// copy is stored and every remote copy queued, durably.
-func (a *Agent) Deliver(ctx context.Context, m *Message) (*Result, error) {
+// deliver routes a message under dir and stores it. It returns only after
+// every local copy is stored and every remote copy queued, durably. When
+// the plan refuses every recipient (too many hops), nothing is stored and
+// the refusal is returned.
+func (a *Agent) deliver(ctx context.Context, dir *policy.Directory, m *Message, h header) (*report, error) {
 	if m.ID == "" {
 		m.ID = newID()
 	}
-	dir := a.opts.Directory()
 	now := a.opts.Now()
-	header := readHeader(m.Body)
-	facts := headerFacts(header)
-	recipients, bounces := a.splitSRS(m.Recipients, now)
+	recipients, bounces := splitBounces(m)
 	plan := dir.Plan(policy.Inbound{
-		From: m.From, Recipients: recipients, Authenticated: m.Authenticated, Header: facts, Now: now,
+		From: m.From, Recipients: recipients, Authenticated: m.Authenticated, Header: h.facts, Now: now,
 	})
-	if len(plan.Refusals) > 0 && len(plan.Deliveries) == 0 && len(plan.Remote) == 0 && len(plan.Forwards) == 0 && len(bounces) == 0 {
-		for _, r := range plan.Refusals {
-			if r.Code == 554 && r.Enhanced == [3]int{5, 4, 6} {
-				return nil, ErrTooManyHops
-			}
-		}
+	if err := refusedWhole(plan, bounces); err != nil {
+		return nil, err
+	}
+	if len(plan.Refusals) > 0 {
+		// The directory is the one the recipients were accepted under, so
+		// only a loop refuses anything here, and then it refuses all.
+		a.log.Error("recipients refused after DATA", "id", m.ID, "refusals", fmt.Sprint(plan.Refusals))
 	}
 	body := a.withReceived(m, now)
 	d := &store.Delivery{Body: append([]byte("Return-Path: <"+m.From+">\r\n"), body...), Date: now}
@@ -138,42 +155,68 @@ func (a *Agent) Deliver(ctx context.Context, m *Message) (*Result, error) {
 			Prefix: deliveredTo(ld.DeliveredTo),
 		})
 	}
-	// Mail from this server's users leaves with its own sender. Mail from
-	// outside that we pass on (external group members, forwarding) leaves
-	// with an SRS sender, so SPF holds at the far end and bounces come back
-	// to us; bounces to SRS addresses go to the original sender as they are.
-	remote, relayed := plan.Remote, plan.Forwards
-	if m.Authenticated == "" {
-		remote, relayed = nil, append(append([]string(nil), plan.Forwards...), plan.Remote...)
-	}
-	remote = append(append([]string(nil), remote...), bounces...)
-	if len(remote) > 0 {
-		d.Queue = append(d.Queue, store.NewQueuedMessage{From: m.From, Recipients: remote, Body: body, Kind: m.Kind})
-	}
-	if len(relayed) > 0 {
-		d.Queue = append(d.Queue, store.NewQueuedMessage{From: a.forwardSender(m.From, now), Recipients: relayed, Body: body, Kind: "forward"})
-	}
+	a.queueCopies(d, m, plan, bounces, body, now)
 	if m.Authenticated != "" {
-		a.addSentCopy(dir, m, facts, d)
+		a.addSentCopy(dir, m, h.facts, d)
 	}
 	res, err := a.opts.Store.Deliver(ctx, d)
 	if err != nil {
 		return nil, fmt.Errorf("deliver %s: %w", m.ID, err)
 	}
-	result := &Result{Stored: len(d.Targets), Queued: len(remote) + len(relayed)}
-	for rcpt := range plan.Refusals {
-		result.Refused = append(result.Refused, rcpt)
+	rep := &report{stored: len(d.Targets), queued: make(map[string]uint64)}
+	for i, q := range d.Queue {
+		for _, r := range q.Recipients {
+			if i < len(res.QueueIDs) {
+				rep.queued[r] = res.QueueIDs[i]
+			}
+		}
 	}
 	if len(d.Queue) > 0 && a.opts.Queue != nil {
 		a.opts.Queue.Kick()
 	}
 	if a.opts.Metrics != nil {
-		a.opts.Metrics.Delivered(result.Stored, result.Queued)
+		a.opts.Metrics.Delivered(rep.stored, len(rep.queued))
 	}
-	a.log.Info("delivered", "id", m.ID, "from", m.From, "rcpts", len(m.Recipients),
-		"stored", result.Stored, "queued", result.Queued, "auth", m.Authenticated != "")
 	a.afterDelivery(ctx, dir, m, plan, d, res, now)
-	return result, nil
+	return rep, nil
+}
+
+// queueCopies puts the outbound copies of a message in d.Queue.
+//
+// Mail from this server's users leaves with its own sender. Mail from
+// outside that we pass on (external group members, forwarding) leaves with
+// an SRS sender, so SPF holds at the far end and bounces come back to us;
+// bounces to SRS addresses go to the original sender as they are. A
+// forwarded copy carries the Delivered-To of the mailbox that forwarded
+// it, so when it comes back that mailbox files it and forwards no more.
+func (a *Agent) queueCopies(d *store.Delivery, m *Message, plan policy.Plan, bounces []string, body []byte, now time.Time) {
+	remote := plan.Remote
+	var relayed []string
+	if m.Authenticated == "" {
+		remote, relayed = nil, plan.Remote
+	}
+	remote = append(append([]string(nil), remote...), bounces...)
+	if len(remote) > 0 {
+		d.Queue = append(d.Queue, store.NewQueuedMessage{From: m.From, Recipients: remote, Body: body, Kind: m.Kind})
+	}
+	var sender string
+	if len(relayed) > 0 || len(plan.Forwards) > 0 {
+		sender = a.forwardSender(m.From, now)
+	}
+	if len(relayed) > 0 {
+		d.Queue = append(d.Queue, store.NewQueuedMessage{From: sender, Recipients: relayed, Body: body, Kind: "forward"})
+	}
+	byVia := make(map[string]int) // forwarding mailbox -> index in d.Queue
+	for _, f := range plan.Forwards {
+		i, ok := byVia[f.Via]
+		if !ok {
+			i = len(d.Queue)
+			byVia[f.Via] = i
+			marked := append(deliveredTo(f.Via), body...)
+			d.Queue = append(d.Queue, store.NewQueuedMessage{From: sender, Body: marked, Kind: "forward"})
+		}
+		d.Queue[i].Recipients = append(d.Queue[i].Recipients, f.To)
+	}
 }
 
 // afterDelivery sends what a committed delivery calls for: quota warnings
@@ -207,23 +250,33 @@ func (a *Agent) addSentCopy(dir *policy.Directory, m *Message, facts policy.Head
 	})
 }
 
-// splitSRS takes SRS bounce addresses out of the recipients: mail to them
-// goes back to the original sender.
-func (a *Agent) splitSRS(rcpts []string, now time.Time) (rest, bounces []string) {
-	for _, r := range rcpts {
-		if a.opts.SRS != nil && srs.IsSRS(r) {
-			if orig, err := a.opts.SRS.Reverse(r, now); err == nil {
-				bounces = append(bounces, orig)
-				continue
-			}
+// splitBounces takes SRS return addresses out of the recipients: mail to
+// them goes back to the original sender.
+func splitBounces(m *Message) (rest, bounces []string) {
+	for _, r := range m.Recipients {
+		if orig, ok := m.Bounces[r]; ok {
+			bounces = append(bounces, orig)
+			continue
 		}
 		rest = append(rest, r)
 	}
 	return rest, bounces
 }
 
-// ReverseSRS returns the original address behind an SRS address of ours.
-func (a *Agent) ReverseSRS(addr string) (string, bool) {
+// refusedWhole returns why a message goes nowhere when the plan refuses
+// every recipient (too many hops), nil otherwise.
+func refusedWhole(plan policy.Plan, bounces []string) error {
+	if len(plan.Refusals) == 0 || len(plan.Deliveries)+len(plan.Remote)+len(plan.Forwards)+len(bounces) > 0 {
+		return nil
+	}
+	for _, err := range plan.Refusals {
+		return err
+	}
+	return nil
+}
+
+// reverseSRS returns the original address behind an SRS address of ours.
+func (a *Agent) reverseSRS(addr string) (string, bool) {
 	if a.opts.SRS == nil || !srs.IsSRS(addr) {
 		return "", false
 	}

@@ -22,7 +22,7 @@ func (a *Agent) Submit(ctx context.Context, from string, to []string, msg []byte
 	for _, rcpt := range to {
 		// A bounce of forwarded mail is addressed to the SRS envelope
 		// sender the forward went out with: it goes to the original one.
-		if orig, ok := a.ReverseSRS(rcpt); ok {
+		if orig, ok := a.reverseSRS(rcpt); ok {
 			rcpt = orig
 		}
 		if _, ok := dir.Resolve(rcpt); ok {
@@ -34,10 +34,12 @@ func (a *Agent) Submit(ctx context.Context, from string, to []string, msg []byte
 		}
 	}
 	if len(local) > 0 {
-		_, err := a.Deliver(ctx, &Message{From: from, Recipients: local, Body: msg, Kind: kind, Helo: a.opts.Hostname})
+		m := &Message{From: from, Recipients: local, Body: msg, Kind: kind, Helo: a.opts.Hostname}
+		rep, err := a.deliver(ctx, dir, m, parseHeader(msg))
 		if err != nil {
 			return err
 		}
+		a.log.Info("generated", "id", m.ID, "kind", kind, "from", from, "rcpts", len(local), "stored", rep.stored, "queued", len(rep.queued))
 	}
 	if len(remote) > 0 {
 		_, err := a.opts.Store.Enqueue(ctx, store.NewQueuedMessage{From: from, Recipients: remote, Body: msg, Kind: kind})
@@ -54,8 +56,18 @@ func (a *Agent) Submit(ctx context.Context, from string, to []string, msg []byte
 // sendAutoReply sends one automatic reply unless this sender already had
 // one with this text within the window (remembered in the store, so also
 // across restarts). RFC 3834: from the mailbox, to the sender, MAIL FROM
-// the null sender, Auto-Submitted: auto-replied.
+// the null sender, Auto-Submitted: auto-replied. A reply that the policy
+// leaves to the address book goes only to a sender the book lists.
 func (a *Agent) sendAutoReply(ctx context.Context, dir *policy.Directory, reply policy.AutoReplyPlan, now time.Time) error {
+	if reply.IfContact {
+		if a.opts.Contacts == nil {
+			return nil
+		}
+		known, err := a.opts.Contacts.IsContact(ctx, reply.MailboxID, reply.To)
+		if err != nil || !known {
+			return err
+		}
+	}
 	due, err := a.opts.Store.NoteAutoReply(ctx, reply.MailboxID, reply.To, reply.TextKey, now, autoReplyWindow)
 	if err != nil || !due {
 		return err

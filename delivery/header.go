@@ -12,6 +12,18 @@ import (
 	"postkasse.dev/postkasse/policy"
 )
 
+// header is a message's header, parsed once per message: the fields, and
+// the facts routing looks at.
+type header struct {
+	fields textproto.Header
+	facts  policy.Header
+}
+
+func parseHeader(body []byte) header {
+	fields := readHeader(body)
+	return header{fields: fields, facts: headerFacts(fields)}
+}
+
 // readHeader parses a message's header. A header that cannot be parsed
 // yields an empty one: the message is still delivered as received.
 func readHeader(body []byte) textproto.Header {

@@ -120,6 +120,18 @@ func copyLimits(l Limits) Limits {
 	return l
 }
 
+// TrustedIP reports whether ip is in the trusted networks, exempt from
+// every limit (the smtp package's form of the question).
+func (g *Guard) TrustedIP(ip net.IP) bool {
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.trusted(addr.Unmap())
+}
+
 // trusted reports whether addr is exempt; g.mu is held.
 func (g *Guard) trusted(addr netip.Addr) bool {
 	for _, p := range g.limits.Trusted {

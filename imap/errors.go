@@ -13,15 +13,16 @@ import (
 
 // Replies for the store's errors and our own refusals.
 var (
-	errNonExistent = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNonExistent, Text: "No such mailbox"}
-	errTryCreate   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeTryCreate, Text: "No such mailbox"}
-	errNoPerm      = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNoPerm, Text: "Permission denied: read-only access"}
-	errOverQuota   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeOverQuota, Text: "Mailbox is over its quota"}
-	errExists      = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
-	errNoSelect    = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "Not a selectable mailbox"}
-	errNotSelected = &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "No mailbox selected"}
-	errAccessGone  = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNoPerm, Text: "Access to this mailbox was removed"}
-	errTooBig      = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeTooBig, Text: "Message is larger than the append limit"}
+	errNonExistent   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNonExistent, Text: "No such mailbox"}
+	errTryCreate     = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeTryCreate, Text: "No such mailbox"}
+	errNoPerm        = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNoPerm, Text: "Permission denied: read-only access"}
+	errOverQuota     = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeOverQuota, Text: "Mailbox is over its quota"}
+	errExists        = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
+	errNoSelect      = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "Not a selectable mailbox"}
+	errNotSelected   = &goimap.Error{Type: goimap.StatusResponseTypeNo, Text: "No mailbox selected"}
+	errAccessGone    = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNoPerm, Text: "Access to this mailbox was removed"}
+	errExpungeIssued = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: "EXPUNGEISSUED", Text: "Some of the requested messages no longer exist"}
+	errTooBig        = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeTooBig, Text: "Message is larger than the append limit"}
 )
 
 // mapError turns an error from the store into an IMAP reply. Unknown
@@ -33,6 +34,9 @@ func mapError(log *slog.Logger, err error) error {
 		return nil
 	case errors.As(err, &imapErr):
 		return err
+	case errors.Is(err, store.ErrNotFound):
+		// A message another session expunged since this one was told.
+		return errExpungeIssued
 	case errors.Is(err, store.ErrNoFolder):
 		return errNonExistent
 	case errors.Is(err, store.ErrFolderExists):

@@ -21,6 +21,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	}
 	refs := sel.resolve(numSet)
 	if len(refs) == 0 {
+		if sel.goneIn(numSet) {
+			return errExpungeIssued
+		}
 		return nil
 	}
 	markSeen := !sel.examine && needsSeen(options)
@@ -35,23 +38,43 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 			}
 		}
 	}
-	rev1 := !s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2)
-	next := 0 // readAhead answers in the ascending UID order of refs
+	next, missing := 0, 0 // readAhead answers in the ascending UID order of refs
 	decode := options.Envelope || options.BodyStructure != nil
-	return readAhead(s.ctx, s.srv.opts.Store, acc, sel.folderID, uidsOf(refs), decode, func(m *decoded) error {
+	err = readAhead(s.ctx, s.srv.opts.Store, acc, sel.folderID, uidsOf(refs), decode, func(m *decoded) error {
 		for next < len(refs) && refs[next].uid < m.info.UID {
-			next++
+			next, missing = next+1, missing+1
 		}
 		if next == len(refs) || refs[next].uid != m.info.UID {
 			return fmt.Errorf("imap: store answered UID %d out of order", m.info.UID)
 		}
-		rw := w.CreateMessage(refs[next].seq)
-		if err := s.fetchOne(rw, acc, sel, m, options, fetchFlags{markSeen: markSeen, rev1: rev1}); err != nil {
+		seq := refs[next].seq
+		next++
+		// Everything that can fail is read before the response begins:
+		// an error must never land inside a half-written FETCH.
+		body, err := s.bodyFor(acc, sel, m, options)
+		if errors.Is(err, store.ErrNotFound) {
+			missing++
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rw := w.CreateMessage(seq)
+		if err := s.fetchOne(rw, acc, sel, m, body, options, markSeen); err != nil {
 			rw.Close()
 			return err
 		}
 		return rw.Close()
 	})
+	if err != nil {
+		return err
+	}
+	if missing += len(refs) - next; missing > 0 || sel.goneIn(numSet) {
+		// Expunged by another session since this one was told of them
+		// (RFC 2180 4.1.2); the expunge reaches the client later.
+		return errExpungeIssued
+	}
+	return nil
 }
 
 // needsSeen reports whether a fetch sets \Seen: any non-PEEK body section.
@@ -83,13 +106,23 @@ func (s *session) unseenAmong(acc store.Access, sel *selection, refs []msgRef) (
 	return out, mapError(s.srv.log, err)
 }
 
-// fetchFlags are what fetchOne needs to know beyond the options.
-type fetchFlags struct {
-	markSeen, rev1 bool
+// bodyFor reads a message's text when the FETCH needs it: for body
+// sections, or to parse a message whose cache is unusable. A message
+// expunged meanwhile is store.ErrNotFound.
+func (s *session) bodyFor(acc store.Access, sel *selection, d *decoded, options *goimap.FetchOptions) ([]byte, error) {
+	needParse := (options.Envelope || options.BodyStructure != nil) && !d.cached
+	needText := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	if !needParse && !needText {
+		return nil, nil
+	}
+	body, err := s.srv.opts.Store.Body(s.ctx, acc, sel.folderID, d.info.UID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	return body, mapError(s.srv.log, err)
 }
 
-func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, sel *selection, d *decoded, options *goimap.FetchOptions, ff fetchFlags) error {
-	markSeen, rev1 := ff.markSeen, ff.rev1
+func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, sel *selection, d *decoded, body []byte, options *goimap.FetchOptions, markSeen bool) error {
 	m := &d.info
 	if options.UID {
 		w.WriteUID(goimap.UID(m.UID))
@@ -99,11 +132,7 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, 
 		if markSeen && !slices.Contains(flags, store.FlagSeen) && (!acc.ReadOnly || acc.SeenPerUser) {
 			flags = append(slices.Clone(flags), store.FlagSeen)
 		}
-		imapFlags := toIMAPFlags(flags)
-		if rev1 && m.UID >= sel.recentFrom {
-			imapFlags = append(imapFlags, goimap.Flag(`\Recent`))
-		}
-		w.WriteFlags(imapFlags)
+		w.WriteFlags(sel.recentFlags(m.UID, toIMAPFlags(flags)))
 	}
 	if options.RFC822Size {
 		w.WriteRFC822Size(m.Size)
@@ -111,15 +140,10 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, 
 	if options.InternalDate {
 		w.WriteInternalDate(m.InternalDate)
 	}
-	var body []byte
 	if options.Envelope || options.BodyStructure != nil {
 		env, bs := d.env, d.bs
 		if !d.cached {
 			// No usable cache (an old or damaged record): parse now.
-			var err error
-			if body, err = s.body(acc, sel, m.UID); err != nil {
-				return err
-			}
 			env, bs = parseMessage(body)
 		}
 		if options.Envelope {
@@ -127,15 +151,6 @@ func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, 
 		}
 		if options.BodyStructure != nil {
 			w.WriteBodyStructure(bs)
-		}
-	}
-	if len(options.BodySection) == 0 && len(options.BinarySection) == 0 && len(options.BinarySectionSize) == 0 {
-		return nil
-	}
-	if body == nil {
-		var err error
-		if body, err = s.body(acc, sel, m.UID); err != nil {
-			return err
 		}
 	}
 	return writeSections(w, body, options)

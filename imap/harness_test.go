@@ -1,7 +1,9 @@
 package imap
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -51,6 +53,21 @@ func (d *fakeDirectory) grant(user, mailbox string, readOnly, perUser bool) {
 	mb := d.mailboxes[mailbox]
 	mb.ReadOnly, mb.SeenPerUser = readOnly, perUser
 	d.access[user][mailbox] = mb
+}
+
+// setQuota gives a mailbox a quota, as every user reaches it.
+func (d *fakeDirectory) setQuota(mailbox string, bytes int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	mb := d.mailboxes[mailbox]
+	mb.Quota = bytes
+	d.mailboxes[mailbox] = mb
+	for _, byMailbox := range d.access {
+		if mb, ok := byMailbox[mailbox]; ok {
+			mb.Quota = bytes
+			byMailbox[mailbox] = mb
+		}
+	}
 }
 
 func (d *fakeDirectory) revoke(user, mailbox string) {
@@ -114,6 +131,39 @@ type testServer struct {
 	store *store.Store
 	dir   *fakeDirectory
 	srv   *Server
+	logs  *logBuffer
+}
+
+// logBuffer keeps the server's log for tests to inspect.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// bytes returns the whole log.
+func (b *logBuffer) bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// errors returns the log lines at level ERROR.
+func (b *logBuffer) errors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(b.buf.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 func startServer(t *testing.T) *testServer { return startServerTB(t) }
@@ -125,7 +175,8 @@ func startServerTB(t testing.TB) *testServer {
 		t.Fatal(err)
 	}
 	dir := newFakeDirectory()
-	srv, err := New(Options{Store: st, Directory: dir, InsecureAuth: true, AppendLimit: 1 << 20})
+	logs := &logBuffer{}
+	srv, err := New(Options{Store: st, Directory: dir, InsecureAuth: true, AppendLimit: 1 << 20, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +192,7 @@ func startServerTB(t testing.TB) *testServer {
 		}
 		st.Close()
 	})
-	return &testServer{addr: ln.Addr().String(), store: st, dir: dir, srv: srv}
+	return &testServer{addr: ln.Addr().String(), store: st, dir: dir, srv: srv, logs: logs}
 }
 
 // dial logs in as user; handler receives unilateral updates.
@@ -166,7 +217,7 @@ func (ts *testServer) login(t *testing.T, user string) *imapclient.Client {
 	return ts.dial(t, user+"@contoso.test", user+"-pw", nil)
 }
 
-func (ts *testServer) deliver(t *testing.T, account, body string) {
+func (ts *testServer) deliver(t testing.TB, account, body string) {
 	t.Helper()
 	_, err := ts.store.Deliver(context.Background(), &store.Delivery{
 		Body:    []byte(strings.ReplaceAll(body, "\n", "\r\n")),

@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -15,9 +15,12 @@ import (
 )
 
 // hub keeps the live state of every folder some session has selected: its
-// UIDs in order (the server's view of sequence numbers) and go-imap
-// trackers, one per viewer, so per-user \Seen can differ between viewers.
-// It applies the store's change feed, in commit order, to that state.
+// UIDs in order (the server's view of sequence numbers), its keywords, and
+// the sessions on it, each with a go-imap tracker of its own, because what
+// a session is told differs per session (\Recent) and per viewer (per-user
+// \Seen). It applies the store's change feed, in commit order, to that
+// state; it never reads the store there, since the feed runs on the store's
+// only writer.
 type hub struct {
 	store *store.Store
 	log   *slog.Logger
@@ -32,8 +35,9 @@ type folderKey struct {
 	id      uint64
 }
 
-// liveFolder is one selected folder. mu guards uids and the trackers'
-// consistency with them: the feed takes it to write, sessions to read.
+// liveFolder is one selected folder. mu guards everything below it and the
+// sessions' recent and pending fields: the feed takes it to write, sessions
+// to read.
 type liveFolder struct {
 	key folderKey
 
@@ -42,16 +46,14 @@ type liveFolder struct {
 	loadedTx uint64
 	uids     []store.UID
 	deleted  bool
-	viewers  map[string]*viewerTracker
-	refs     int
-}
-
-// viewerTracker is the go-imap tracker shared by one viewer's sessions on a
-// folder.
-type viewerTracker struct {
-	mt          *imapserver.MailboxTracker
-	seenPerUser bool
-	sessions    int
+	// keywords are the keywords announced in FLAGS, sorted.
+	keywords []string
+	// sessions are the sessions on the folder, in the order they came.
+	sessions []*selection
+	// claimed are the UIDs handed out as \Recent to a session after the
+	// store's claim, ascending; no later session may claim them again.
+	claimed []store.UID
+	refs    int
 }
 
 func newHub(st *store.Store, log *slog.Logger) *hub {
@@ -62,15 +64,15 @@ func newHub(st *store.Store, log *slog.Logger) *hub {
 
 func (h *hub) close() { h.stop() }
 
-// open makes a folder live for a session of viewer and returns the folder,
-// the session's tracker, and the number of messages the session starts
-// with. The caller must call release.
-func (h *hub) open(ctx context.Context, acc store.Access, name string, folderID uint64) (*liveFolder, *imapserver.SessionTracker, uint32, error) {
-	key := folderKey{acc.Account, folderID}
+// open makes a folder live for sel, whose store view is view, and sets up
+// sel's tracker and \Recent messages. It returns the number of messages
+// the session starts with. The caller must call release.
+func (h *hub) open(ctx context.Context, sel *selection, view store.FolderView) (uint32, error) {
+	key := folderKey{sel.account, sel.folderID}
 	h.mu.Lock()
 	lf := h.folders[key]
 	if lf == nil {
-		lf = &liveFolder{key: key, viewers: make(map[string]*viewerTracker)}
+		lf = &liveFolder{key: key}
 		h.folders[key] = lf
 	}
 	lf.refs++
@@ -79,43 +81,76 @@ func (h *hub) open(ctx context.Context, acc store.Access, name string, folderID 
 	lf.mu.Lock()
 	defer lf.mu.Unlock()
 	if !lf.loaded {
-		view, err := h.store.Select(ctx, store.Access{Account: acc.Account, Viewer: acc.Viewer}, name, false)
-		if err == nil && view.Info.ID != folderID {
+		live, err := h.store.Select(ctx, store.Access{Account: sel.account, Viewer: sel.viewer}, sel.folder, false)
+		if err == nil && live.Info.ID != sel.folderID {
 			err = store.ErrNoFolder // renamed or recreated meanwhile
 		}
 		if err != nil {
-			h.release(lf, "")
-			return nil, nil, 0, err
+			h.drop(lf)
+			return 0, err
 		}
-		lf.uids, lf.loadedTx, lf.loaded = view.UIDs, view.TxID, true
+		lf.uids, lf.loadedTx, lf.keywords, lf.loaded = live.UIDs, live.TxID, live.Keywords, true
 	}
-	vt := lf.viewers[acc.Viewer]
-	if vt == nil {
-		vt = &viewerTracker{mt: imapserver.NewMailboxTracker(uint32(len(lf.uids))), seenPerUser: acc.SeenPerUser}
-		lf.viewers[acc.Viewer] = vt
+	lf.keywords = mergeKeywords(lf.keywords, view.Keywords)
+	sel.lf = lf
+	sel.mt = imapserver.NewMailboxTracker(uint32(len(lf.uids)))
+	sel.tracker = sel.mt.NewSession()
+	for _, uid := range lf.uids {
+		if uid < view.RecentFrom || hasUID(lf.claimed, uid) {
+			continue
+		}
+		if uid >= view.Info.UIDNext {
+			// Came after the store's claim and nobody took it.
+			if !sel.claims {
+				continue
+			}
+			lf.claimed = append(lf.claimed, uid)
+			sel.claimedTo = uid + 1
+		}
+		sel.recent = append(sel.recent, uid)
 	}
-	vt.sessions++
-	return lf, vt.mt.NewSession(), uint32(len(lf.uids)), nil
+	slices.Sort(lf.claimed)
+	lf.sessions = append(lf.sessions, sel)
+	return uint32(len(lf.uids)), nil
 }
 
-// release drops a session's hold on a folder.
-func (h *hub) release(lf *liveFolder, viewer string) {
-	if viewer != "" {
-		lf.mu.Lock()
-		if vt := lf.viewers[viewer]; vt != nil {
-			vt.sessions--
-			if vt.sessions == 0 {
-				delete(lf.viewers, viewer)
-			}
-		}
-		lf.mu.Unlock()
-	}
+// release drops a session's hold on its folder.
+func (h *hub) release(sel *selection) {
+	lf := sel.lf
+	lf.mu.Lock()
+	lf.sessions = slices.DeleteFunc(lf.sessions, func(s *selection) bool { return s == sel })
+	lf.mu.Unlock()
+	sel.tracker.Close()
+	h.drop(lf)
+}
+
+func (h *hub) drop(lf *liveFolder) {
 	h.mu.Lock()
 	lf.refs--
 	if lf.refs == 0 && h.folders[lf.key] == lf {
 		delete(h.folders, lf.key)
 	}
 	h.mu.Unlock()
+}
+
+// claimedSince counts the live folder's messages from uid on that a
+// session has claimed as \Recent while the store still counts them.
+func (h *hub) claimedSince(account string, folderID uint64, from store.UID) uint32 {
+	h.mu.Lock()
+	lf := h.folders[folderKey{account, folderID}]
+	h.mu.Unlock()
+	if lf == nil {
+		return 0
+	}
+	lf.mu.RLock()
+	defer lf.mu.RUnlock()
+	var n uint32
+	for _, uid := range lf.claimed {
+		if _, ok := slices.BinarySearch(lf.uids, uid); ok && uid >= from {
+			n++
+		}
+	}
+	return n
 }
 
 // apply is the store's change feed. It runs on the store's writer, after
@@ -134,18 +169,24 @@ func (h *hub) apply(c store.Change) {
 	}
 	switch c.Kind {
 	case store.ChangeNew:
+		lf.announceKeywords(c.Messages) // APPEND or COPY may bring keywords
 		lf.addMessages(c.Messages)
 	case store.ChangeExpunge:
 		lf.expunge(c.UIDs)
 	case store.ChangeFlags:
-		h.flags(lf, c)
+		lf.flags(c)
 	case store.ChangeFolders:
 		if c.Folder == "" {
 			lf.deleted = true
 		}
 	}
+	for _, sel := range lf.sessions {
+		sel.wakeUp()
+	}
 }
 
+// addMessages appends new messages and makes them \Recent in the first
+// session that takes \Recent (RFC 3501 2.3.2: in exactly one session).
 func (lf *liveFolder) addMessages(msgs []store.ChangedMessage) {
 	before := len(lf.uids)
 	for _, m := range msgs {
@@ -157,8 +198,18 @@ func (lf *liveFolder) addMessages(msgs []store.ChangedMessage) {
 	if len(lf.uids) == before {
 		return
 	}
-	for _, vt := range lf.viewers {
-		vt.mt.QueueNumMessages(uint32(len(lf.uids)))
+	added := lf.uids[before:]
+	for _, sel := range lf.sessions {
+		if sel.claims {
+			sel.recent = append(sel.recent, added...)
+			sel.claimedTo = added[len(added)-1] + 1
+			lf.claimed = append(lf.claimed, added...)
+			break
+		}
+	}
+	for _, sel := range lf.sessions {
+		sel.mt.QueueNumMessages(uint32(len(lf.uids)))
+		sel.newMessages = true
 	}
 }
 
@@ -170,24 +221,36 @@ func (lf *liveFolder) expunge(uids []store.UID) {
 		if !ok {
 			continue
 		}
-		lf.uids = slices.Delete(lf.uids, idx, idx+1)
-		for _, vt := range lf.viewers {
-			vt.mt.QueueExpunge(uint32(idx + 1))
+		for _, sel := range lf.sessions {
+			if sel.tracker.EncodeSeqNum(uint32(idx+1)) != 0 {
+				sel.expunged = append(sel.expunged, uids[i])
+			}
+			sel.mt.QueueExpunge(uint32(idx + 1))
 		}
+		lf.uids = slices.Delete(lf.uids, idx, idx+1)
+		if j, ok := slices.BinarySearch(lf.claimed, uids[i]); ok {
+			lf.claimed = slices.Delete(lf.claimed, j, j+1)
+		}
+	}
+	for _, sel := range lf.sessions {
+		slices.Sort(sel.expunged)
 	}
 }
 
-// flags tells sessions about changed flags, each viewer its own view of
-// \Seen, and not the session that made the change (STORE answers it).
-func (h *hub) flags(lf *liveFolder, c store.Change) {
+// flags tells sessions about changed flags: a keyword new to the folder
+// first as FLAGS, then each message's flags as the session sees them (its
+// viewer's \Seen, its \Recent). The session that made the change is told
+// only when it asked to be (STORE answers it otherwise).
+func (lf *liveFolder) flags(c store.Change) {
+	// A viewer's own \Seen change carries the message's keywords too.
+	lf.announceKeywords(c.Messages)
 	origin, _ := c.Origin.(*selection)
-	for viewer, vt := range lf.viewers {
-		if c.Viewer != "" && (viewer != c.Viewer || !vt.seenPerUser) {
-			continue // someone else's own \Seen
+	for _, sel := range lf.sessions {
+		if sel == origin && !sel.echo {
+			continue
 		}
-		var own map[store.UID]bool
-		if c.Viewer == "" && vt.seenPerUser {
-			own = h.ownSeen(lf, viewer, c.Messages)
+		if c.Viewer != "" && (sel.viewer != c.Viewer || !sel.seenPerUser) {
+			continue // someone else's own \Seen
 		}
 		for _, m := range c.Messages {
 			idx, ok := slices.BinarySearch(lf.uids, m.UID)
@@ -195,36 +258,71 @@ func (h *hub) flags(lf *liveFolder, c store.Change) {
 				continue
 			}
 			flags := m.Flags
-			if seen, ok := own[m.UID]; ok {
+			if c.Viewer == "" && sel.seenPerUser {
+				seen, own := m.OwnSeen[sel.viewer]
+				if !own {
+					seen = slices.Contains(flags, store.FlagSeen)
+				}
 				flags = withSeen(flags, seen)
 			}
-			var source *imapserver.SessionTracker
-			if origin != nil && origin.lf == lf && origin.viewer == viewer {
-				source = origin.tracker
-			}
-			vt.mt.QueueMessageFlags(uint32(idx+1), goimap.UID(m.UID), toIMAPFlags(flags), source)
+			sel.mt.QueueMessageFlags(uint32(idx+1), goimap.UID(m.UID), sel.withRecent(m.UID, toIMAPFlags(flags)), nil)
 		}
 	}
 }
 
-// ownSeen looks up a per-user viewer's \Seen for messages whose shared
-// flags changed.
-func (h *hub) ownSeen(lf *liveFolder, viewer string, msgs []store.ChangedMessage) map[store.UID]bool {
-	uids := make([]store.UID, 0, len(msgs))
+// announceKeywords queues FLAGS for every session when msgs carry a keyword
+// the folder's FLAGS did not list yet, so no client sees a keyword in a
+// FETCH before FLAGS named it.
+func (lf *liveFolder) announceKeywords(msgs []store.ChangedMessage) {
+	var fresh []string
 	for _, m := range msgs {
-		uids = append(uids, m.UID)
+		for _, f := range m.Flags {
+			if !strings.HasPrefix(f, `\`) && !containsKeyword(lf.keywords, f) && !slices.Contains(fresh, f) {
+				fresh = append(fresh, f)
+			}
+		}
 	}
-	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
-	out := make(map[store.UID]bool, len(uids))
-	acc := store.Access{Account: lf.key.account, Viewer: viewer, SeenPerUser: true}
-	err := h.store.Messages(context.Background(), acc, lf.key.id, uids, func(m *store.MessageInfo) error {
-		out[m.UID] = slices.Contains(m.Flags, store.FlagSeen)
-		return nil
-	})
-	if err != nil {
-		h.log.Warn("imap: per-user flags lookup", "err", err)
+	if len(fresh) == 0 || len(lf.keywords) >= store.MaxFolderKeywords {
+		return
 	}
-	return out
+	lf.keywords = mergeKeywords(lf.keywords, fresh)
+	flags := mailboxFlags(lf.keywords)
+	for _, sel := range lf.sessions {
+		sel.mt.QueueMailboxFlags(flags)
+	}
+}
+
+// hasKeywords reports whether FLAGS already lists every keyword of flags.
+func (lf *liveFolder) hasKeywords(flags []goimap.Flag) bool {
+	lf.mu.RLock()
+	defer lf.mu.RUnlock()
+	for _, f := range flags {
+		if !strings.HasPrefix(string(f), `\`) && !containsKeyword(lf.keywords, string(f)) {
+			return false
+		}
+	}
+	return true
+}
+
+func containsKeyword(sorted []string, kw string) bool {
+	_, ok := slices.BinarySearch(sorted, kw)
+	return ok
+}
+
+func mergeKeywords(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// mailboxFlags is what FLAGS lists: the system flags and the keywords.
+func mailboxFlags(keywords []string) []goimap.Flag {
+	return slices.Concat(systemFlags, toIMAPFlags(keywords))
+}
+
+func hasUID(sorted []store.UID, uid store.UID) bool {
+	_, ok := slices.BinarySearch(sorted, uid)
+	return ok
 }
 
 func withSeen(flags []string, seen bool) []string {

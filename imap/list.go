@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -18,67 +19,111 @@ type listEntry struct {
 	folder     string // "" for \Noselect namespace nodes
 	specialUse string
 	subscribed bool
+	gone       bool // subscribed, but the folder no longer exists
 }
 
 // List implements LIST and LSUB over the personal namespace and the shared
-// mailboxes the user reaches now.
+// mailboxes the user reaches now. go-imap turns LSUB into LIST (SUBSCRIBED
+// RECURSIVEMATCH) and a CHILDINFO answer into LSUB's \Noselect parent.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *goimap.ListOptions) error {
-	if len(patterns) == 1 && patterns[0] == "" && !options.SelectSubscribed {
-		// LIST "" "": the hierarchy delimiter and root.
-		return w.WriteList(&goimap.ListData{Attrs: []goimap.MailboxAttr{goimap.MailboxAttrNoSelect}, Delim: delim, Mailbox: ""})
+	if len(patterns) == 0 {
+		// LIST "" "": go-imap drops the empty pattern; the client asks
+		// for the hierarchy delimiter and the root of the reference's
+		// namespace.
+		root := ""
+		if s.homeOwn && strings.HasPrefix(ref, sharedPrefix+string(delim)) {
+			root = sharedPrefix + string(delim)
+		}
+		return w.WriteList(&goimap.ListData{Attrs: []goimap.MailboxAttr{goimap.MailboxAttrNoSelect}, Delim: delim, Mailbox: root})
 	}
-	entries, err := s.listEntries()
+	entries, err := s.listEntries(options.SelectSubscribed)
 	if err != nil {
 		return err
 	}
-	children := make(map[string]bool)
-	for _, e := range entries {
-		if i := strings.LastIndexByte(e.name, delim); i > 0 {
-			for p := e.name[:i]; ; {
-				children[p] = true
-				j := strings.LastIndexByte(p, delim)
-				if j <= 0 {
-					break
-				}
-				p = p[:j]
-			}
-		}
-	}
+	children, subscribedBelow := hierarchy(entries)
 	for _, e := range entries {
 		if !matchesAny(e.name, ref, patterns) {
 			continue
 		}
-		if options.SelectSubscribed && !e.subscribed {
+		var childInfo *goimap.ListDataChildInfo
+		if options.SelectRecursiveMatch && subscribedBelowUnmatched(subscribedBelow[e.name], ref, patterns) {
+			childInfo = &goimap.ListDataChildInfo{Subscribed: true}
+		}
+		if options.SelectSubscribed && !e.subscribed && childInfo == nil {
 			continue
 		}
 		if options.SelectSpecialUse && e.specialUse == "" {
 			continue
 		}
-		data := &goimap.ListData{Delim: delim, Mailbox: e.name}
-		if e.folder == "" {
-			data.Attrs = append(data.Attrs, goimap.MailboxAttrNoSelect)
-		}
-		if children[e.name] {
-			data.Attrs = append(data.Attrs, goimap.MailboxAttrHasChildren)
-		} else {
-			data.Attrs = append(data.Attrs, goimap.MailboxAttrHasNoChildren)
-		}
-		if e.specialUse != "" {
-			data.Attrs = append(data.Attrs, goimap.MailboxAttr(e.specialUse))
-		}
-		if e.subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
-			data.Attrs = append(data.Attrs, goimap.MailboxAttrSubscribed)
-		}
-		if options.ReturnStatus != nil && e.folder != "" {
-			if st, err := s.status(e.mailbox, e.folder, e.name, options.ReturnStatus); err == nil {
-				data.Status = st
-			}
-		}
-		if err := w.WriteList(data); err != nil {
+		if err := w.WriteList(s.listData(e, children[e.name], childInfo, options)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (s *session) listData(e listEntry, hasChildren bool, childInfo *goimap.ListDataChildInfo, options *goimap.ListOptions) *goimap.ListData {
+	data := &goimap.ListData{Delim: delim, Mailbox: e.name, ChildInfo: childInfo}
+	switch {
+	case e.gone:
+		data.Attrs = append(data.Attrs, goimap.MailboxAttrNonExistent)
+	case e.folder == "":
+		data.Attrs = append(data.Attrs, goimap.MailboxAttrNoSelect)
+	}
+	if hasChildren {
+		data.Attrs = append(data.Attrs, goimap.MailboxAttrHasChildren)
+	} else if !e.gone {
+		data.Attrs = append(data.Attrs, goimap.MailboxAttrHasNoChildren)
+	}
+	if e.specialUse != "" {
+		data.Attrs = append(data.Attrs, goimap.MailboxAttr(e.specialUse))
+	}
+	if e.subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
+		data.Attrs = append(data.Attrs, goimap.MailboxAttrSubscribed)
+	}
+	if options.ReturnStatus != nil && e.folder != "" && !e.gone {
+		if st, err := s.status(e.mailbox, e.folder, e.name, options.ReturnStatus); err == nil {
+			data.Status = st
+		}
+	}
+	return data
+}
+
+// hierarchy finds, for every parent name, whether it has children that
+// exist, and which of its descendants are subscribed.
+func hierarchy(entries []listEntry) (children map[string]bool, subscribedBelow map[string][]string) {
+	children = make(map[string]bool)
+	subscribedBelow = make(map[string][]string)
+	for _, e := range entries {
+		for p := parentOf(e.name); p != ""; p = parentOf(p) {
+			if !e.gone {
+				children[p] = true
+			}
+			if e.subscribed {
+				subscribedBelow[p] = append(subscribedBelow[p], e.name)
+			}
+		}
+	}
+	return children, subscribedBelow
+}
+
+func parentOf(name string) string {
+	if i := strings.LastIndexByte(name, delim); i > 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+// subscribedBelowUnmatched reports whether a subscribed descendant is not
+// itself returned by the patterns: RFC 5258 3.5 then reports it through
+// its parent's CHILDINFO.
+func subscribedBelowUnmatched(descendants []string, ref string, patterns []string) bool {
+	for _, d := range descendants {
+		if !matchesAny(d, ref, patterns) {
+			return true
+		}
+	}
+	return false
 }
 
 func matchesAny(name, ref string, patterns []string) bool {
@@ -94,13 +139,14 @@ func matchesAny(name, ref string, patterns []string) bool {
 	return false
 }
 
-// listEntries gathers every name the session may see, in order.
-func (s *session) listEntries() ([]listEntry, error) {
+// listEntries gathers every name the session may see, in order; with
+// gone, also the subscribed names that no longer exist.
+func (s *session) listEntries(gone bool) ([]listEntry, error) {
 	home, ok := s.recheck(s.home)
 	if !ok {
 		return nil, errAccessGone
 	}
-	entries, err := s.folderEntries(home, false)
+	entries, err := s.folderEntries(home, false, gone)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +166,7 @@ func (s *session) listEntries() ([]listEntry, error) {
 			return nil, err
 		}
 		entries = append(entries, listEntry{name: sharedPrefix + string(delim) + mb.Address, mailbox: mb, subscribed: true})
-		more, err := s.folderEntries(mb, true)
+		more, err := s.folderEntries(mb, true, gone)
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +177,8 @@ func (s *session) listEntries() ([]listEntry, error) {
 
 // folderEntries lists a mailbox's folders with the user's subscriptions.
 // A shared mailbox's folders are subscribed unless the user unsubscribed.
-func (s *session) folderEntries(mb Mailbox, sharedDefault bool) ([]listEntry, error) {
+// With gone, subscriptions whose folder no longer exists come last.
+func (s *session) folderEntries(mb Mailbox, sharedDefault, gone bool) ([]listEntry, error) {
 	folders, err := s.srv.opts.Store.Folders(s.ctx, mb.ID)
 	if err != nil {
 		return nil, mapError(s.srv.log, err)
@@ -153,6 +200,14 @@ func (s *session) folderEntries(mb Mailbox, sharedDefault bool) ([]listEntry, er
 			name: s.displayName(mb, f.Name), mailbox: mb, folder: f.Name,
 			specialUse: f.SpecialUse, subscribed: subscribed,
 		})
+		delete(subs, f.Name)
+	}
+	if gone {
+		for _, name := range slices.Sorted(maps.Keys(subs)) {
+			if subs[name] {
+				entries = append(entries, listEntry{name: s.displayName(mb, name), mailbox: mb, subscribed: true, gone: true})
+			}
+		}
 	}
 	return entries, nil
 }
@@ -199,8 +254,10 @@ func (s *session) status(mb Mailbox, folder, name string, options *goimap.Status
 		data.Size = &info.Size
 	}
 	if options.NumRecent {
-		var zero uint32
-		data.NumRecent = &zero
+		// The store counts what no Select claimed; sessions selected now
+		// may have claimed some since.
+		n := info.Recent - min(info.Recent, s.srv.hub.claimedSince(mb.ID, info.ID, info.RecentFrom))
+		data.NumRecent = &n
 	}
 	if options.AppendLimit {
 		limit := s.srv.opts.AppendLimit

@@ -11,6 +11,9 @@ import (
 
 // Create implements CREATE, making missing parents too.
 func (s *session) Create(name string, options *goimap.CreateOptions) error {
+	if err := checkNewName(name); err != nil {
+		return err
+	}
 	loc, err := s.locate(name)
 	if err != nil {
 		return err
@@ -36,10 +39,8 @@ func (s *session) Create(name string, options *goimap.CreateOptions) error {
 	if options != nil && len(options.SpecialUse) > 0 {
 		spec.SpecialUse = string(options.SpecialUse[0])
 	}
-	if err := s.srv.opts.Store.CreateFolder(s.ctx, loc.mailbox.ID, spec); err != nil {
-		return mapError(s.srv.log, err)
-	}
-	return mapError(s.srv.log, s.srv.opts.Store.SetSubscribed(s.ctx, s.user.ID, loc.mailbox.ID, loc.folder, true))
+	// Subscribing is the client's choice (RFC 3501 6.3.6): CREATE does not.
+	return mapError(s.srv.log, s.srv.opts.Store.CreateFolder(s.ctx, loc.mailbox.ID, spec))
 }
 
 // Delete implements DELETE. INBOX cannot be deleted; a folder's subfolders
@@ -69,6 +70,9 @@ func (s *session) Delete(name string) error {
 func (s *session) Rename(oldName, newName string, options *goimap.RenameOptions) error {
 	from, err := s.locate(oldName)
 	if err != nil {
+		return err
+	}
+	if err := checkNewName(newName); err != nil {
 		return err
 	}
 	to, err := s.locate(newName)

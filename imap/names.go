@@ -2,6 +2,8 @@ package imap
 
 import (
 	"strings"
+
+	goimap "github.com/emersion/go-imap/v2"
 )
 
 // The hierarchy delimiter and the prefix of the "other users" namespace
@@ -66,6 +68,36 @@ func (s *session) locateShared(rest string) (location, error) {
 		return location{}, errNonExistent
 	}
 	return location{mailbox: mb, folder: folder}, nil
+}
+
+// Limits on the names CREATE and RENAME make, so a client cannot build
+// names no other client (or file system, on export) can handle.
+const (
+	maxNameBytes = 1024
+	maxNameDepth = 32
+)
+
+var (
+	errNameTooLong = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeLimit, Text: "Mailbox name is too long (at most 1024 bytes)"}
+	errNameTooDeep = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeLimit, Text: "Mailbox name has too many levels (at most 32)"}
+	errNameDots    = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "Mailbox name levels may not be . or .."}
+)
+
+// checkNewName refuses a name a new folder may not have.
+func checkNewName(name string) error {
+	if len(name) > maxNameBytes {
+		return errNameTooLong
+	}
+	parts := strings.Split(name, string(delim))
+	if len(parts) > maxNameDepth {
+		return errNameTooDeep
+	}
+	for _, p := range parts {
+		if p == "." || p == ".." {
+			return errNameDots
+		}
+	}
+	return nil
 }
 
 // validFolderName refuses empty hierarchy levels and wildcard characters.

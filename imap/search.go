@@ -47,7 +47,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 	var uidSet goimap.UIDSet
 	var seqSet goimap.SeqSet
 	err = s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(all), func(info *store.MessageInfo) error {
-		msg := &searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info, recent: info.UID >= sel.recentFrom}
+		msg := &searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info, recent: sel.isRecent(info.UID)}
 		if needBody {
 			body, err := s.body(acc, sel, info.UID)
 			if err != nil {

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"errors"
 	"slices"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -12,15 +13,30 @@ import (
 // selection is the session's selected folder.
 type selection struct {
 	lf       *liveFolder
+	mt       *imapserver.MailboxTracker // this session's alone
 	tracker  *imapserver.SessionTracker
+	account  string
 	viewer   string
 	mailbox  Mailbox
 	folderID uint64
 	folder   string // the store's name
 	name     string // the IMAP name
 	examine  bool   // EXAMINE: nothing may change
-	// recentFrom is the first UID that is \Recent in this session.
-	recentFrom store.UID
+	// rev1: the session speaks IMAP4rev1 and sees \Recent; claims: it
+	// also takes \Recent of messages that arrive while it is selected.
+	rev1, claims bool
+	seenPerUser  bool
+	// wake tells Idle that the tracker has news.
+	wake chan struct{}
+
+	// Guarded by lf.mu:
+	recent      []store.UID // \Recent in this session, ascending
+	claimedTo   store.UID   // \Recent claimed after Select reaches below this
+	recordedTo  store.UID   // claimedTo as the store last recorded it
+	newMessages bool        // EXISTS queued: RECENT follows it
+	expunged    []store.UID // expunged, and the client not yet told
+	echo        bool        // the feed tells this session of its own flag change
+
 	// searchRes is the saved result of SEARCH RETURN (SAVE), for "$".
 	searchRes goimap.UIDSet
 }
@@ -45,50 +61,115 @@ func (s *session) Select(name string, options *goimap.SelectOptions) (*goimap.Se
 		return nil, errNoSelect
 	}
 	acc := s.access(loc.mailbox)
-	rev2 := s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2)
-	view, err := s.srv.opts.Store.Select(s.ctx, acc, loc.folder, !options.ReadOnly && !rev2)
-	if err != nil {
-		return nil, mapError(s.srv.log, err)
-	}
-	lf, tracker, n, err := s.srv.hub.open(s.ctx, acc, loc.folder, view.Info.ID)
+	rev1 := !s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2)
+	claims := rev1 && !options.ReadOnly && !acc.ReadOnly
+	view, err := s.srv.opts.Store.Select(s.ctx, acc, loc.folder, claims)
 	if err != nil {
 		return nil, mapError(s.srv.log, err)
 	}
 	sel := &selection{
-		lf: lf, tracker: tracker, viewer: acc.Viewer, mailbox: loc.mailbox,
+		account: acc.Account, viewer: acc.Viewer, mailbox: loc.mailbox,
 		folderID: view.Info.ID, folder: loc.folder, name: name,
-		examine: options.ReadOnly, recentFrom: view.RecentFrom,
+		examine: options.ReadOnly, rev1: rev1, claims: claims,
+		seenPerUser: acc.SeenPerUser, wake: make(chan struct{}, 1),
+	}
+	n, err := s.srv.hub.open(s.ctx, sel, view)
+	if err != nil {
+		return nil, mapError(s.srv.log, err)
 	}
 	s.mu.Lock()
 	s.selected = sel
 	s.mu.Unlock()
+	data := selectData(sel, view, n)
+	s.recordClaims(sel)
+	return data, nil
+}
 
-	flags := slices.Concat(systemFlags, toIMAPFlags(view.Keywords))
+// recordClaims has the store record the \Recent this session claimed
+// after its Select, so a later Select does not claim those messages again.
+// It runs once the claim is being reported to the client.
+func (s *session) recordClaims(sel *selection) {
+	sel.lf.mu.Lock()
+	to := sel.claimedTo
+	record := to > sel.recordedTo
+	sel.recordedTo = max(to, sel.recordedTo)
+	sel.lf.mu.Unlock()
+	if !record {
+		return
+	}
+	acc := store.Access{Account: sel.account, Viewer: sel.viewer}
+	if err := s.srv.opts.Store.ClaimRecent(s.ctx, acc, sel.folderID, to); err != nil && !errors.Is(err, store.ErrNoFolder) {
+		s.srv.log.Warn("imap: record \\Recent", "err", err)
+	}
+}
+
+// selectData is SELECT's answer. A "read" grantee's folder is read-only
+// unless they keep their own \Seen, which they may set.
+func selectData(sel *selection, view store.FolderView, n uint32) *goimap.SelectData {
+	lf := sel.lf
+	lf.mu.RLock()
+	defer lf.mu.RUnlock()
+	mb := sel.mailbox
+	flags := mailboxFlags(lf.keywords)
 	data := &goimap.SelectData{
 		Flags:       flags,
 		NumMessages: n,
+		NumRecent:   uint32(len(sel.recent)),
 		UIDNext:     goimap.UID(view.Info.UIDNext),
 		UIDValidity: view.Info.UIDValidity,
+		ReadOnly:    mb.ReadOnly && !mb.SeenPerUser,
 	}
-	if !options.ReadOnly && !loc.mailbox.ReadOnly {
+	switch {
+	case sel.examine:
+	case !mb.ReadOnly:
 		data.PermanentFlags = append(slices.Clone(flags), goimap.FlagWildcard)
-	} else if loc.mailbox.ReadOnly && loc.mailbox.SeenPerUser && !options.ReadOnly {
+	case mb.SeenPerUser:
 		data.PermanentFlags = []goimap.Flag{goimap.FlagSeen}
 	}
-	lf.mu.RLock()
 	if last := len(lf.uids); last > 0 && lf.uids[last-1] >= view.Info.UIDNext {
 		data.UIDNext = goimap.UID(lf.uids[last-1] + 1)
 	}
 	if view.FirstUnseen != 0 {
-		data.FirstUnseenSeqNum = tracker.EncodeSeqNum(lf.seqOf(view.FirstUnseen))
+		data.FirstUnseenSeqNum = sel.tracker.EncodeSeqNum(lf.seqOf(view.FirstUnseen))
 	}
-	for _, uid := range lf.uids {
-		if uid >= view.RecentFrom {
-			data.NumRecent++
-		}
+	return data
+}
+
+// recentLocked reports whether a message is \Recent in this session. The
+// caller holds sel.lf.mu.
+func (sel *selection) recentLocked(uid store.UID) bool {
+	return sel.rev1 && hasUID(sel.recent, uid)
+}
+
+// isRecent is recentLocked for callers that do not hold the lock.
+func (sel *selection) isRecent(uid store.UID) bool {
+	sel.lf.mu.RLock()
+	defer sel.lf.mu.RUnlock()
+	return sel.recentLocked(uid)
+}
+
+// withRecent adds \Recent to flags where the message is recent here. The
+// caller holds sel.lf.mu.
+func (sel *selection) withRecent(uid store.UID, flags []goimap.Flag) []goimap.Flag {
+	if sel.recentLocked(uid) {
+		return append(flags, goimap.Flag(`\Recent`))
 	}
-	lf.mu.RUnlock()
-	return data, nil
+	return flags
+}
+
+// recentFlags is withRecent for callers that do not hold the lock.
+func (sel *selection) recentFlags(uid store.UID, flags []goimap.Flag) []goimap.Flag {
+	sel.lf.mu.RLock()
+	defer sel.lf.mu.RUnlock()
+	return sel.withRecent(uid, flags)
+}
+
+// wakeUp tells an idling session to poll.
+func (sel *selection) wakeUp() {
+	select {
+	case sel.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Unselect implements UNSELECT (and the end of CLOSE).
@@ -102,10 +183,10 @@ func (s *session) unselect() {
 	sel := s.selected
 	s.selected = nil
 	s.mu.Unlock()
-	if sel != nil {
-		sel.tracker.Close()
-		s.srv.hub.release(sel.lf, sel.viewer)
+	if sel == nil {
+		return
 	}
+	s.srv.hub.release(sel)
 }
 
 // current returns the selected folder after checking the user still has
@@ -130,26 +211,67 @@ func (s *session) current() (*selection, store.Access, error) {
 	acc.Origin = sel
 	if sel.examine {
 		acc.ReadOnly = true
-		acc.SeenPerUser = false
 	}
 	return sel, acc, nil
 }
 
-// Poll sends pending changes of the selected folder.
+// Poll sends pending changes of the selected folder, and after new
+// messages the number of \Recent ones (IMAP4rev1 clients count on it).
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	if s.selected == nil {
+	sel := s.selected
+	if sel == nil {
 		return nil
 	}
-	return s.selected.tracker.Poll(w, allowExpunge)
+	if err := sel.tracker.Poll(w, allowExpunge); err != nil {
+		return err
+	}
+	sel.lf.mu.Lock()
+	report := sel.newMessages
+	sel.newMessages = false
+	if allowExpunge {
+		sel.expunged = nil
+	}
+	var n uint32
+	if report {
+		n = sel.visibleRecent()
+	}
+	sel.lf.mu.Unlock()
+	if !report {
+		return nil
+	}
+	s.recordClaims(sel)
+	return w.WriteNumRecent(n)
+}
+
+// visibleRecent counts the \Recent messages the client knows of. The
+// caller holds sel.lf.mu.
+func (sel *selection) visibleRecent() uint32 {
+	var n uint32
+	for _, uid := range sel.recent {
+		if seq := sel.lf.seqOf(uid); seq != 0 && sel.tracker.EncodeSeqNum(seq) != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Idle sends changes of the selected folder as they happen.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if s.selected == nil {
+	sel := s.selected
+	if sel == nil {
 		<-stop
 		return nil
 	}
-	return s.selected.tracker.Idle(w, stop)
+	for {
+		select {
+		case <-sel.wake:
+			if err := s.Poll(w, true); err != nil {
+				return err
+			}
+		case <-stop:
+			return nil
+		}
+	}
 }
 
 // resolve turns a command's sequence or UID set into the messages it names,
@@ -199,6 +321,47 @@ func (sel *selection) resolve(numSet goimap.NumSet) []msgRef {
 		return out
 	}
 	return nil
+}
+
+// goneIn reports whether numSet names a message the client still knows
+// but that another session has expunged.
+func (sel *selection) goneIn(numSet goimap.NumSet) bool {
+	if goimap.IsSearchRes(numSet) {
+		numSet = sel.searchRes
+	}
+	sel.lf.mu.RLock()
+	defer sel.lf.mu.RUnlock()
+	if len(sel.expunged) == 0 {
+		return false
+	}
+	// The client's view: the messages it was told of, the expunged ones
+	// still among them, in UID order.
+	var view []store.UID
+	for i, uid := range sel.lf.uids {
+		if sel.tracker.EncodeSeqNum(uint32(i+1)) != 0 {
+			view = append(view, uid)
+		}
+	}
+	view = append(view, sel.expunged...)
+	slices.Sort(view)
+	for seq, uid := range view {
+		if !hasUID(sel.expunged, uid) {
+			continue
+		}
+		switch set := numSet.(type) {
+		case goimap.UIDSet:
+			for _, r := range set {
+				if start, stop := staticRange(uint32(r.Start), uint32(r.Stop), view[len(view)-1]); uid >= start && uid <= stop {
+					return true
+				}
+			}
+		case goimap.SeqSet:
+			if containsSeq(set, uint32(seq+1), uint32(len(view))) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // staticRange resolves "*" (0) to max and orders the bounds.

@@ -30,11 +30,17 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 	op := map[goimap.StoreFlagsOp]store.FlagOp{
 		goimap.StoreFlagsSet: store.FlagsSet, goimap.StoreFlagsAdd: store.FlagsAdd, goimap.StoreFlagsDel: store.FlagsRemove,
 	}[flags.Op]
+	// A keyword new to the folder must reach this client as FLAGS before
+	// any FETCH shows it; FLAGS can only come through the tracker, so the
+	// FETCH responses then come that way too, after it.
+	echo := !flags.Silent && flags.Op != goimap.StoreFlagsDel && !sel.lf.hasKeywords(flags.Flags)
+	sel.setEcho(echo)
 	changed, err := s.srv.opts.Store.StoreFlags(s.ctx, acc, sel.folderID, uidsOf(refs), op, fromIMAPFlags(flags.Flags))
+	sel.setEcho(false)
 	if err != nil {
 		return mapError(s.srv.log, err)
 	}
-	if flags.Silent {
+	if flags.Silent || echo {
 		return nil
 	}
 	seqOf := make(map[store.UID]uint32, len(refs))
@@ -42,22 +48,25 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet goimap.NumSet, flags *
 		seqOf[r.uid] = r.seq
 	}
 	_, byUID := numSet.(goimap.UIDSet)
-	rev1 := !s.conn.EnabledCaps().Has(goimap.CapIMAP4rev2)
 	for _, m := range changed {
 		rw := w.CreateMessage(seqOf[m.UID])
 		if byUID {
 			rw.WriteUID(goimap.UID(m.UID))
 		}
-		imapFlags := toIMAPFlags(m.Flags)
-		if rev1 && m.UID >= sel.recentFrom {
-			imapFlags = append(imapFlags, goimap.Flag(`\Recent`))
-		}
-		rw.WriteFlags(imapFlags)
+		rw.WriteFlags(sel.recentFlags(m.UID, toIMAPFlags(m.Flags)))
 		if err := rw.Close(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setEcho says whether the feed tells this session of its own flag
+// changes.
+func (sel *selection) setEcho(on bool) {
+	sel.lf.mu.Lock()
+	sel.echo = on
+	sel.lf.mu.Unlock()
 }
 
 // Expunge implements EXPUNGE, UID EXPUNGE and the expunge of CLOSE. The
@@ -133,6 +142,11 @@ func (s *session) copyOrMove(numSet goimap.NumSet, dest string, move bool) (*goi
 	}
 	if err != nil {
 		return nil, mapError(s.srv.log, err)
+	}
+	if len(res.Source) == 0 {
+		// Another session expunged or moved them all first: nothing to
+		// report, and COPYUID cannot name an empty set.
+		return nil, nil
 	}
 	data := &goimap.CopyData{UIDValidity: res.UIDValidity}
 	for i := range res.Source {

@@ -66,11 +66,12 @@ func (d *Directory) autoReply(mb *Mailbox, in Inbound) (AutoReplyPlan, bool) {
 	if d.isOwnAddress(mb.ID, sender) {
 		return AutoReplyPlan{}, false
 	}
-	body := replyText(mb, in.Authenticated != "", sender)
+	body, ifContact := replyText(mb, in.Authenticated != "", sender)
 	if body == "" {
 		return AutoReplyPlan{}, false
 	}
 	return AutoReplyPlan{
+		IfContact:  ifContact,
 		MailboxID:  mb.ID,
 		From:       mb.Address,
 		To:         strings.TrimSpace(in.From),
@@ -92,22 +93,24 @@ func inWindow(ar *AutoReply, now time.Time) bool {
 
 // replyText picks the text for the sender: internal senders are those who
 // submitted the message here, authenticated; everyone else is external
-// and answered according to the audience.
-func replyText(mb *Mailbox, internal bool, sender string) string {
+// and answered according to the audience. For the "contacts" audience, a
+// sender not among the file's contacts may still be in the mailbox's
+// address book, which policy cannot read: ifContact leaves that to the
+// caller.
+func replyText(mb *Mailbox, internal bool, sender string) (text string, ifContact bool) {
 	ar := mb.AutoReply
 	if internal {
-		return ar.Internal
+		return ar.Internal, false
 	}
 	switch ar.ExternalAudience {
 	case AudienceAll:
-		return ar.External
+		return ar.External, false
 	case AudienceContacts:
 		base, _ := stripSubaddress(sender)
-		if slices.Contains(mb.Contacts, sender) || slices.Contains(mb.Contacts, base) {
-			return ar.External
-		}
+		inFile := slices.Contains(mb.Contacts, sender) || slices.Contains(mb.Contacts, base)
+		return ar.External, !inFile
 	}
-	return ""
+	return "", false
 }
 
 func replySubject(configured, original string) string {

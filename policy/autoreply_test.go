@@ -81,13 +81,31 @@ func TestAutoReplyWhenAndWhom(t *testing.T) {
 			if len(replies) > 1 {
 				t.Fatalf("%d replies", len(replies))
 			}
-			if len(replies) == 1 {
+			// A reply that depends on the address book is not sent to
+			// anyone whom the book does not list; these books are empty.
+			if len(replies) == 1 && !replies[0].IfContact {
 				got = replies[0].Body
 			}
 			if got != tt.want {
 				t.Errorf("reply %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A stranger under audience "contacts" is left to the address book; a
+// contact from the file is not.
+func TestAutoReplyAsksTheAddressBook(t *testing.T) {
+	t.Parallel()
+	d := replyDirectory(t, nil)
+	for _, tt := range []struct {
+		from      string
+		ifContact bool
+	}{{"stranger@fabrikam.example", true}, {"boss@partner.example", false}} {
+		replies := d.Plan(Inbound{From: tt.from, Recipients: []string{"anna@contoso.test"}, Now: day(5)}).AutoReplies
+		if len(replies) != 1 || replies[0].IfContact != tt.ifContact {
+			t.Errorf("%s: replies %+v, want one with IfContact %v", tt.from, replies, tt.ifContact)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -43,6 +44,7 @@ type Directory struct {
 	mailboxList []*Mailbox // sorted by ID
 	groupList   []*Group   // sorted by ID
 	own         map[string]addrSet
+	postmaster  string // normalized; "" when not set
 
 	// Derived from membership and grants by computeAccess.
 	rights     map[string]map[string]Rights // user ID -> shared mailbox ID -> rights
@@ -74,12 +76,27 @@ func NewDirectory(opts DirectoryOptions) (*Directory, error) {
 	}
 	d.sortLists()
 	problems = append(problems, d.checkReferences()...)
+	problems = append(problems, d.setPostmaster(opts.Postmaster)...)
 	problems = append(problems, d.checkCycles()...)
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
 	d.computeAccess()
 	return d, nil
+}
+
+// setPostmaster checks that the postmaster address names a mailbox or a
+// group of this directory.
+func (d *Directory) setPostmaster(addr string) []error {
+	addr = normalize(addr)
+	if addr == "" {
+		return nil
+	}
+	if _, ok := d.addrs[addr]; !ok {
+		return []error{fmt.Errorf("postmaster %q is not the address of a mailbox or group", addr)}
+	}
+	d.postmaster = addr
+	return nil
 }
 
 func (d *Directory) sortLists() {
@@ -105,14 +122,52 @@ func (d *Directory) Resolve(addr string) (Target, bool) {
 	e, ok := d.addrs[addr]
 	if !ok {
 		base, tagged := stripSubaddress(addr)
-		if !tagged {
-			return Target{}, false
-		}
-		if e, ok = d.addrs[base]; !ok {
-			return Target{}, false
+		if e, ok = d.addrs[base]; !tagged || !ok {
+			if e, ok = d.postmasterEntry(base); !ok {
+				return Target{}, false
+			}
 		}
 	}
 	return Target{Kind: e.kind, ID: e.id, Address: d.primary(e), Alias: e.alias}, true
+}
+
+// postmasterEntry is where postmaster@ a domain without an address of its
+// own goes: the directory's postmaster, when one is set.
+// "postmaster" without a domain goes there too, or, with no postmaster set,
+// to postmaster@ the first domain (in sorted order) that has one.
+func (d *Directory) postmasterEntry(addr string) (entry, bool) {
+	if !d.IsPostmaster(addr) {
+		return entry{}, false
+	}
+	target := d.postmaster
+	if target == "" && addr == postmasterLocal {
+		for _, domain := range d.domainList {
+			if _, ok := d.addrs[postmasterLocal+"@"+domain]; ok {
+				target = postmasterLocal + "@" + domain
+				break
+			}
+		}
+	}
+	e, ok := d.addrs[target]
+	e.alias = true
+	return e, ok
+}
+
+// Postmaster returns who receives postmaster@ of every domain that has no
+// such address of its own: the postmaster address of the configuration,
+// "" when none is set.
+func (d *Directory) Postmaster() string { return d.postmaster }
+
+// Unattended returns the postmaster addresses, one per domain, that
+// nobody receives: no address of their own and no postmaster set.
+func (d *Directory) Unattended() []string {
+	var out []string
+	for _, domain := range d.domainList {
+		if _, ok := d.Resolve(postmasterLocal + "@" + domain); !ok {
+			out = append(out, postmasterLocal+"@"+domain)
+		}
+	}
+	return out
 }
 
 // resolveExact is Resolve without subaddresses, for logins.

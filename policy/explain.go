@@ -111,7 +111,7 @@ func explainAutoReply(b *strings.Builder, mb *Mailbox, now time.Time) {
 		case AudienceAll:
 			external = "all answered"
 		case AudienceContacts:
-			external = fmt.Sprintf("contacts answered (%d)", len(mb.Contacts))
+			external = fmt.Sprintf("contacts answered (%d in the file, and its address book)", len(mb.Contacts))
 		}
 	}
 	fmt.Fprintf(b, "    external senders: %s\n", external)
@@ -195,7 +195,11 @@ func (d *Directory) explainOutcome(b *strings.Builder, addr string) {
 		fmt.Fprintf(b, "  sent on to: %s\n", strings.Join(p.plan.Remote, ", "))
 	}
 	if len(p.forwards) > 0 {
-		fmt.Fprintf(b, "  forwarded (sender rewritten with SRS) to: %s\n", strings.Join(p.forwards, ", "))
+		to := make([]string, len(p.forwards))
+		for i, f := range p.forwards {
+			to[i] = f.To
+		}
+		fmt.Fprintf(b, "  forwarded (sender rewritten with SRS) to: %s\n", strings.Join(to, ", "))
 	}
 }
 

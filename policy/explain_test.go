@@ -49,7 +49,7 @@ func TestExplain(t *testing.T) {
 		{"automatic reply in force", away, "anna@contoso.test", []string{
 			"  automatic reply: enabled from 2027-01-01T00:00:00Z until 2027-01-10T00:00:00Z; in force now\n",
 			"    internal senders: answered\n",
-			"    external senders: contacts answered (1)\n",
+			"    external senders: contacts answered (1 in the file, and its address book)\n",
 		}},
 		{"group member with an automatic reply", away, "quiet@contoso.test", []string{
 			"    anna@contoso.test: user anna (automatic reply in force)\n",

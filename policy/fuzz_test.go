@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -40,16 +41,17 @@ func FuzzCheckRecipient(f *testing.F) {
 	}
 	d := testDirectory(f)
 	f.Fuzz(func(t *testing.T, rcpt string, auth bool) {
-		r := d.CheckRecipient(rcpt, auth)
-		if r == nil {
+		err := d.CheckRecipient(rcpt, auth)
+		if err == nil {
 			p := d.Plan(Inbound{From: "x@fabrikam.example", Recipients: []string{rcpt}, Authenticated: authID(auth)})
 			if len(p.Refusals) > 0 {
 				t.Errorf("accepted %q but the plan refuses it: %+v", rcpt, p.Refusals)
 			}
 			return
 		}
-		if r.Code < 500 || r.Code > 599 || strings.ContainsAny(r.Message, "\r\n") {
-			t.Errorf("CheckRecipient(%q) = %+v", rcpt, *r)
+		var re *RecipientError
+		if !errors.As(err, &re) || strings.ContainsAny(err.Error(), "\r\n") {
+			t.Errorf("CheckRecipient(%q) = %v", rcpt, err)
 		}
 	})
 }

@@ -36,11 +36,20 @@ type Plan struct {
 	Remote []string
 	// Forwards are external forwarding targets; the caller rewrites the
 	// envelope sender with SRS.
-	Forwards    []string
+	Forwards    []ForwardCopy
 	AutoReplies []AutoReplyPlan
-	// Refusals maps recipients (as given) to why they are refused; nil
-	// when every recipient was accepted.
-	Refusals map[string]Refusal
+	// Refusals maps recipients (as given) to why they are refused (a
+	// *RecipientError); nil when every recipient was accepted.
+	Refusals map[string]error
+}
+
+// ForwardCopy is one copy forwarded to an external address.
+type ForwardCopy struct {
+	To string
+	// Via is the primary address of the mailbox whose forwarding sent it:
+	// the copy carries it in a Delivered-To line, so that if it comes back
+	// that mailbox files it once and does not forward it again.
+	Via string
 }
 
 // LocalDelivery is one copy for one mailbox.
@@ -62,6 +71,10 @@ type AutoReplyPlan struct {
 	// per (mailbox, sender, TextKey) per 7 days and start again when the
 	// text changes.
 	TextKey string
+	// IfContact says the sender is not among the contacts in the file:
+	// the reply goes only if the mailbox's own address book lists them,
+	// which the caller reads at the time of the reply.
+	IfContact bool
 }
 
 // Plan routes a message: it expands aliases, subaddresses, groups and
@@ -78,26 +91,26 @@ type AutoReplyPlan struct {
 // headers every recipient is.
 func (d *Directory) Plan(in Inbound) Plan {
 	if in.Header.ReceivedCount > maxReceived {
-		refusals := make(map[string]Refusal, len(in.Recipients))
+		refusals := make(map[string]error, len(in.Recipients))
 		for _, rcpt := range in.Recipients {
-			refusals[rcpt] = *refuseHops()
+			refusals[rcpt] = &RecipientError{Address: normalize(rcpt), Err: ErrTooManyHops}
 		}
 		return Plan{Refusals: refusals}
 	}
 	p := newPlanner(d, in)
 	for _, rcpt := range in.Recipients {
-		if r := d.CheckRecipient(rcpt, in.Authenticated != ""); r != nil {
+		if err := d.CheckRecipient(rcpt, in.Authenticated != ""); err != nil {
 			if p.plan.Refusals == nil {
-				p.plan.Refusals = make(map[string]Refusal)
+				p.plan.Refusals = make(map[string]error)
 			}
-			p.plan.Refusals[rcpt] = *r
+			p.plan.Refusals[rcpt] = err
 			continue
 		}
 		p.route(rcpt)
 	}
 	p.plan.AutoReplies = p.autoReplies()
 	for _, f := range p.forwards {
-		if !p.remoteSeen.has(normalize(f)) {
+		if !p.remoteSeen.has(normalize(f.To)) {
 			p.plan.Forwards = append(p.plan.Forwards, f)
 		}
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"slices"
 	"testing"
 )
@@ -10,11 +11,14 @@ type outcome struct {
 	kept     []string // mailbox IDs, sorted
 	remote   []string
 	forwards []string
-	refused  map[string][3]int
+	refused  map[string]error
 }
 
 func outcomeOf(p Plan) outcome {
-	o := outcome{remote: p.Remote, forwards: p.Forwards}
+	o := outcome{remote: p.Remote}
+	for _, f := range p.Forwards {
+		o.forwards = append(o.forwards, f.To)
+	}
 	seen := map[string]bool{}
 	for _, ld := range p.Deliveries {
 		o.kept = append(o.kept, ld.MailboxID)
@@ -22,9 +26,9 @@ func outcomeOf(p Plan) outcome {
 	}
 	o.kept = sorted(o.kept)
 	if len(p.Refusals) > 0 {
-		o.refused = map[string][3]int{}
-		for rcpt, r := range p.Refusals {
-			o.refused[rcpt] = r.Enhanced
+		o.refused = map[string]error{}
+		for rcpt, err := range p.Refusals {
+			o.refused[rcpt] = errors.Unwrap(err)
 		}
 	}
 	return o
@@ -64,16 +68,16 @@ func TestPlanRecipients(t *testing.T) {
 		{"open group containing a closed one", []string{"news@contoso.test"}, "", 0,
 			outcome{kept: sorted(append([]string{"anna"}, everyoneInSales...)), remote: []string{"partner@fabrikam.example"}}},
 		{"closed group from outside", []string{"sales@contoso.test", "anna@contoso.test"}, "", 0,
-			outcome{kept: []string{"anna"}, refused: map[string][3]int{"sales@contoso.test": {5, 7, 1}}}},
+			outcome{kept: []string{"anna"}, refused: map[string]error{"sales@contoso.test": ErrLocalSendersOnly}}},
 		{"unknown local recipient", []string{"ghost@contoso.test", "bo@contoso.test"}, "", 0,
-			outcome{kept: []string{"bo"}, refused: map[string][3]int{"ghost@contoso.test": {5, 1, 1}}}},
+			outcome{kept: []string{"bo"}, refused: map[string]error{"ghost@contoso.test": ErrNoSuchMailbox}}},
 		{"external recipient of a local sender", []string{"Someone@Fabrikam.example", "someone@fabrikam.example", "anna@contoso.test"}, "bo", 0,
 			outcome{kept: []string{"anna"}, remote: []string{"Someone@Fabrikam.example"}}},
 		{"no relay from outside", []string{"someone@fabrikam.example"}, "", 0,
-			outcome{refused: map[string][3]int{"someone@fabrikam.example": {5, 7, 1}}}},
+			outcome{refused: map[string]error{"someone@fabrikam.example": ErrRelayDenied}}},
 		{"30 Received headers pass", []string{"anna@contoso.test"}, "", 30, outcome{kept: []string{"anna"}}},
 		{"31 Received headers are a loop", []string{"anna@contoso.test", "sales@contoso.test"}, "", 31,
-			outcome{refused: map[string][3]int{"anna@contoso.test": {5, 4, 6}, "sales@contoso.test": {5, 4, 6}}}},
+			outcome{refused: map[string]error{"anna@contoso.test": ErrTooManyHops, "sales@contoso.test": ErrTooManyHops}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,9 +101,9 @@ func TestPlanRefusalText(t *testing.T) {
 	t.Parallel()
 	d := testDirectory(t)
 	p := d.Plan(Inbound{From: "x@fabrikam.example", Recipients: []string{"anna@contoso.test"}, Header: Header{ReceivedCount: 31}})
-	want := Refusal{Code: 554, Enhanced: [3]int{5, 4, 6}, Message: "too many hops"}
-	if got := p.Refusals["anna@contoso.test"]; got != want {
-		t.Errorf("refusal %+v, want %+v", got, want)
+	got := p.Refusals["anna@contoso.test"]
+	if !errors.Is(got, ErrTooManyHops) || got.Error() != "<anna@contoso.test>: too many hops" {
+		t.Errorf("refusal %v", got)
 	}
 }
 

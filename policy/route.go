@@ -19,7 +19,7 @@ type planner struct {
 	order       []string // mailbox IDs in the order first reached
 	kept        map[string]bool
 	remoteSeen  addrSet
-	forwards    []string
+	forwards    []ForwardCopy
 	forwardSeen addrSet
 	deliveredTo addrSet
 	// replyEdges[from] lists mailboxes that answer automatically if from
@@ -114,7 +114,7 @@ func (p *planner) forward(mb *Mailbox) bool {
 		case !ok && p.d.IsLocalDomain(domainOf(to)):
 			// Nothing there (NewDirectory refuses this): not reached.
 		case !ok:
-			p.addForward(to)
+			p.addForward(to, mb.Address)
 			reached = true
 		case t.Kind == KindGroup:
 			reached = p.expandGroup(t.ID, mb.ID, true, map[string]bool{}) || reached
@@ -162,13 +162,13 @@ func (p *planner) addRemote(addr string) {
 	p.plan.Remote = append(p.plan.Remote, addr)
 }
 
-func (p *planner) addForward(addr string) {
+func (p *planner) addForward(addr, via string) {
 	key := normalize(addr)
 	if p.forwardSeen.has(key) {
 		return
 	}
 	p.forwardSeen.add(key)
-	p.forwards = append(p.forwards, addr)
+	p.forwards = append(p.forwards, ForwardCopy{To: addr, Via: via})
 }
 
 // answering returns the mailboxes allowed to answer automatically: those

@@ -83,6 +83,7 @@ type Mailbox struct {
 	Aliases      []string // lower case
 	PasswordHash string   // users only
 	IMAP, SMTP   bool     // mail apps
+	DAV          bool     // address books over CardDAV
 	Quota        int64    // bytes; 0 means unlimited
 	Contacts     []string // known senders for automatic replies, lower case
 	Forward      *Forward
@@ -110,4 +111,8 @@ type DirectoryOptions struct {
 	Domains   []string
 	Mailboxes []Mailbox
 	Groups    []Group
+	// Postmaster is the address (of a mailbox or group here) that receives
+	// postmaster@ of every domain without such an address of its own;
+	// "" for none.
+	Postmaster string
 }

@@ -61,7 +61,9 @@ func domainOf(addr string) string {
 	return strings.ToLower(addr[at+1:])
 }
 
-// mode is the TLS policy for every connection of this runner.
+// mode is the TLS policy for every connection of this runner. A
+// smarthost in "may" mode is treated exactly as an MX: STARTTLS when
+// offered, plaintext otherwise (credentials are still sent only over TLS).
 func (r *Runner) mode() tlsMode {
 	if r.opts.Smarthost == "" {
 		return tlsOpportunistic
@@ -71,8 +73,10 @@ func (r *Runner) mode() tlsMode {
 		return tlsImplicit
 	case SmarthostPlain:
 		return tlsNone
+	case SmarthostSTARTTLS:
+		return tlsStartTLS
 	}
-	return tlsStartTLS
+	return tlsOpportunistic
 }
 
 // deliverGroup delivers body to one group over one connection, trying the

@@ -49,7 +49,8 @@ type Signer interface {
 
 // Smarthost TLS modes.
 const (
-	SmarthostSTARTTLS = "starttls" // STARTTLS required (the default)
+	SmarthostMay      = "may"      // STARTTLS when offered, as MX delivery does (the default)
+	SmarthostSTARTTLS = "starttls" // STARTTLS required
 	SmarthostTLS      = "tls"      // implicit TLS from the first byte
 	SmarthostPlain    = "none"     // no TLS, and therefore no AUTH
 )
@@ -68,7 +69,7 @@ type Options struct {
 	Storage      Storage
 	Hostname     string // EHLO name, Reporting-MTA and MAILER-DAEMON domain
 	Smarthost    string // "host:port"; "" delivers to each domain's MX
-	SmarthostTLS string // SmarthostSTARTTLS (default), SmarthostTLS or SmarthostPlain
+	SmarthostTLS string // SmarthostMay (default), SmarthostSTARTTLS, SmarthostTLS or SmarthostPlain
 
 	// SmarthostUsername and SmarthostPassword, when set, are sent with AUTH
 	// PLAIN, and only over TLS.
@@ -132,10 +133,10 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	switch o.SmarthostTLS {
 	case "":
-		o.SmarthostTLS = SmarthostSTARTTLS
-	case SmarthostSTARTTLS, SmarthostTLS, SmarthostPlain:
+		o.SmarthostTLS = SmarthostMay
+	case SmarthostMay, SmarthostSTARTTLS, SmarthostTLS, SmarthostPlain:
 	default:
-		errs = append(errs, fmt.Errorf("smarthost TLS mode %q: want starttls, tls or none", o.SmarthostTLS))
+		errs = append(errs, fmt.Errorf("smarthost TLS mode %q: want may, starttls, tls or none", o.SmarthostTLS))
 	}
 	if o.SmarthostUsername != "" && o.SmarthostTLS == SmarthostPlain {
 		errs = append(errs, errors.New("smarthost credentials are only sent over TLS, but its TLS mode is none"))

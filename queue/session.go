@@ -185,7 +185,7 @@ func (r *Runner) startTLS(ctx context.Context, s *session, t target, mode tlsMod
 		// Refused: the session goes on in plaintext (RFC 3207 section 4).
 		return s, nil
 	}
-	tc, err := handshake(ctx, s.conn, r.tlsConfig(t.host, mode == tlsStartTLS))
+	tc, err := handshake(ctx, s.conn, r.tlsConfig(t.host, mode == tlsStartTLS || r.sendsCredentials()))
 	if err != nil {
 		return nil, err
 	}
@@ -227,10 +227,17 @@ func (s *session) hello(name string) error {
 	return err
 }
 
+// sendsCredentials reports whether connections log in to a smarthost: its
+// certificate is then verified whenever TLS is used, also when STARTTLS is
+// opportunistic, so the password never goes to an impostor.
+func (r *Runner) sendsCredentials() bool {
+	return r.opts.Smarthost != "" && r.opts.SmarthostUsername != ""
+}
+
 // authenticate logs in to the smarthost when credentials are configured,
 // never over a plaintext connection.
 func (r *Runner) authenticate(s *session) error {
-	if r.opts.Smarthost == "" || r.opts.SmarthostUsername == "" {
+	if !r.sendsCredentials() {
 		return nil
 	}
 	if !s.tls {

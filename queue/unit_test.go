@@ -269,7 +269,7 @@ func TestNewChecksOptions(t *testing.T) {
 		case tt.want == "":
 			got := r.opts
 			if got.Port != 25 || got.RetryAfter != DefaultRetryAfter || got.Lifetime != DefaultLifetime ||
-				got.DelayWarning != DefaultDelayWarning || got.Concurrency != 8 || got.SmarthostTLS != SmarthostSTARTTLS {
+				got.DelayWarning != DefaultDelayWarning || got.Concurrency != 8 || got.SmarthostTLS != SmarthostMay {
 				t.Errorf("defaults not applied: %+v", got)
 			}
 		}

@@ -1,8 +1,9 @@
 // Package smtp serves postkasse's SMTP listeners with go-smtp: the MX port,
 // where other servers hand over mail for local recipients, and submission
-// (STARTTLS or implicit TLS with AUTH), where users send mail. It asks the
-// routing policy for verdicts, hands accepted messages to the delivery
-// agent, and maps every outcome to a standard SMTP reply.
+// (STARTTLS or implicit TLS with AUTH), where users send mail. Each
+// transaction is a delivery.Transaction, which decides under the routing
+// policy; this package speaks the protocol around it and maps every
+// refusal to a standard SMTP reply in one function (reply).
 //
 // It knows nothing of TOML, IMAP or bbolt.
 package smtp
@@ -22,7 +23,6 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"postkasse.dev/postkasse/delivery"
-	"postkasse.dev/postkasse/policy"
 )
 
 // Errors an Authenticator returns.
@@ -37,37 +37,40 @@ var (
 // Authenticator checks submission credentials.
 type Authenticator interface {
 	// Authenticate returns the id of the user with this address (primary
-	// or alias) and password.
+	// or alias) and password. The forms that open a shared mailbox as an
+	// account (target*member, member\target) return the member's id: the
+	// session has the member's rights, so it sends as the shared mailbox
+	// where those allow.
 	Authenticate(username, password string) (userID string, err error)
-}
-
-// QuotaChecker tells whether a mailbox can take a message of a size.
-type QuotaChecker interface {
-	// HasRoom reports whether the mailbox with id can take size more bytes.
-	HasRoom(ctx context.Context, mailboxID string, size int64) (bool, error)
 }
 
 // Options configure a Server.
 type Options struct {
-	Hostname  string
-	Directory func() *policy.Directory
-	Agent     *delivery.Agent
-	Quota     QuotaChecker
-	Auth      Authenticator // required for submission
+	Hostname string
+	Agent    *delivery.Agent
+	Auth     Authenticator // required for submission
 	// Submission makes this a submission listener: every transaction needs
 	// AUTH, and senders are checked against send-as rights.
 	Submission      bool
 	MaxMessageBytes int64
-	MaxRecipients   int // 0 means 2000
-	TLSConfig       *tls.Config
+	// MaxRecipients bounds the recipients of one transaction for every
+	// client, trusted or not (the agent's limit applies to the others);
+	// 0 means 2000.
+	MaxRecipients int
+	TLSConfig     *tls.Config
 	// InsecureAuth allows AUTH without TLS; the caller sets it only for
 	// loopback listeners.
 	InsecureAuth bool
 	// AuthFailureDelay is how long a refused AUTH waits before its 535,
 	// to slow down password guessing.
 	AuthFailureDelay time.Duration
-	Logger           *slog.Logger
-	Debug            io.Writer
+	// Trusted tells whether a client address is in the organisation's own
+	// networks, exempt from the limits on unknown recipients (and, through
+	// the agent, on recipients per message). nil trusts loopback only.
+	Trusted func(net.IP) bool
+	// UnknownRecipientDelay holds back each unknown-recipient answer past
+	// the 20th on one connection; 0 means one second.
+	UnknownRecipientDelay time.Duration
 
 	// Guard, when set, refuses logins from addresses that failed too
 	// often and is told of every wrong password.
@@ -76,6 +79,8 @@ type Options struct {
 	// of a message; TransactionTimeout bounds MAIL to the end of DATA.
 	// Zero means DefaultCommandTimeout and DefaultTransactionTimeout.
 	CommandTimeout, TransactionTimeout time.Duration
+	Logger                             *slog.Logger
+	Debug                              io.Writer
 	// Metrics, when set, counts messages, refusals and logins.
 	Metrics Metrics
 }
@@ -115,8 +120,8 @@ func (s *Server) end() {
 
 // New creates a server.
 func New(opts Options) (*Server, error) {
-	if opts.Directory == nil || opts.Agent == nil {
-		return nil, errors.New("smtp: Directory and Agent are required")
+	if opts.Agent == nil {
+		return nil, errors.New("smtp: Agent is required")
 	}
 	if opts.Submission && opts.Auth == nil {
 		return nil, errors.New("smtp: submission needs an Authenticator")
@@ -129,6 +134,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.TransactionTimeout == 0 {
 		opts.TransactionTimeout = DefaultTransactionTimeout
+	}
+	if opts.Trusted == nil {
+		opts.Trusted = net.IP.IsLoopback
+	}
+	if opts.UnknownRecipientDelay == 0 {
+		opts.UnknownRecipientDelay = time.Second
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = noMetrics{}
@@ -214,9 +225,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // line is written to the socket directly, at a moment when no command is
 // being answered (transactions have ended or run out of time).
 func (s *Server) sayGoodbye() {
-	line := fmt.Sprintf("%d %d.%d.%d %s %s\r\n", errShuttingDown.Code,
-		errShuttingDown.EnhancedCode[0], errShuttingDown.EnhancedCode[1], errShuttingDown.EnhancedCode[2],
-		s.opts.Hostname, errShuttingDown.Message)
+	line := replyLine(s.opts.Hostname, errShuttingDown)
 	var conns []net.Conn
 	s.mu.Lock()
 	for sess := range s.sessions {

@@ -1,10 +1,10 @@
 package smtp
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,30 +15,36 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"postkasse.dev/postkasse/delivery"
+	"postkasse.dev/postkasse/policy"
 )
 
 // session is one SMTP connection.
 type session struct {
-	srv  *Server
-	conn *gosmtp.Conn
-	log  *slog.Logger
+	srv     *Server
+	conn    *gosmtp.Conn
+	log     *slog.Logger
+	remote  string
+	trusted bool // the client is in the trusted networks: no limits
 
 	user     string // authenticated user id
 	userName string // the address they logged in with
 
-	// The transaction under way.
-	active     bool
-	from       string
-	size       int64
-	recipients []string
+	tx      *delivery.Transaction // the transaction under way, nil between them
+	unknown int                   // RCPTs answered 550 5.1.1 on this connection
 }
 
 func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
-	remote := ""
+	sess := &session{srv: s, conn: c}
 	if nc := c.Conn(); nc != nil {
-		remote = nc.RemoteAddr().String()
+		sess.remote = nc.RemoteAddr().String()
+		if tcp, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+			sess.trusted = s.opts.Trusted(tcp.IP)
+		}
 	}
-	sess := &session{srv: s, conn: c, log: s.log.With("remote", remote)}
+	sess.log = s.log.With("remote", sess.remote)
+	if !s.opts.Submission {
+		sess.log.Info("smtp connect", "trusted", sess.trusted)
+	}
 	s.track(sess)
 	return countedSession{sess, s.opts.Metrics}, nil
 }
@@ -61,7 +67,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && !strings.EqualFold(identity, username) {
-				return errAuthzFailed
+				// An authorization identity opens a shared mailbox as
+				// an account (SPEC §5), as the login target*member does.
+				username = identity + "*" + username
 			}
 			return s.authenticate(username, password)
 		}), nil
@@ -97,136 +105,132 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	if s.srv.ctx.Err() != nil {
 		return errShuttingDown
 	}
-	if s.srv.opts.Submission {
-		// Refused here rather than after the whole message was uploaded;
-		// the From: header is checked after DATA.
-		if err := s.srv.opts.Directory().CheckEnvelopeSender(s.user, from); err != nil {
-			s.log.Info("sender refused", "user", s.userName, "from", from, "reason", err.Error())
-			return sendAsError(err)
-		}
+	var size int64
+	if opts != nil {
+		size = opts.Size
 	}
-	if opts != nil && opts.Size > 0 && s.srv.opts.MaxMessageBytes > 0 && opts.Size > s.srv.opts.MaxMessageBytes {
+	if size > 0 && s.srv.opts.MaxMessageBytes > 0 && size > s.srv.opts.MaxMessageBytes {
 		return errTooBig
 	}
 	s.reset()
+	_, tls := s.conn.TLSConnectionState()
+	facts := delivery.Facts{
+		RemoteAddr: s.remote, Helo: s.conn.Hostname(), TLS: tls, Authenticated: s.user, Trusted: s.trusted,
+	}
+	tx, err := s.srv.opts.Agent.Begin(facts, from, size)
+	if err != nil {
+		// On submission a refused sender is refused here, rather than after
+		// the whole message was uploaded.
+		s.log.Info("sender refused", "user", s.userName, "from", from, "reason", err.Error())
+		return s.refuse("mail", err)
+	}
 	s.srv.begin()
 	s.srv.beginTransaction(s.conn)
-	s.active = true
-	s.from = strings.TrimSpace(from)
-	if opts != nil {
-		s.size = opts.Size
-	}
+	s.tx = tx
 	return nil
 }
 
-// Rcpt adds a recipient after asking the policy.
+// Rcpt adds a recipient to the transaction.
 func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
-	to = strings.TrimSpace(to)
-	if _, ok := s.srv.opts.Agent.ReverseSRS(to); ok {
-		// A bounce to a forwarded message: it goes back to the original sender.
-		s.recipients = append(s.recipients, to)
+	err := s.tx.AddRecipient(s.srv.ctx, to)
+	if err == nil {
 		return nil
 	}
-	dir := s.srv.opts.Directory()
-	if refusal := dir.CheckRecipient(to, s.user != ""); refusal != nil {
-		s.log.Info("recipient refused", "from", s.from, "to", to, "code", refusal.Code)
-		return refusalError(refusal)
+	s.log.Debug("recipient refused", "id", s.tx.ID(), "to", to, "reason", err.Error())
+	if errors.Is(err, policy.ErrNoSuchMailbox) && !s.trusted {
+		return s.unknownRecipient(err)
 	}
-	if target, ok := dir.Resolve(to); ok && s.srv.opts.Quota != nil {
-		if err := s.checkQuota(target.ID, target.Kind.String()); err != nil {
-			s.log.Info("recipient refused", "from", s.from, "to", to, "reason", "quota")
-			return err
+	return s.refuse("rcpt", err)
+}
+
+// The unknown-recipient answers one connection gets before they slow
+// down, and before it is closed: harvesting addresses is slow, while a
+// real sender's few typos are answered at once.
+const (
+	unknownSlowAfter  = 20
+	unknownCloseAfter = 30
+)
+
+// unknownRecipient answers a 550 5.1.1, slowly past unknownSlowAfter of
+// them, and past unknownCloseAfter with 421 and the end of the connection.
+func (s *session) unknownRecipient(err error) error {
+	s.unknown++
+	if s.unknown > unknownCloseAfter {
+		s.log.Info("too many unknown recipients; closing", "count", s.unknown)
+		s.closeWith(errTooManyUnknown)
+		return errTooManyUnknown
+	}
+	if s.unknown > unknownSlowAfter {
+		select {
+		case <-time.After(s.srv.opts.UnknownRecipientDelay):
+		case <-s.srv.ctx.Done():
 		}
 	}
-	s.recipients = append(s.recipients, to)
-	return nil
+	return s.refuse("rcpt", err)
 }
 
-// checkQuota refuses a mailbox that is full (or would be, by the SIZE the
-// client announced). Groups are not checked here: each member's copy is.
-func (s *session) checkQuota(id, kind string) error {
-	if kind == "group" {
-		return nil
+// closeWith writes a last reply and closes the connection. go-smtp cannot
+// close a connection after a reply of a command, so the line goes to the
+// socket directly; go-smtp's own answer then fails on the closed socket.
+func (s *session) closeWith(e *gosmtp.SMTPError) {
+	nc := s.conn.Conn()
+	if nc == nil {
+		return
 	}
-	ok, err := s.srv.opts.Quota.HasRoom(s.srv.ctx, id, max(s.size, 1))
-	if err != nil {
-		return s.internal("quota check", err)
-	}
-	if !ok {
-		return errQuota
-	}
-	return nil
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	io.WriteString(nc, replyLine(s.srv.opts.Hostname, e))
+	nc.Close()
+}
+
+// replyLine is e as one reply line.
+func replyLine(hostname string, e *gosmtp.SMTPError) string {
+	return fmt.Sprintf("%d %d.%d.%d %s %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], hostname, e.Message)
 }
 
 // Data reads the message and delivers it.
 func (s *session) Data(r io.Reader) error {
 	body, err := io.ReadAll(r)
 	if err != nil {
-		if errors.Is(err, gosmtp.ErrTooLongLine) {
-			s.log.Info("message refused", "from", s.from, "reason", "line too long")
-			return errLineTooLong
-		}
-		var smtpErr *gosmtp.SMTPError
-		if errors.As(err, &smtpErr) {
-			s.log.Info("message refused", "from", s.from, "reason", smtpErr.Message)
-			return smtpErr
-		}
-		if clientGone(err) {
-			s.log.Info("message abandoned", "from", s.from, "reason", err.Error())
-			return err // nobody is left to read a reply
-		}
-		return s.internal("read message", err)
+		return s.readFailed(err)
 	}
-	if hasBareLF(body) {
-		s.log.Info("message refused", "from", s.from, "reason", "bare LF")
-		return errBareLF
+	if reason := badLineEnding(body); reason != "" {
+		s.log.Info("message refused", "id", s.tx.ID(), "reason", reason)
+		return errBadLineEndings
 	}
-	if s.srv.opts.Submission {
-		if body, err = s.checkSubmission(body); err != nil {
-			return err
-		}
-	}
-	_, tls := s.conn.TLSConnectionState()
-	msg := &delivery.Message{
-		From: s.from, Recipients: s.recipients, Authenticated: s.user, Body: body,
-		RemoteAddr: s.remoteAddr(), Helo: s.conn.Hostname(), TLS: tls,
-	}
-	res, err := s.srv.opts.Agent.Deliver(s.srv.ctx, msg)
-	if errors.Is(err, delivery.ErrTooManyHops) {
-		s.log.Info("message refused", "from", s.from, "reason", "too many hops")
-		return errTooManyHops
-	}
-	if err != nil {
-		return s.internal("deliver", err)
-	}
-	if len(res.Refused) > 0 && res.Stored == 0 && res.Queued == 0 {
-		return errTooManyHops
+	if err := s.tx.Data(s.srv.ctx, body); err != nil {
+		return s.refuse("data", err)
 	}
 	return nil
 }
 
-// checkSubmission enforces send-as rights (SPEC §5) and adds the
-// Message-ID and Date a client left out.
-func (s *session) checkSubmission(body []byte) ([]byte, error) {
-	h := readHeader(body)
-	dir := s.srv.opts.Directory()
-	from := addresses(h, "From")
-	sender := ""
-	if l := addresses(h, "Sender"); len(l) > 0 {
-		sender = l[0]
+// readFailed answers a DATA or BDAT that could not be read whole.
+func (s *session) readFailed(err error) error {
+	if errors.Is(err, gosmtp.ErrTooLongLine) {
+		s.log.Info("message refused", "id", s.tx.ID(), "reason", "line too long")
+		return errLineTooLong
 	}
-	if err := dir.CheckSubmission(s.user, s.from, from, sender); err != nil {
-		s.log.Info("message refused", "user", s.userName, "from", s.from, "reason", err.Error())
-		return nil, sendAsError(err)
+	var smtpErr *gosmtp.SMTPError
+	if errors.As(err, &smtpErr) {
+		s.log.Info("message refused", "id", s.tx.ID(), "reason", smtpErr.Message)
+		return smtpErr
 	}
-	return completeHeader(body, h, s.srv.opts.Hostname), nil
+	if clientGone(err) {
+		s.log.Info("message abandoned", "id", s.tx.ID(), "reason", err.Error())
+		return err // nobody is left to read a reply
+	}
+	return s.internal("read message", err)
 }
 
-func (s *session) remoteAddr() string {
-	if nc := s.conn.Conn(); nc != nil {
-		return nc.RemoteAddr().String()
+// refuse answers a refusal with its reply, and any other error with a
+// temporary failure under a logged reference.
+func (s *session) refuse(op string, err error) error {
+	if r := reply(err); r != nil {
+		return r
 	}
-	return ""
+	if s.srv.ctx.Err() != nil {
+		return errShuttingDown
+	}
+	return s.internal(op, err)
 }
 
 // internal logs an unexpected error under a reference and returns a
@@ -251,12 +255,12 @@ func clientGone(err error) bool {
 func (s *session) Reset() { s.reset() }
 
 func (s *session) reset() {
-	if s.active {
-		s.active = false
+	if s.tx != nil {
+		s.tx.Abort()
+		s.tx = nil
 		s.srv.end()
 		s.srv.endTransaction(s.conn)
 	}
-	s.from, s.size, s.recipients = "", 0, nil
 }
 
 // Logout ends the session.
@@ -266,18 +270,23 @@ func (s *session) Logout() error {
 	return nil
 }
 
-// hasBareLF reports a LF not preceded by CR: SMTP smuggling and broken
-// clients alike are refused, and nothing with bare LF is relayed.
-func hasBareLF(b []byte) bool {
-	for i := bytes.IndexByte(b, '\n'); i >= 0; {
-		if i == 0 || b[i-1] != '\r' {
-			return true
+// badLineEnding names what makes a message unacceptable to relay: a LF
+// not preceded by CR, a CR not followed by LF, or a NUL (SMTP smuggling
+// and broken clients alike); "" when there is none.
+func badLineEnding(b []byte) string {
+	for i, c := range b {
+		switch c {
+		case 0:
+			return "NUL"
+		case '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return "bare LF"
+			}
+		case '\r':
+			if i+1 == len(b) || b[i+1] != '\n' {
+				return "bare CR"
+			}
 		}
-		next := bytes.IndexByte(b[i+1:], '\n')
-		if next < 0 {
-			return false
-		}
-		i += 1 + next
 	}
-	return false
+	return ""
 }

@@ -10,38 +10,40 @@ import (
 	"testing"
 )
 
-func TestHasBareLF(t *testing.T) {
+func TestBadLineEnding(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]bool{
-		"":                          false,
-		"a\r\nb\r\n":                false,
-		"a\nb":                      true,
-		"\n":                        true,
-		"a\r\n\r\nbody\nmore\r\n":   true,
-		"no line end at all":        false,
-		"a\r\nb\r":                  false,
-		"x\r\n.\nMAIL FROM:<e>\r\n": true,
+	for in, want := range map[string]string{
+		"":                          "",
+		"a\r\nb\r\n":                "",
+		"a\nb":                      "bare LF",
+		"\n":                        "bare LF",
+		"a\r\n\r\nbody\nmore\r\n":   "bare LF",
+		"no line end at all":        "",
+		"a\r\nb\r":                  "bare CR",
+		"a\rb\r\n":                  "bare CR",
+		"\r\r\n":                    "bare CR",
+		"a\x00b\r\n":                "NUL",
+		"x\r\n.\nMAIL FROM:<e>\r\n": "bare LF",
+		"x\r\n.\rMAIL FROM:<e>\r\n": "bare CR",
 	} {
-		if got := hasBareLF([]byte(in)); got != want {
-			t.Errorf("hasBareLF(%q) = %v, want %v", in, got, want)
+		if got := badLineEnding([]byte(in)); got != want {
+			t.Errorf("badLineEnding(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
-// FuzzHasBareLF checks the scanner against the plain definition.
-func FuzzHasBareLF(f *testing.F) {
+// FuzzBadLineEnding checks the scanner against the plain definition: every
+// CR is followed by LF, every LF preceded by CR, and there is no NUL.
+func FuzzBadLineEnding(f *testing.F) {
 	f.Add([]byte("a\r\nb\nc"))
 	f.Add([]byte("\r\n\r\n"))
+	f.Add([]byte("a\rb\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		want := false
-		for i, c := range b {
-			if c == '\n' && (i == 0 || b[i-1] != '\r') {
-				want = true
-				break
-			}
-		}
-		if got := hasBareLF(b); got != want {
-			t.Fatalf("hasBareLF(%q) = %v, want %v", b, got, want)
+		clean := !bytes.ContainsRune(b, 0) &&
+			bytes.Count(b, []byte("\r")) == bytes.Count(b, []byte("\r\n")) &&
+			bytes.Count(b, []byte("\n")) == bytes.Count(b, []byte("\r\n"))
+		if got := badLineEnding(b); (got == "") != clean {
+			t.Fatalf("badLineEnding(%q) = %q, want clean=%v", b, got, clean)
 		}
 	})
 }

@@ -3,11 +3,15 @@
 // that forwarded mail passes SPF at the next hop and bounces find their way
 // back through us to the original sender.
 //
-//	SRS0=HHHH=TT=orig-domain=orig-local@our-domain
+//	SRS0=HHHHHHHHHH=TT=orig-domain=orig-local@our-domain
 //
-// HHHH is the first four characters of the base64 HMAC-SHA1, under a
-// secret, of TT, orig-domain and orig-local in lower case; TT is the day
-// (days since the epoch, modulo 1024) in two base32 characters. Addresses
+// HHHHHHHHHH is the first ten characters (50 bits) of the base32 HMAC-SHA1,
+// under a secret, of TT, orig-domain and orig-local in lower case; TT is
+// the day (days since the epoch, modulo 1024) in two base32 characters.
+// The hash is compared exactly, in constant time: at 50 bits, guessing it
+// is out of reach (libsrs2's four base64 characters, 24 bits, compared
+// without case, were found by brute force within a minute), and a mailer
+// that changes its case breaks the address, as it would any other. Addresses
 // are honoured for 21 days; as in every implementation of the scheme, the
 // day wraps after 1024 days, so an address is valid again for 21 days each
 // time its day comes round. Rewritten local parts may exceed the 64
@@ -20,7 +24,7 @@ package srs
 import (
 	"crypto/hmac"
 	"crypto/sha1"
-	"encoding/base64"
+	encbase32 "encoding/base32"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,7 +45,7 @@ const (
 	// MaxAgeDays is how long a rewritten address is honoured.
 	MaxAgeDays = 21
 
-	hashLen   = 4
+	hashLen   = 10      // base32 characters: 50 bits
 	timeSlots = 1 << 10 // two base32 characters
 	day       = 24 * 60 * 60
 	base32    = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -103,8 +107,9 @@ func (r *Rewriter) srs1(host, user string) string {
 
 // Reverse returns the address an SRS address stands for: the original
 // sender for SRS0, the previous hop's SRS0 address for SRS1. The hash is
-// compared case-insensitively (some mailers fold local parts to one case);
-// SRS0 addresses older than MaxAgeDays are refused with ErrExpired.
+// compared exactly, case included; SRS0 addresses older than MaxAgeDays
+// are refused with ErrExpired. Addresses of the old four-character form
+// are refused with ErrBadHash.
 func (r *Rewriter) Reverse(addr string, now time.Time) (string, error) {
 	local, _, ok := split(strings.TrimSpace(addr))
 	if !ok {
@@ -202,19 +207,21 @@ func parseSRS1(local string) (hash, host, user string, ok bool) {
 	return hash, host, user, ok
 }
 
-// hash is the first hashLen characters of the base64 HMAC-SHA1 of the
-// parts in lower case, so that it survives case folding of the address.
+// hash is the first hashLen characters of the base32 HMAC-SHA1 of the
+// parts in lower case, so the case of the other fields does not matter.
 func (r *Rewriter) hash(parts ...string) string {
 	mac := hmac.New(sha1.New, r.secret)
 	for _, p := range parts {
 		mac.Write([]byte(strings.ToLower(p)))
 	}
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))[:hashLen]
+	// The standard alphabet is the timestamps' (RFC 4648: A-Z, 2-7).
+	return encbase32.StdEncoding.EncodeToString(mac.Sum(nil))[:hashLen]
 }
 
+// hashMatches compares exactly and in constant time (hmac.Equal also
+// takes no shortcut on a length that differs only in its result).
 func (r *Rewriter) hashMatches(got string, parts ...string) bool {
-	want := r.hash(parts...)
-	return hmac.Equal([]byte(strings.ToUpper(got)), []byte(strings.ToUpper(want)))
+	return hmac.Equal([]byte(got), []byte(r.hash(parts...)))
 }
 
 // timestamp is the day of now, modulo timeSlots, in two base32 characters.

@@ -42,7 +42,8 @@ func TestForwardAndReverse(t *testing.T) {
 		if !strings.HasPrefix(rewritten, tt.wantPrefix) || !strings.HasSuffix(rewritten, "@contoso.test") || !IsSRS(rewritten) {
 			t.Errorf("Forward(%q) = %q", tt.sender, rewritten)
 		}
-		for _, variant := range []string{rewritten, strings.ToLower(rewritten), strings.ToUpper(rewritten)} {
+		// The case of the fields other than the hash does not matter.
+		for _, variant := range []string{rewritten, strings.ToUpper(rewritten)} {
 			back, err := r.Reverse(variant, now.Add(20*24*time.Hour))
 			if err != nil || !strings.EqualFold(back, tt.wantBack) {
 				t.Errorf("Reverse(%q) = %q, %v; want %q", variant, back, err, tt.wantBack)
@@ -63,12 +64,12 @@ func TestForwardFormat(t *testing.T) {
 	}
 	// Day 20823 since the epoch is slot 343 = 10<<5 | 23: "K" "X".
 	fields := strings.Split(strings.TrimSuffix(got, "@contoso.test"), "=")
-	if len(fields) != 5 || fields[0] != "SRS0" || len(fields[1]) != 4 || fields[2] != "KX" ||
+	if len(fields) != 5 || fields[0] != "SRS0" || len(fields[1]) != 10 || fields[2] != "KX" ||
 		fields[3] != "fabrikam.example" || fields[4] != "alice" {
 		t.Errorf("Forward = %q", got)
 	}
 	again, _ := r.Forward("ALICE@fabrikam.example", now)
-	if again[5:9] != got[5:9] {
+	if again[5:15] != got[5:15] {
 		t.Errorf("hash depends on case: %q vs %q", again, got)
 	}
 }
@@ -99,10 +100,10 @@ func TestReverseRefuses(t *testing.T) {
 	r := New(secret, "contoso.test")
 	good, _ := r.Forward("alice@fabrikam.example", now)
 	srs1, _ := r.Forward("SRS0=AbCd=XY=orig.example=bob@relay.example", now)
-	hash := good[5:9]
-	otherHash := "AAAA"
-	if strings.EqualFold(hash, otherHash) {
-		otherHash = "BBBB"
+	hash := good[5:15]
+	otherHash := "AAAAAAAAAA"
+	if hash == otherHash {
+		otherHash = "BBBBBBBBBB"
 	}
 	tests := []struct {
 		name string
@@ -120,7 +121,10 @@ func TestReverseRefuses(t *testing.T) {
 		{"other secret", mustForward(t, New([]byte("another secret"), "contoso.test"), "alice@fabrikam.example"), now, ErrBadHash},
 		{"changed user", strings.Replace(good, "=alice@", "=mallory@", 1), now, ErrBadHash},
 		{"changed stamp", strings.Replace(good, "=KX=", "=KY=", 1), now, ErrBadHash},
-		{"wrong SRS1 hash", strings.Replace(srs1, srs1[5:9], otherHash, 1), now, ErrBadHash},
+		{"wrong SRS1 hash", strings.Replace(srs1, srs1[5:15], otherHash, 1), now, ErrBadHash},
+		{"hash in lower case", strings.Replace(good, hash, strings.ToLower(hash), 1), now, ErrBadHash},
+		{"old four-character hash", strings.Replace(good, hash, hash[:4], 1), now, ErrBadHash},
+		{"hash one character short", strings.Replace(good, hash, hash[:9], 1), now, ErrBadHash},
 		{"22 days old", good, now.Add(22 * 24 * time.Hour), ErrExpired},
 		{"a cycle later and 22 days", good, now.Add((1024 + 22) * 24 * time.Hour), ErrExpired},
 		{"from the future", good, now.Add(-2 * 24 * time.Hour), ErrExpired},
@@ -132,6 +136,26 @@ func TestReverseRefuses(t *testing.T) {
 	}
 	if _, err := r.Reverse(good, now.Add(21*24*time.Hour)); err != nil {
 		t.Errorf("21 days old: %v", err)
+	}
+}
+
+// TestEveryHashChangeRefused: no other hash, however close, and no case
+// change of it, reverses.
+func TestEveryHashChangeRefused(t *testing.T) {
+	t.Parallel()
+	r := New(secret, "contoso.test")
+	good := mustForward(t, r, "alice@fabrikam.example")
+	hash := good[5:15]
+	for i := range hash {
+		for _, c := range base32 + strings.ToLower(base32) {
+			if byte(c) == hash[i] {
+				continue
+			}
+			bad := good[:5+i] + string(c) + good[5+i+1:]
+			if _, err := r.Reverse(bad, now); !errors.Is(err, ErrBadHash) {
+				t.Fatalf("Reverse(%q) = %v, want ErrBadHash", bad, err)
+			}
+		}
 	}
 }
 

@@ -38,6 +38,11 @@ type Change struct {
 type ChangedMessage struct {
 	UID   UID
 	Flags []string // the shared flags after the change
+	// OwnSeen holds, on a change of shared flags, the viewers' own \Seen
+	// for the message where they have one (per-user \Seen), so a
+	// subscriber can show each viewer their flags without reading the
+	// store. A viewer not in it sees the shared \Seen.
+	OwnSeen map[string]bool
 }
 
 // Subscribe registers fn to be called, in commit order, with every change

@@ -123,7 +123,7 @@ func storeMessage(tx *bolt.Tx, t Target, rec *messageRecord, body []byte) (Targe
 		return TargetResult{}, folderKey{}, err
 	}
 	usage := a.usage()
-	if t.Quota > 0 && !t.SoftQuota && usage+rec.size > t.Quota {
+	if !t.SoftQuota && overQuota(usage, rec.size, t.Quota) {
 		return TargetResult{Err: ErrQuota}, folderKey{}, nil
 	}
 	id := a.folderID(t.Folder)
@@ -161,7 +161,7 @@ func storeMessage(tx *bolt.Tx, t Target, rec *messageRecord, body []byte) (Targe
 	r := TargetResult{UID: uid, UIDValidity: f.uidValidity}
 	if t.Quota > 0 {
 		warned := len(a.b.Get(keyWarned)) == 1
-		over := usage+rec.size >= t.Quota/10*9
+		over := pastWarning(usage+rec.size, t.Quota)
 		switch {
 		case over && !warned:
 			r.QuotaWarning = true

@@ -19,6 +19,9 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrInvalid: the request makes no sense (empty name, bad argument).
 	ErrInvalid = errors.New("store: invalid request")
+	// ErrConflict: a conditional change found the record changed since
+	// the caller read it (HTTP If-Match).
+	ErrConflict = errors.New("store: changed since it was read")
 	// ErrInUse: another process has the store open (a running server).
 	ErrInUse = errors.New("store: in use by another process")
 )

@@ -21,6 +21,10 @@ type FolderInfo struct {
 	Messages    uint32
 	Unseen      uint32
 	Size        int64
+	// RecentFrom is the first UID no session has yet claimed as \Recent;
+	// Recent counts the messages from there (Status only).
+	RecentFrom UID
+	Recent     uint32
 }
 
 // FolderSpec names a folder to create.
@@ -166,6 +170,7 @@ func (f *folderRecord) info(id uint64) FolderInfo {
 	return FolderInfo{
 		ID: id, Name: f.name, SpecialUse: f.specialUse, UIDValidity: f.uidValidity,
 		UIDNext: f.uidNext, Messages: f.messages, Unseen: f.unseen, Size: f.size,
+		RecentFrom: f.recentFrom,
 	}
 }
 

@@ -40,7 +40,8 @@ type FolderView struct {
 	// TxID is the commit the view reflects: changes with a larger TxID
 	// come after it.
 	TxID uint64
-	// RecentFrom is the first UID that is \Recent for this session.
+	// RecentFrom is the first UID that is \Recent for this session (with
+	// claimRecent), or that no session has claimed yet (without).
 	RecentFrom UID
 	// Unseen is the number of messages without \Seen for this viewer and
 	// FirstUnseen the UID of the first of them (0 when none).
@@ -84,7 +85,8 @@ func (s *Store) Select(ctx context.Context, acc Access, name string, claimRecent
 		view.Info = f.info(id)
 		view.TxID = uint64(tx.ID())
 		if !claimRecent || acc.ReadOnly {
-			view.RecentFrom = f.uidNext
+			// Looking without claiming: what is \Recent stays so.
+			view.RecentFrom = f.recentFrom
 		}
 		view.UIDs = make([]UID, 0, f.messages)
 		c := a.messages(id).Cursor()
@@ -124,6 +126,24 @@ func (s *Store) Select(ctx context.Context, acc Access, name string, claimRecent
 	return view, err
 }
 
+// ClaimRecent records that the messages below uid were shown as \Recent
+// to a session that learnt of them after its Select (IMAP keeps \Recent
+// in one session only), so a later Select does not claim them again.
+func (s *Store) ClaimRecent(ctx context.Context, acc Access, folderID uint64, below UID) error {
+	return s.update(ctx, func(tx *bolt.Tx, w *txState) error {
+		a, f, err := openFolderID(tx, acc.Account, folderID)
+		if err != nil {
+			return err
+		}
+		below = min(below, f.uidNext)
+		if f.recentFrom >= below {
+			return nil
+		}
+		f.recentFrom = below
+		return a.putFolder(folderID, &f)
+	})
+}
+
 // firstUnseen finds the first message without the shared \Seen.
 func firstUnseen(c *bolt.Cursor) UID {
 	var rec messageRecord
@@ -145,6 +165,10 @@ func (s *Store) Status(ctx context.Context, acc Access, name string) (FolderInfo
 			return err
 		}
 		info = f.info(id)
+		c := a.messages(id).Cursor()
+		for k, _ := c.Seek(u32(f.recentFrom)); k != nil; k, _ = c.Next() {
+			info.Recent++
+		}
 		if !acc.SeenPerUser {
 			return nil
 		}

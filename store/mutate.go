@@ -63,7 +63,7 @@ func (s *Store) StoreFlags(ctx context.Context, acc Access, folderID uint64, uid
 				if err := msgs.Put(u32(uid), rec.encode()); err != nil {
 					return err
 				}
-				shared.Messages = append(shared.Messages, ChangedMessage{UID: uid, Flags: after.list()})
+				shared.Messages = append(shared.Messages, ChangedMessage{UID: uid, Flags: after.list(), OwnSeen: seenOverrides(tx, acc.Account, folderID, uid)})
 			}
 			out = append(out, ChangedMessage{UID: uid, Flags: effectiveFlags(tx, acc, folderID, uid, rec.flags).list()})
 		}
@@ -254,15 +254,15 @@ func (s *Store) Copy(ctx context.Context, src Access, folderID uint64, uids []UI
 		if err != nil {
 			return err
 		}
-		if da.id == sa.id && did == folderID {
-			return fmt.Errorf("%w: source and destination are the same folder", ErrInvalid)
-		}
 		added := Change{Kind: ChangeNew, Account: dst.Account, FolderID: did, Folder: dstName, Origin: dst.Origin}
 		if err := copyInto(tx, src, sa, folderID, uids, da, did, &df, quota, &res, &added); err != nil {
 			return err
 		}
 		if len(res.Source) == 0 {
 			return nil
+		}
+		if da.id == sa.id && did == folderID {
+			sf = df // a copy into the folder itself: one record, already updated
 		}
 		w.publish(added)
 		if !move {
@@ -292,7 +292,7 @@ func copyInto(tx *bolt.Tx, src Access, sa *account, folderID uint64, uids []UID,
 		// The copy carries the flags as the viewer sees them.
 		rec.flags = effectiveFlags(tx, src, folderID, uid, rec.flags)
 		total += rec.size
-		if quota > 0 && da.usage()+total > quota {
+		if overQuota(da.usage(), total, quota) {
 			return ErrQuota
 		}
 		newUID := df.uidNext

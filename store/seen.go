@@ -60,6 +60,20 @@ func deleteSeenMessage(tx *bolt.Tx, accountID string, folderID uint64, uid UID) 
 	return deleteSeenPrefix(tx, p)
 }
 
+// seenOverrides returns every viewer's override for a message, or nil.
+func seenOverrides(tx *bolt.Tx, accountID string, folderID uint64, uid UID) map[string]bool {
+	p := binary.BigEndian.AppendUint32(seenFolderPrefix(accountID, folderID), uid)
+	var out map[string]bool
+	c := tx.Bucket(bucketSeen).Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if out == nil {
+			out = make(map[string]bool)
+		}
+		out[string(k[len(p):])] = len(v) == 1 && v[0] == 1
+	}
+	return out
+}
+
 // effectiveFlags applies access's view of \Seen to a message's shared flags.
 func effectiveFlags(tx *bolt.Tx, acc Access, folderID uint64, uid UID, shared flagSet) flagSet {
 	if !acc.SeenPerUser {

@@ -1,8 +1,8 @@
 // Package store keeps postkasse's mail in one bbolt file: accounts keyed by
 // their permanent id, folders with UIDVALIDITY and UIDNEXT, messages with
 // UIDs and flags, single-instance bodies with reference counts, the outbound
-// queue and the small memories of the policy (automatic replies sent,
-// connected-account progress).
+// queue, the small memories of the policy (automatic replies sent,
+// connected-account progress) and the address books' cards.
 //
 // Every change is committed (fsynced) before its call returns, and writes
 // from concurrent callers share commits. After each commit the store
@@ -80,11 +80,15 @@ var (
 	// bucketRemoteFiled holds, per connected account, the digests of the
 	// messages filed from it.
 	bucketRemoteFiled = []byte("remotefiled")
+	// bucketCards and bucketCardBooks hold the address books (cards.go).
+	bucketCards     = []byte("cards")
+	bucketCardBooks = []byte("cardbooks")
 )
 
 var topBuckets = [][]byte{
 	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
 	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote, bucketRemoteFiled,
+	bucketCards, bucketCardBooks,
 }
 
 // boltOptions are the database options of the store and of its compacted

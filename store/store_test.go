@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -453,5 +454,45 @@ func TestSelectKeywords(t *testing.T) {
 	s.StoreFlags(ctx, acc, view.Info.ID, []UID{2}, FlagsAdd, many)
 	if view, _ = s.Select(ctx, acc, "INBOX", false); len(view.Keywords) != MaxFolderKeywords {
 		t.Fatalf("%d keywords listed, want the bound %d", len(view.Keywords), MaxFolderKeywords)
+	}
+}
+
+// TestRecentClaimsAndOwnSeenInChanges: Select without a claim leaves
+// \Recent in place, ClaimRecent moves it on, Status counts it; a change of
+// shared flags carries each viewer's own \Seen.
+func TestRecentClaimsAndOwnSeenInChanges(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := context.Background()
+	for i := range 3 {
+		deliver(t, s, msg(fmt.Sprint(i)), "info")
+	}
+	anna := Access{Account: "info", Viewer: "anna", SeenPerUser: true}
+	look, err := s.Select(ctx, anna, "INBOX", false)
+	if err != nil || look.RecentFrom != 1 {
+		t.Fatalf("look: recent from %d, %v", look.RecentFrom, err)
+	}
+	if err := s.ClaimRecent(ctx, anna, look.Info.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Status(ctx, anna, "INBOX"); err != nil || st.RecentFrom != 3 || st.Recent != 1 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+
+	var mu sync.Mutex
+	var changes []Change
+	s.Subscribe(func(c Change) { mu.Lock(); changes = append(changes, c); mu.Unlock() })
+	if _, err := s.StoreFlags(ctx, anna, look.Info.ID, []UID{1}, FlagsAdd, []string{FlagSeen}); err != nil {
+		t.Fatal(err)
+	}
+	bo := Access{Account: "info", Viewer: "bo", SeenPerUser: true}
+	if _, err := s.StoreFlags(ctx, bo, look.Info.ID, []UID{1}, FlagsAdd, []string{`\Flagged`}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	last := changes[len(changes)-1]
+	if last.Viewer != "" || len(last.Messages) != 1 || !maps.Equal(last.Messages[0].OwnSeen, map[string]bool{"anna": true}) {
+		t.Fatalf("shared change %+v", last)
 	}
 }

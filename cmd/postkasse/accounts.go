@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"strings"
 	"sync/atomic"
 
 	"postkasse.dev/postkasse/imap"
@@ -35,29 +35,47 @@ func (a *accounts) login(username, pass string) (*policy.Mailbox, error) {
 	return mb, nil
 }
 
-// Authenticate implements smtp.Authenticator.
+// Authenticate implements smtp.Authenticator. Besides a user's own
+// address it accepts the logins that open a shared mailbox as an account
+// (SPEC §5, as IMAP does): the member's password, and the member must be
+// able to open the mailbox.
 func (a *accounts) Authenticate(username, pass string) (string, error) {
-	mb, err := a.login(username, pass)
+	login, target := username, ""
+	if t, member, ok := splitSharedLogin(username); ok {
+		if _, err := a.directory().Login(username); err != nil {
+			login, target = member, t
+		}
+	}
+	mb, err := a.login(login, pass)
 	if err != nil {
 		return "", smtp.ErrAuthFailed
 	}
 	if !mb.SMTP {
 		return "", smtp.ErrSMTPDisabled
 	}
+	if target != "" && !a.opens(mb.ID, target) {
+		return "", smtp.ErrAuthFailed
+	}
 	return mb.ID, nil
 }
 
-// HasRoom implements smtp.QuotaChecker.
-func (a *accounts) HasRoom(ctx context.Context, mailboxID string, size int64) (bool, error) {
-	mb, ok := a.directory().Mailbox(mailboxID)
-	if !ok || mb.Quota <= 0 {
-		return true, nil
+// opens reports whether the user may open the shared mailbox at address.
+func (a *accounts) opens(userID, address string) bool {
+	dir := a.directory()
+	t, ok := dir.Resolve(address)
+	return ok && t.Kind == policy.KindShared && dir.Rights(userID, t.ID).CanRead()
+}
+
+// splitSharedLogin splits "target*member" (Dovecot's master-user form) or
+// "member\target" (the hosted suites' form).
+func splitSharedLogin(username string) (target, member string, ok bool) {
+	if i := strings.LastIndexByte(username, '*'); i > 0 && i < len(username)-1 {
+		return username[:i], username[i+1:], true
 	}
-	used, err := a.store.Usage(ctx, mailboxID)
-	if err != nil {
-		return false, err
+	if i := strings.IndexByte(username, '\\'); i > 0 && i < len(username)-1 {
+		return username[i+1:], username[:i], true
 	}
-	return used+size <= mb.Quota, nil
+	return "", "", false
 }
 
 // imapDirectory adapts accounts to imap.Directory.

@@ -70,6 +70,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\n", mb.ID, strings.Join(dir.SendAs(mb.ID), ", "), strings.Join(reach, ", "))
 	}
+	for _, addr := range dir.Unattended() {
+		fmt.Fprintf(w, "\nwarning: nobody receives %s (set postmaster, or give a mailbox that address); mail to it is refused\n", addr)
+	}
 	if accounts := connectedAccounts(cfg); len(accounts) > 0 {
 		fmt.Fprintln(w, "\nCONNECTED\tREMOTE\tFOLDER\tINTO\tEVERY")
 		for _, a := range accounts {
@@ -250,12 +253,14 @@ func cmdDKIMKeygen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "postkasse dkim-keygen:", err)
 		return 1
 	}
-	name, value, err := dkim.TXTRecord(*selector, domain, signer.Public())
+	// The record's text is split into 255-byte strings: zone files
+	// refuse longer ones.
+	rr, err := dkimRecord(*selector, domain, signer.Public())
 	if err != nil {
 		fmt.Fprintln(stderr, "postkasse dkim-keygen:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Wrote %s. Publish this DNS record:\n\n%s. IN TXT \"%s\"\n\nand add to the configuration:\n\n[dkim.%q]\nselector = %q\nkey = %q\n",
-		file, name, value, domain, *selector, file)
+	fmt.Fprintf(stdout, "Wrote %s. Publish this DNS record:\n\n%s\n\nand add to the configuration:\n\n[dkim.%q]\nselector = %q\nkey = %q\n",
+		file, rr, domain, *selector, file)
 	return 0
 }

@@ -27,6 +27,9 @@ func TestCheckCommand(t *testing.T) {
 			t.Errorf("check output lacks %q:\n%s", want, out.String())
 		}
 	}
+	if strings.Contains(out.String(), "warning: nobody receives postmaster") {
+		t.Errorf("check warns about postmaster in the example, which names one:\n%s", out.String())
+	}
 	withAccount := filepath.Join(t.TempDir(), "connected.toml")
 	os.WriteFile(withAccount, []byte(baseConfig+`
 [[user.anna.connected]]
@@ -41,6 +44,13 @@ delete_remote = true
 	}
 	if !regexp.MustCompile(`anna +anna@example.org at imap.example.org:993 \(tls\) +INBOX +INBOX, remote copy deleted +5m0s`).MatchString(out.String()) {
 		t.Errorf("check does not list the connected account:\n%s", out.String())
+	}
+	// The test configuration names no postmaster: check says so, for each
+	// domain, and the example file (which names one) has no such warning.
+	for _, domain := range []string{"contoso.test", "fourthcoffee.test"} {
+		if !strings.Contains(out.String(), "warning: nobody receives postmaster@"+domain) {
+			t.Errorf("check does not warn about postmaster@%s:\n%s", domain, out.String())
+		}
 	}
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte(strings.Replace(baseConfig, `aliases  = ["support@contoso.test"]`, `aliases  = ["bo@contoso.test"]`, 1)), 0o600)
@@ -116,7 +126,7 @@ func TestDKIMKeygenCommand(t *testing.T) {
 	if code := run([]string{"dkim-keygen", "-out", key, "-selector", "s1", "contoso.test"}, nil, out, errOut); code != 0 {
 		t.Fatalf("dkim-keygen: %s", errOut.String())
 	}
-	if !strings.Contains(out.String(), "s1._domainkey.contoso.test. IN TXT \"v=DKIM1; k=rsa; p=") {
+	if !strings.Contains(out.String(), "s1._domainkey.contoso.test.\t3600\tIN\tTXT\t\"v=DKIM1; k=rsa; p=") {
 		t.Fatalf("dkim-keygen output:\n%s", out.String())
 	}
 	if _, err := os.Stat(key); err != nil {

@@ -7,7 +7,7 @@ import (
 
 // directoryOptions hands the routing policy its part of the configuration.
 func directoryOptions(cfg *config.Config) policy.DirectoryOptions {
-	opts := policy.DirectoryOptions{Domains: cfg.Domains}
+	opts := policy.DirectoryOptions{Domains: cfg.Domains, Postmaster: cfg.Postmaster}
 	for _, m := range cfg.Users {
 		opts.Mailboxes = append(opts.Mailboxes, mailboxOptions(m))
 	}
@@ -26,11 +26,11 @@ func directoryOptions(cfg *config.Config) policy.DirectoryOptions {
 func mailboxOptions(m *config.Mailbox) policy.Mailbox {
 	mb := policy.Mailbox{
 		ID: m.Key, Kind: policy.KindUser, Address: m.Address, Name: m.Name, Aliases: m.Aliases,
-		PasswordHash: m.Password, IMAP: m.IMAP, SMTP: m.SMTP, Quota: m.Quota, Contacts: m.Contacts,
+		PasswordHash: m.Password, IMAP: m.IMAP, SMTP: m.SMTP, DAV: m.DAV, Quota: m.Quota, Contacts: m.Contacts,
 	}
 	if m.Shared {
 		mb.Kind = policy.KindShared
-		mb.IMAP, mb.SMTP = false, false
+		mb.IMAP, mb.SMTP, mb.DAV = false, false, false
 		mb.Members = m.Members
 		mb.SeenPerUser = m.Seen == "per-user"
 		mb.SentCopy = m.SentCopy

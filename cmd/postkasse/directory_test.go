@@ -25,13 +25,14 @@ func TestDirectoryOptionsFromExample(t *testing.T) {
 	}
 	const gb = 1000 * 1000 * 1000
 	want := policy.DirectoryOptions{
-		Domains: []string{"contoso.test", "fourthcoffee.test"},
+		Domains:    []string{"contoso.test", "fourthcoffee.test"},
+		Postmaster: "anna@contoso.test",
 		Mailboxes: []policy.Mailbox{
 			{ID: "anna", Kind: policy.KindUser, Address: "anna@contoso.test", Name: "Anna Andersen",
-				Aliases: []string{"support@contoso.test"}, PasswordHash: exampleHashes["anna"], IMAP: true, SMTP: true,
+				Aliases: []string{"support@contoso.test"}, PasswordHash: exampleHashes["anna"], IMAP: true, SMTP: true, DAV: true,
 				Quota: 10 * gb, Contacts: []string{"boss@partner.example"}},
 			{ID: "bo", Kind: policy.KindUser, Address: "bo@contoso.test", Name: "Bo Berg",
-				PasswordHash: exampleHashes["bo"], IMAP: true, SMTP: true, Quota: 50 * gb,
+				PasswordHash: exampleHashes["bo"], IMAP: true, SMTP: true, DAV: true, Quota: 50 * gb,
 				AutoReply: &policy.AutoReply{
 					Enabled: false, Subject: "Out of office", ExternalAudience: policy.AudienceContacts,
 					Start:    time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC),
@@ -40,7 +41,7 @@ func TestDirectoryOptionsFromExample(t *testing.T) {
 					External: "Thank you for your mail. I am away until 2 January.",
 				}},
 			{ID: "carl", Kind: policy.KindUser, Address: "carl@contoso.test", Name: "Carl Carlsson",
-				PasswordHash: exampleHashes["carl"], IMAP: true, SMTP: true, Quota: 50 * gb},
+				PasswordHash: exampleHashes["carl"], IMAP: true, SMTP: true, DAV: true, Quota: 50 * gb},
 			{ID: "info", Kind: policy.KindShared, Address: "info@contoso.test", Name: "Contoso Info",
 				Aliases: []string{"kontakt@contoso.test"}, Quota: 50 * gb,
 				Members:  []string{"anna@contoso.test", "bo@contoso.test"},

@@ -63,6 +63,8 @@ type testServer struct {
 	imap    string
 	subs    string // implicit TLS listeners, when [tls] is set
 	imaps   string
+	http    string // address books and client setup
+	https   string // when [tls] is set
 	logs    *syncbuf.Buffer
 	stopped bool
 	opts    serverOptions
@@ -112,9 +114,9 @@ func (ts *testServer) start() {
 		ts.t.Fatal(err)
 	}
 	lns := map[string]net.Listener{}
-	names := []string{"smtp", "submission", "imap"}
+	names := []string{"smtp", "submission", "imap", "http"}
 	if cfg.TLS.Cert != "" {
-		names = append(names, "submissions", "imaps")
+		names = append(names, "submissions", "imaps", "https")
 	}
 	for _, name := range names {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -126,7 +128,9 @@ func (ts *testServer) start() {
 	ts.smtp, ts.sub, ts.imap = lns["smtp"].Addr().String(), lns["submission"].Addr().String(), lns["imap"].Addr().String()
 	if cfg.TLS.Cert != "" {
 		ts.subs, ts.imaps = lns["submissions"].Addr().String(), lns["imaps"].Addr().String()
+		ts.https = lns["https"].Addr().String()
 	}
+	ts.http = lns["http"].Addr().String()
 	if err := srv.serve(lns); err != nil {
 		ts.t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func rawSMTP(t *testing.T, addr string, lines ...string) []string {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	r := bufio.NewReader(conn)
 	readReply := func() string {
 		var last string

@@ -21,6 +21,7 @@ func TestLayering(t *testing.T) {
 		"delivery":  {mod + "config", mod + "smtp", mod + "imap", "github.com/emersion/go-smtp", "github.com/emersion/go-imap"},
 		"queue":     {mod + "config", mod + "imap", mod + "policy"},
 		"connected": {mod + "config", mod + "imap", mod + "smtp", "github.com/emersion/go-smtp", "github.com/BurntSushi/toml"},
+		"web":       {mod + "config", mod + "smtp", mod + "imap", "github.com/emersion/go-smtp", "github.com/emersion/go-imap", "github.com/BurntSushi/toml"},
 		"config":    {mod + "store", mod + "policy", mod + "smtp", mod + "imap"},
 		"guard":     {mod + "config", mod + "smtp", mod + "imap", "github.com/emersion/go-smtp", "github.com/emersion/go-imap", "github.com/BurntSushi/toml"},
 	} {

@@ -71,6 +71,13 @@ func refuseIMAP(tlsConfig *tls.Config) guard.Refuser {
 	}
 }
 
+// refuseHTTP answers a refused HTTP connection with 503 (SPEC §11).
+func refuseHTTP(tlsConfig *tls.Config) guard.Refuser {
+	return func(c net.Conn, _ error) {
+		say(c, tlsConfig, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 60\r\nContent-Length: 0\r\n\r\n")
+	}
+}
+
 func say(c net.Conn, tlsConfig *tls.Config, line string) {
 	if tlsConfig != nil {
 		tc := tls.Server(c, tlsConfig)

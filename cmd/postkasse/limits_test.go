@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -324,5 +325,52 @@ func TestConnectionBudgetLeavesDescriptors(t *testing.T) {
 		if got := connectionBudget(tc.fds); got != tc.want {
 			t.Errorf("connectionBudget(%d) = %d, want %d", tc.fds, got, tc.want)
 		}
+	}
+}
+
+// httpFrom is an HTTP client that speaks from the local address from,
+// one connection per request.
+func httpFrom(from string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
+// profileStatus fetches the logged-in Apple profile as user from `from`.
+func profileStatus(t *testing.T, from, addr, user, pass string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+addr+"/apple/profile.mobileconfig", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, pass)
+	resp, err := httpFrom(from).Do(req)
+	if err != nil {
+		t.Fatalf("GET from %s: %v", from, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestHTTPLimits: the HTTP listener shares the connection count (the next
+// connection gets 503) and the failed-login blocks of SPEC §11.
+func TestHTTPLimits(t *testing.T) {
+	t.Parallel()
+	ts := startLimited(t, "connections_per_ip = 2\nauth_failures = 2\n", serverOptions{})
+	greeting(t, "127.0.0.8", ts.smtp)
+	greeting(t, "127.0.0.8", ts.imap)
+	c := dialFrom(t, "127.0.0.8", ts.http)
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 503 ") {
+		t.Errorf("3rd connection on HTTP: %q (%v), want 503", line, err)
+	}
+	for range 2 {
+		if code := profileStatus(t, "127.0.0.9", ts.http, "anna@contoso.test", "wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d", code)
+		}
+	}
+	if code := profileStatus(t, "127.0.0.9", ts.http, "anna@contoso.test", "anna-secret"); code != http.StatusUnauthorized {
+		t.Errorf("right password from the blocked address: %d, want 401", code)
+	}
+	if code := profileStatus(t, "127.0.0.10", ts.http, "anna@contoso.test", "anna-secret"); code != http.StatusOK {
+		t.Errorf("right password from another address: %d, want 200", code)
 	}
 }

@@ -24,6 +24,7 @@ commands:
   queue       [-config FILE] list|flush|delete ID   the outbound queue of a running server
   dkim-keygen [-config FILE] [-selector S] DOMAIN   write a DKIM key, print its DNS record
   compact     [-config FILE]                shrink the store file (server stopped)
+  dns         [-config FILE] [DOMAIN]       print the DNS records to publish, as zone-file lines
 
 The default FILE is /etc/postkasse/config.toml.
 `
@@ -50,6 +51,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdDKIMKeygen(rest, stdout, stderr)
 	case "compact":
 		return cmdCompact(rest, stdout, stderr)
+	case "dns":
+		return cmdDNS(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

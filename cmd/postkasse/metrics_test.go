@@ -194,6 +194,29 @@ func TestMetricsCountIMAP(t *testing.T) {
 	)
 }
 
+// TestMetricsCountHTTP: an address-book request with good credentials is
+// a login, one with a wrong password a failed login, and the connection is
+// counted under http.
+func TestMetricsCountHTTP(t *testing.T) {
+	t.Parallel()
+	ts, base := startWithMetrics(t, "", serverOptions{})
+	before := scrapeMetrics(t, base)
+	if code, _, _ := ts.davDo("anna@contoso.test", "wrong", "PROPFIND", "/dav/", "", nil, "Depth", "0"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d, want 401", code)
+	}
+	if code, _, _ := ts.davDo("anna@contoso.test", "anna-secret", "PROPFIND", "/dav/", "", nil, "Depth", "0"); code >= 400 {
+		t.Fatalf("good password: %d", code)
+	}
+	after := scrapeMetrics(t, base)
+	checkDeltas(t, before, after,
+		delta{"postkasse_login_failures_total", []string{"protocol=http", "reason=credentials"}, 1},
+		delta{"postkasse_logins_total", []string{"protocol=http"}, 1},
+	)
+	if n := after.value("postkasse_connections_total", "protocol=http"); n < 1 {
+		t.Errorf("postkasse_connections_total{http} = %v, want at least 1", n)
+	}
+}
+
 // TestMetricsQueueGauges submits to a remote address whose server is
 // down: the recipient is queued and deferred, and the queue gauges show
 // the message waiting.

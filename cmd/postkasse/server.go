@@ -29,6 +29,7 @@ import (
 	"postkasse.dev/postkasse/smtp"
 	"postkasse.dev/postkasse/srs"
 	"postkasse.dev/postkasse/store"
+	"postkasse.dev/postkasse/web"
 )
 
 // server is one running postkasse: the store, the directory in force, and
@@ -46,9 +47,12 @@ type server struct {
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
 	guard    *guard.Guard
+	web      *web.Server // nil without an HTTP listener
 	metrics  *metrics.Metrics
 
-	authFailureDelay time.Duration
+	authFailureDelay      time.Duration
+	trusted               func(net.IP) bool
+	unknownRecipientDelay time.Duration
 	// smtpTimeouts are serverOptions' smtpCommandTimeout and
 	// smtpTransactionTimeout.
 	smtpTimeouts [2]time.Duration
@@ -71,12 +75,16 @@ type serverOptions struct {
 	// maxConnections replaces the bound on all connections together,
 	// which is otherwise taken from the open-file limit.
 	maxConnections int
+	// trusted says which clients are exempt from limits; nil: loopback.
+	trusted func(net.IP) bool
+	// unknownRecipientDelay slows answers to harvesting; 0: one second.
+	unknownRecipientDelay time.Duration
 	// metrics counts what the server does; nil: a new one, served nowhere.
 	metrics *metrics.Metrics
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
-var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps"}
+var listenerNames = []string{"smtp", "submission", "submissions", "imap", "imaps", "http", "https"}
 
 // newServer opens the store and builds every part from cfg.
 func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*server, error) {
@@ -84,8 +92,14 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}
-	s := &server{log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay}
+	s := &server{
+		log: log, smtp: make(map[string]*smtp.Server), authFailureDelay: opts.authFailureDelay,
+		trusted: opts.trusted, unknownRecipientDelay: opts.unknownRecipientDelay,
+	}
 	s.guard = newGuard(cfg, log, opts.maxConnections)
+	if s.trusted == nil {
+		s.trusted = s.guard.TrustedIP
+	}
 	if s.metrics = opts.metrics; s.metrics == nil {
 		s.metrics = metrics.New(log)
 	}
@@ -140,7 +154,9 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	s.agent, err = delivery.New(delivery.Options{
 		Store: s.store, Directory: s.dir.Load, Hostname: cfg.Hostname,
 		SRS: srs.New(secret, cfg.Domains[0]), Queue: s.queue, Logger: s.log.With("part", "delivery"),
-		Metrics: s.metrics,
+		MaxRecipients: cfg.Limits.RecipientsPerMessage,
+		Contacts:      web.ContactBook{Cards: s.store},
+		Metrics:       s.metrics,
 	})
 	if err != nil {
 		return err
@@ -181,6 +197,9 @@ func (s *server) serve(lns map[string]net.Listener) error {
 	}()
 	cfg := s.cfg.Load()
 	s.pull.Set(connectedAccounts(cfg))
+	if err := s.buildWeb(lns); err != nil {
+		return err
+	}
 	for _, name := range listenerNames {
 		ln := lns[name]
 		if ln == nil {
@@ -197,6 +216,12 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			serve, ln = s.imap.Serve, s.guard.Listener(ln, refuseIMAP(nil))
 		case "imaps":
 			serve, ln = s.imap.ServeTLS, s.guard.Listener(ln, refuseIMAP(implicitTLS))
+		case "http":
+			ln = s.guard.Listener(ln, refuseHTTP(nil))
+			serve = func(ln net.Listener) error { return s.web.Serve(ln, nil, insecure) }
+		case "https":
+			ln = s.guard.Listener(ln, refuseHTTP(s.tlsConfig()))
+			serve = func(ln net.Listener) error { return s.web.Serve(ln, s.tlsConfig(), false) }
 		default:
 			srv, err := s.smtpServer(name, insecure)
 			if err != nil {
@@ -229,9 +254,11 @@ func (s *server) serve(lns map[string]net.Listener) error {
 func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 	cfg := s.cfg.Load()
 	srv, err := smtp.New(smtp.Options{
-		Hostname: cfg.Hostname, Directory: s.dir.Load, Agent: s.agent, Quota: s.accounts,
+		Hostname: cfg.Hostname, Agent: s.agent,
 		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
-		TLSConfig: s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
+		MaxRecipients: max(2000, cfg.Limits.RecipientsPerMessage),
+		TLSConfig:     s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
+		Trusted: s.trusted, UnknownRecipientDelay: s.unknownRecipientDelay,
 		Logger: s.log.With("part", name), Guard: s.guard, Metrics: s.metrics.Service(name),
 		CommandTimeout: s.smtpTimeouts[0], TransactionTimeout: s.smtpTimeouts[1],
 	})
@@ -258,6 +285,15 @@ func (s *server) stop(grace time.Duration) {
 			defer wg.Done()
 			if err := srv.Shutdown(ctx); err != nil {
 				s.log.Warn("smtp shutdown", "service", name, "err", err)
+			}
+		}()
+	}
+	if s.web != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.web.Shutdown(ctx); err != nil {
+				s.log.Warn("http shutdown", "err", err)
 			}
 		}()
 	}
@@ -327,6 +363,7 @@ func restartOnly(old, cfg *config.Config) []string {
 		{"outbound", old.Outbound != cfg.Outbound},
 		{"dkim", !slices.Equal(old.DKIM, cfg.DKIM)},
 		{"limits.message_size", old.Limits.MessageSize != cfg.Limits.MessageSize},
+		{"limits.recipients_per_message", old.Limits.RecipientsPerMessage != cfg.Limits.RecipientsPerMessage},
 		{"tls.allow_insecure_auth", old.TLS.AllowInsecureAuth != cfg.TLS.AllowInsecureAuth},
 		{"tls (a certificate added or removed)", (old.TLS.Cert == "") != (cfg.TLS.Cert == "")},
 	} {
@@ -409,6 +446,7 @@ func openListeners(cfg *config.Config) (map[string]net.Listener, error) {
 	addrs := map[string]string{
 		"smtp": cfg.Listen.SMTP, "submission": cfg.Listen.Submission, "submissions": cfg.Listen.Submissions,
 		"imap": cfg.Listen.IMAP, "imaps": cfg.Listen.IMAPS,
+		"http": cfg.Listen.HTTP, "https": cfg.Listen.HTTPS,
 	}
 	lns := make(map[string]net.Listener)
 	for _, name := range listenerNames {

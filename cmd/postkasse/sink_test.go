@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -17,6 +18,7 @@ type sinkMessage struct {
 	From string
 	To   []string
 	Data string
+	TLS  bool // it came over TLS
 }
 
 // sink is a remote SMTP server on loopback that keeps what it receives and
@@ -30,10 +32,17 @@ type sink struct {
 
 func newSink(t *testing.T, host string) *sink {
 	t.Helper()
+	return newTLSSink(t, host, nil)
+}
+
+// newTLSSink is newSink offering STARTTLS with cfg (none when nil).
+func newTLSSink(t *testing.T, host string, cfg *tls.Config) *sink {
+	t.Helper()
 	s := &sink{got: make(chan struct{}, 100)}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
-		return &sinkSession{sink: s}, nil
+		return &sinkSession{sink: s, conn: c}, nil
 	}))
+	srv.TLSConfig = cfg
 	srv.Domain = "sink.example"
 	srv.AllowInsecureAuth = true
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -74,6 +83,7 @@ func (s *sink) messages() []sinkMessage {
 
 type sinkSession struct {
 	sink *sink
+	conn *gosmtp.Conn
 	from string
 	to   []string
 }
@@ -99,7 +109,8 @@ func (s *sinkSession) Data(r io.Reader) error {
 		return err
 	}
 	s.sink.mu.Lock()
-	s.sink.msgs = append(s.sink.msgs, sinkMessage{From: s.from, To: s.to, Data: string(b)})
+	_, tls := s.conn.TLSConnectionState()
+	s.sink.msgs = append(s.sink.msgs, sinkMessage{From: s.from, To: s.to, Data: string(b), TLS: tls})
 	s.sink.mu.Unlock()
 	s.sink.got <- struct{}{}
 	return nil
