@@ -47,8 +47,9 @@ type Config struct {
 	Listen     Listen
 	TLS        TLS
 	Limits     Limits
-	Inbound    Inbound
 	Outbound   Outbound
+	DNS        DNS
+	Inbound    Inbound
 	Users      []*Mailbox // sorted by key
 	Shared     []*Mailbox // sorted by key
 	Groups     []*Group   // sorted by key
@@ -61,6 +62,8 @@ type Config struct {
 // certificate (otherwise the implicit-TLS listeners stay off). HTTP and
 // HTTPS (address books and client setup) are off unless named: an upgraded
 // server does not start taking ports 80 and 443 from a web server there.
+// With [tls.acme] they also answer the ACME challenges (HTTP-01 on port
+// 80, TLS-ALPN-01).
 // Metrics (Prometheus /metrics and /healthz, SPEC §12) is off unless set.
 type Listen struct {
 	SMTP, Submission, Submissions, IMAP, IMAPS string
@@ -69,10 +72,32 @@ type Listen struct {
 }
 
 // TLS names the certificate and key (PEM files, absolute paths; both ""
-// when the server has no TLS).
+// when the server has no TLS or gets its certificates by ACME).
 type TLS struct {
 	Cert, Key         string
 	AllowInsecureAuth bool
+	ACME              *ACME // nil unless [tls.acme] is set
+}
+
+// ACME is [tls.acme]: certificates obtained and renewed from an ACME
+// directory (RFC 8555) instead of files.
+type ACME struct {
+	Directory string   // default: Let's Encrypt's production directory
+	Email     string   // contact of the account; may be ""
+	Hosts     []string // lower case; default: [hostname]
+}
+
+// DNS is [dns]: where every lookup goes (MX, SPF, DKIM, DMARC).
+type DNS struct {
+	Resolver string // "host:port"; "" = the system's (/etc/resolv.conf)
+}
+
+// Inbound is [inbound]: the checks of mail from other servers on the MX
+// port (SPEC §11). Each check defaults to on; TrustedNetworks, exempt
+// from the checks and from every limit, defaults to loopback.
+type Inbound struct {
+	SPF, DKIM, DMARC bool
+	TrustedNetworks  []netip.Prefix
 }
 
 // Limits are sizes in bytes and counts (SPEC §11). Defaults: 25MiB
@@ -88,13 +113,6 @@ type Limits struct {
 	AuthFailuresPerIP int // failed logins from one address in 10 minutes
 }
 
-// Inbound configures how mail and clients from elsewhere are treated.
-type Inbound struct {
-	// TrustedNetworks are exempt from every limit. Default: loopback
-	// ("127.0.0.0/8", "::1/128").
-	TrustedNetworks []netip.Prefix
-}
-
 // Outbound configures delivery to other servers. Defaults: queue_lifetime
 // 120h, retry_after 5m, smarthost_tls "may".
 type Outbound struct {
@@ -102,7 +120,7 @@ type Outbound struct {
 	SmarthostUsername string
 	SmarthostPassword string
 	SmarthostTLS      string // "may", "starttls", "tls" or "none"
-	Resolver          string
+	Resolver          string // the old name of dns.resolver, copied from there
 	QueueLifetime     time.Duration
 	RetryAfter        time.Duration
 }

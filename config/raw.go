@@ -12,8 +12,9 @@ type rawConfig struct {
 	Listen     rawListen             `toml:"listen"`
 	TLS        rawTLS                `toml:"tls"`
 	Limits     rawLimits             `toml:"limits"`
-	Inbound    rawInbound            `toml:"inbound"`
 	Outbound   rawOutbound           `toml:"outbound"`
+	DNS        rawDNS                `toml:"dns"`
+	Inbound    rawInbound            `toml:"inbound"`
 	User       map[string]rawMailbox `toml:"user"`
 	Shared     map[string]rawMailbox `toml:"shared"`
 	Group      map[string]rawGroup   `toml:"group"`
@@ -32,9 +33,27 @@ type rawListen struct {
 }
 
 type rawTLS struct {
-	Cert              string `toml:"cert"`
-	Key               string `toml:"key"`
-	AllowInsecureAuth *bool  `toml:"allow_insecure_auth"`
+	Cert              string   `toml:"cert"`
+	Key               string   `toml:"key"`
+	AllowInsecureAuth *bool    `toml:"allow_insecure_auth"`
+	ACME              *rawACME `toml:"acme"`
+}
+
+type rawACME struct {
+	Directory string   `toml:"directory"`
+	Email     string   `toml:"email"`
+	Hosts     []string `toml:"hosts"`
+}
+
+type rawDNS struct {
+	Resolver string `toml:"resolver"`
+}
+
+type rawInbound struct {
+	SPF             *bool     `toml:"spf"`
+	DKIM            *bool     `toml:"dkim"`
+	DMARC           *bool     `toml:"dmarc"`
+	TrustedNetworks *[]string `toml:"trusted_networks"`
 }
 
 type rawLimits struct {
@@ -46,10 +65,6 @@ type rawLimits struct {
 	ConnectionsPerIP  *int64 `toml:"connections_per_ip"`
 	AuthFailures      *int64 `toml:"auth_failures"`
 	AuthFailuresPerIP *int64 `toml:"auth_failures_per_ip"`
-}
-
-type rawInbound struct {
-	TrustedNetworks *[]string `toml:"trusted_networks"`
 }
 
 type rawOutbound struct {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -88,8 +87,10 @@ func (v *validator) global(raw *rawConfig, cfg *Config, base string) {
 	v.listen(raw, cfg)
 	v.tls(raw, cfg, base)
 	v.limits(raw, cfg)
-	v.inbound(raw, cfg)
 	v.outbound(raw, cfg)
+	v.dns(raw, cfg)
+	v.inbound(raw, cfg)
+	v.acme(raw, cfg)
 }
 
 // listen fills the listener addresses. An absent key takes the standard
@@ -97,7 +98,7 @@ func (v *validator) global(raw *rawConfig, cfg *Config, base string) {
 // [tls] is set), so a production file can leave [listen] out; "" disables
 // a listener. The example file names loopback ports for development.
 func (v *validator) listen(raw *rawConfig, cfg *Config) {
-	tlsOn := raw.TLS.Cert != ""
+	tlsOn := raw.TLS.Cert != "" || raw.TLS.ACME != nil
 	pick := func(key string, p *string, def string) string {
 		if p == nil {
 			return def
@@ -138,7 +139,7 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 		v.errorf("listen.imaps", "implicit TLS needs [tls] cert and key")
 	}
 	if cfg.Listen.HTTPS != "" {
-		v.errorf("listen.https", "HTTPS needs [tls] cert and key")
+		v.errorf("listen.https", "TLS needs [tls] cert and key, or [tls.acme]")
 	}
 }
 
@@ -215,23 +216,6 @@ func (v *validator) count(key string, val *int64, def int) int {
 		return def
 	}
 	return int(*val)
-}
-
-// inbound reads [inbound]; trusted_networks defaults to loopback.
-func (v *validator) inbound(raw *rawConfig, cfg *Config) {
-	nets := []string{"127.0.0.0/8", "::1/128"}
-	if raw.Inbound.TrustedNetworks != nil {
-		nets = *raw.Inbound.TrustedNetworks
-	}
-	cfg.Inbound.TrustedNetworks = []netip.Prefix{}
-	for i, n := range nets {
-		p, err := parseNetwork(n)
-		if err != nil {
-			v.errorf(fmt.Sprintf("inbound.trusted_networks[%d]", i), "%v", err)
-			continue
-		}
-		cfg.Inbound.TrustedNetworks = append(cfg.Inbound.TrustedNetworks, p)
-	}
 }
 
 // outbound reads [outbound]; smarthost_tls defaults to "may" (STARTTLS

@@ -1,16 +1,14 @@
 package imap
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"sort"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/textproto"
+
+	"postkasse.dev/postkasse/internal/mimetree"
 )
 
 // The store keeps, with every message, the envelope and body structure
@@ -32,68 +30,6 @@ func Analyze(body []byte) (cache []byte) {
 	e.envelope(env)
 	e.structure(bs)
 	return e.b
-}
-
-// parseMessage extracts the envelope and structure with go-imap's helpers,
-// then mends what clients choke on (a part without a type).
-func parseMessage(body []byte) (env *goimap.Envelope, bs goimap.BodyStructure) {
-	defer func() {
-		// The parsers are outside code fed outside input: a panic there
-		// must not lose the message, only its cached structure.
-		if recover() != nil {
-			env = &goimap.Envelope{}
-			bs = plainStructure(uint32(len(body)))
-		}
-	}()
-	header, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
-	if err != nil {
-		return &goimap.Envelope{}, plainStructure(uint32(len(body)))
-	}
-	env = imapserver.ExtractEnvelope(header)
-	bs = imapserver.ExtractBodyStructure(bytes.NewReader(body))
-	mendStructure(bs)
-	return env, bs
-}
-
-func plainStructure(size uint32) goimap.BodyStructure {
-	return &goimap.BodyStructureSinglePart{
-		Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"},
-		Encoding: "7bit", Size: size, Text: &goimap.BodyStructureText{},
-	}
-}
-
-// mendStructure gives untyped parts the RFC 2045 default text/plain and
-// fills empty encodings with 7bit.
-func mendStructure(bs goimap.BodyStructure) {
-	switch p := bs.(type) {
-	case *goimap.BodyStructureSinglePart:
-		if p.Type == "" || p.Subtype == "" {
-			p.Type, p.Subtype = "text", "plain"
-			if p.Params == nil {
-				p.Params = map[string]string{"charset": "us-ascii"}
-			}
-			if p.Text == nil {
-				p.Text = &goimap.BodyStructureText{}
-			}
-		}
-		if p.Encoding == "" {
-			p.Encoding = "7bit"
-		}
-		if p.MessageRFC822 != nil && p.MessageRFC822.BodyStructure != nil {
-			mendStructure(p.MessageRFC822.BodyStructure)
-		}
-	case *goimap.BodyStructureMultiPart:
-		if p.Subtype == "" {
-			p.Subtype = "mixed"
-		}
-		if len(p.Children) == 0 {
-			// RFC 3501 requires at least one part.
-			p.Children = append(p.Children, plainStructure(0))
-		}
-		for _, c := range p.Children {
-			mendStructure(c)
-		}
-	}
 }
 
 // decodeCache reads what Analyze wrote.
@@ -382,8 +318,9 @@ func (d *decoder) disposition() *goimap.BodyStructureDisposition {
 	return &goimap.BodyStructureDisposition{Value: d.str(), Params: d.params()}
 }
 
-// maxDepth bounds nesting, so a crafted cache cannot exhaust the stack.
-const maxDepth = 64
+// maxDepth bounds nesting, so a crafted cache cannot exhaust the stack;
+// Analyze describes no deeper part than mimetree.MaxDepth.
+const maxDepth = mimetree.MaxDepth
 
 func (d *decoder) structure(depth int) goimap.BodyStructure {
 	if depth > maxDepth {

@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -164,25 +163,22 @@ func (s *session) body(acc store.Access, sel *selection, uid store.UID) ([]byte,
 // writeSections writes BODY[...] and BINARY[...] items. Whole-message
 // sections are written straight from the stored bytes.
 func writeSections(w *imapserver.FetchResponseWriter, body []byte, options *goimap.FetchOptions) error {
+	src := &sections{msg: body}
 	for _, section := range options.BodySection {
-		var data []byte
-		if isWholeMessage(section) {
-			data = body
-		} else {
-			data = imapserver.ExtractBodySection(bytes.NewReader(body), section)
-		}
+		data := src.body(section)
 		if err := writeLiteral(w.WriteBodySection(section, int64(len(data))), data); err != nil {
 			return err
 		}
 	}
 	for _, section := range options.BinarySection {
-		data := imapserver.ExtractBinarySection(bytes.NewReader(body), section)
+		data := src.binary(section)
 		if err := writeLiteral(w.WriteBinarySection(section, int64(len(data))), data); err != nil {
 			return err
 		}
 	}
 	for _, section := range options.BinarySectionSize {
-		w.WriteBinarySectionSize(section, imapserver.ExtractBinarySectionSize(bytes.NewReader(body), section))
+		data := src.binary(&goimap.FetchItemBinarySection{Part: section.Part})
+		w.WriteBinarySectionSize(section, uint32(len(data)))
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"mime"
 	"slices"
 	"strings"
 	"time"
@@ -12,7 +11,13 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
+	// Registers the charset decoders go-message uses for text parts and
+	// encoded words (windows-1252, iso-8859-*, koi8-r, ...): without it,
+	// only UTF-8 and US-ASCII text can be searched.
+	_ "github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
+
+	"postkasse.dev/postkasse/internal/mimetree"
 
 	"postkasse.dev/postkasse/store"
 )
@@ -231,7 +236,9 @@ func matchText(c *goimap.SearchCriteria, body []byte) bool {
 		return true
 	}
 	text := bodyText(body)
-	headerText := strings.ToLower(string(body[:headerLength(body)]))
+	rawHeader := string(body[:headerLength(body)])
+	// Decoded before lower-casing: lower case breaks base64 encoded words.
+	headerText, decodedHeader := strings.ToLower(rawHeader), strings.ToLower(decodeWords(rawHeader))
 	for _, needle := range c.Body {
 		if !strings.Contains(text, strings.ToLower(needle)) {
 			return false
@@ -239,13 +246,17 @@ func matchText(c *goimap.SearchCriteria, body []byte) bool {
 	}
 	for _, needle := range c.Text {
 		n := strings.ToLower(needle)
-		if !strings.Contains(text, n) && !strings.Contains(headerText, n) && !strings.Contains(strings.ToLower(decodeWords(headerText)), n) {
+		if !strings.Contains(text, n) && !strings.Contains(headerText, n) && !strings.Contains(decodedHeader, n) {
 			return false
 		}
 	}
 	return true
 }
 
+// headerContains matches a HEADER criterion (SEARCH FROM, TO, CC, BCC and
+// SUBJECT arrive as one): a case-insensitive substring of a field's raw or
+// decoded value, or, for an address field, of an address as the envelope
+// has it ("user@domain" without comments or white space, or its name).
 func headerContains(h textproto.Header, key, value string) bool {
 	values := h.Values(key)
 	if len(values) == 0 {
@@ -259,16 +270,35 @@ func headerContains(h textproto.Header, key, value string) bool {
 		if strings.Contains(strings.ToLower(v), needle) || strings.Contains(strings.ToLower(decodeWords(v)), needle) {
 			return true
 		}
+		if isAddressField(key) && addressesContain(parseAddressList(v), needle) {
+			return true
+		}
 	}
 	return false
 }
 
-func decodeWords(s string) string {
-	out, err := new(mime.WordDecoder).DecodeHeader(s)
-	if err != nil {
-		return s
+func isAddressField(key string) bool {
+	switch strings.ToLower(key) {
+	case "from", "to", "cc", "bcc", "sender", "reply-to":
+		return true
 	}
-	return out
+	return false
+}
+
+// addressesContain reports whether needle (lower case) is in an address,
+// its display name, or both written as `name <address>`.
+func addressesContain(l []goimap.Address, needle string) bool {
+	for _, a := range l {
+		addr := a.Addr()
+		if addr == "" {
+			addr = a.Mailbox // a group's name
+		}
+		full := strings.ToLower(a.Name + " <" + addr + ">")
+		if strings.Contains(full, needle) {
+			return true
+		}
+	}
+	return false
 }
 
 // headerLength returns the length of the header block, blank line included.
@@ -282,28 +312,38 @@ func headerLength(body []byte) int {
 	return len(body)
 }
 
-// bodyText returns the lower-cased, transfer-decoded text of a message's
-// parts, falling back to the raw body when it cannot be parsed.
+// bodyText returns the lower-cased text of a message's parts, with their
+// transfer encoding and charset undone, found in one bounded pass over
+// the message (mimetree), so a deeply nested message costs no more to
+// search than a flat one.
 func bodyText(body []byte) string {
-	entity, err := gomessage.Read(bytes.NewReader(body))
-	if err != nil && entity == nil {
-		return strings.ToLower(string(body[headerLength(body):]))
-	}
 	var b strings.Builder
-	walkErr := entity.Walk(func(path []int, part *gomessage.Entity, err error) error {
-		if err != nil {
-			return nil
-		}
-		if mt, _, _ := part.Header.ContentType(); strings.HasPrefix(mt, "multipart/") {
-			return nil
-		}
-		data, _ := io.ReadAll(io.LimitReader(part.Body, 32<<20))
-		b.Write(data)
-		b.WriteByte('\n')
-		return nil
-	})
-	if walkErr != nil || b.Len() == 0 {
-		return strings.ToLower(string(body[headerLength(body):]))
-	}
+	appendText(&b, body, mimetree.Parse(body))
 	return strings.ToLower(b.String())
+}
+
+func appendText(b *strings.Builder, msg []byte, p *mimetree.Part) {
+	switch p.Kind {
+	case mimetree.Multipart:
+		for _, c := range p.Children {
+			appendText(b, msg, c)
+		}
+		return
+	case mimetree.Message:
+		// The embedded message's header is text of this body too.
+		inner := p.Children[0]
+		b.Write(msg[inner.Start:inner.HeaderEnd])
+		appendText(b, msg, inner)
+		return
+	case mimetree.Flattened:
+		b.Write(p.Content(msg))
+	default:
+		e, err := gomessage.New(gomessage.Header{Header: p.Header}, bytes.NewReader(p.Content(msg)))
+		if e == nil || err != nil && !gomessage.IsUnknownCharset(err) {
+			b.Write(p.Content(msg))
+		} else if _, err := io.Copy(b, e.Body); err != nil {
+			b.Write(p.Content(msg))
+		}
+	}
+	b.WriteByte('\n')
 }

@@ -74,6 +74,10 @@ type Options struct {
 	Logger    *slog.Logger
 	// TLSConfig enables STARTTLS; nil disables it.
 	TLSConfig *tls.Config
+	// ImplicitTLSConfig is what ServeTLS uses; nil = TLSConfig. It lets
+	// implicit TLS work while STARTTLS is not offered (an ACME certificate
+	// still to come).
+	ImplicitTLSConfig *tls.Config
 	// InsecureAuth allows LOGIN and AUTHENTICATE without TLS on loopback
 	// listeners; elsewhere authentication always needs TLS.
 	InsecureAuth bool
@@ -139,25 +143,36 @@ func capabilities() goimap.CapSet {
 
 // Serve accepts IMAP connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.serve(coalescingListener{ln}, isLoopback(ln.Addr()))
+	return s.serve(coalescingListener{ln}, isLoopback(ln.Addr()), s.opts.TLSConfig)
+}
+
+// ServeSTARTTLS is Serve offering STARTTLS with config, whatever
+// Options.TLSConfig says: for a certificate that arrived after the server
+// was built (ACME).
+func (s *Server) ServeSTARTTLS(ln net.Listener, config *tls.Config) error {
+	return s.serve(coalescingListener{ln}, isLoopback(ln.Addr()), config)
 }
 
 // ServeTLS accepts implicit-TLS connections (imaps, port 993) on ln.
 func (s *Server) ServeTLS(ln net.Listener) error {
-	if s.opts.TLSConfig == nil {
+	config := s.opts.ImplicitTLSConfig
+	if config == nil {
+		config = s.opts.TLSConfig
+	}
+	if config == nil {
 		return fmt.Errorf("imap: implicit TLS needs a TLS configuration")
 	}
-	return s.serve(tls.NewListener(coalescingListener{ln}, s.opts.TLSConfig), false)
+	return s.serve(tls.NewListener(coalescingListener{ln}, config), false, s.opts.TLSConfig)
 }
 
-func (s *Server) serve(ln net.Listener, loopback bool) error {
+func (s *Server) serve(ln net.Listener, loopback bool, starttls *tls.Config) error {
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return s.newSession(c), nil, nil
 		},
 		Caps:         capabilities(),
 		Logger:       slogPrintf{s.log},
-		TLSConfig:    s.opts.TLSConfig,
+		TLSConfig:    starttls,
 		InsecureAuth: s.opts.InsecureAuth && loopback,
 		DebugWriter:  s.opts.Debug,
 	})

@@ -7,7 +7,9 @@
 // expiry and long delays.
 //
 // The queue reaches its storage through the Storage interface (implemented by
-// *store.Store) and only uses package store for its record types. It must not
+// *store.Store) and only uses package store for its record types. Its DNS
+// lookups go through the server's one resolver (package resolver), handed in
+// as Options.DNS. It must not
 // import the protocol packages (smtp, imap), policy or config: main hands it
 // an Options value.
 package queue

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
+	"postkasse.dev/postkasse/resolver"
 	"postkasse.dev/postkasse/store"
 )
 
@@ -47,6 +49,13 @@ type Signer interface {
 	Sign(msg []byte) ([]byte, error)
 }
 
+// DNS answers the queue's lookups; *resolver.Resolver implements it. Its
+// errors are *net.DNSError values whose IsNotFound says "there is none".
+type DNS interface {
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
 // Smarthost TLS modes.
 const (
 	SmarthostMay      = "may"      // STARTTLS when offered, as MX delivery does (the default)
@@ -75,7 +84,8 @@ type Options struct {
 	// PLAIN, and only over TLS.
 	SmarthostUsername, SmarthostPassword string
 
-	Resolver     string        // "host:port" DNS server for MX/A/AAAA; "" = system
+	DNS          DNS           // the server's resolver; nil = a resolver.Resolver asking Resolver
+	Resolver     string        // "host:port" DNS server for MX/A/AAAA when DNS is nil; "" = system
 	Port         int           // remote SMTP port for MX delivery; 0 = DefaultPort
 	RetryAfter   time.Duration // first retry; doubles each time, at most 1h, with jitter
 	Lifetime     time.Duration // give up and bounce after this long since Created
@@ -151,6 +161,13 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return o, fmt.Errorf("queue: %w", err)
+	}
+	if o.DNS == nil {
+		r, err := resolver.New(resolver.Options{Server: o.Resolver})
+		if err != nil {
+			return o, fmt.Errorf("queue: %w", err)
+		}
+		o.DNS = r
 	}
 	o.setZeroes()
 	return o, nil

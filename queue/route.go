@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // maxTargets bounds the addresses tried for one domain in one round, so a
@@ -19,21 +18,6 @@ const maxTargets = 10
 type target struct {
 	host string
 	addr string
-}
-
-// newResolver returns a resolver that asks the DNS server at addr, or the
-// system's resolver when addr is "".
-func newResolver(addr string) *net.Resolver {
-	if addr == "" {
-		return &net.Resolver{}
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
-		},
-	}
 }
 
 // targets lists where mail for domain goes, in order of preference. When
@@ -55,7 +39,7 @@ func (r *Runner) targets(ctx context.Context, domain string) ([]target, *outcome
 	var out []target
 	var lastErr error
 	for _, h := range hosts {
-		ips, err := r.resolver.LookupNetIP(ctx, "ip", fqdn(h))
+		ips, err := r.dns.LookupNetIP(ctx, "ip", fqdn(h))
 		if err != nil {
 			lastErr = err
 			continue
@@ -80,7 +64,7 @@ func (r *Runner) targets(ctx context.Context, domain string) ([]target, *outcome
 // mxHosts returns the MX host names of domain in preference order, or the
 // domain itself (implicit) when it has no MX records (RFC 5321 section 5.1).
 func (r *Runner) mxHosts(ctx context.Context, domain string) (hosts []string, implicit bool, o *outcome) {
-	mxs, err := r.resolver.LookupMX(ctx, fqdn(domain))
+	mxs, err := r.dns.LookupMX(ctx, fqdn(domain))
 	if err != nil && len(mxs) == 0 {
 		if isNotFound(err) {
 			return []string{domain}, true, nil
@@ -88,7 +72,7 @@ func (r *Runner) mxHosts(ctx context.Context, domain string) (hosts []string, im
 		d := localOutcome(deferred, "4.4.3", "MX lookup for %s: %v", domain, err)
 		return nil, false, &d
 	}
-	// Go sorts MX records by preference (and shuffles equal ones).
+	// The resolver sorts MX records by preference (and shuffles equal ones).
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
 		f := localOutcome(failed, "5.1.10", "domain %s accepts no mail (null MX)", domain)
 		return nil, false, &f

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -27,9 +26,9 @@ const (
 // Runner delivers the outbound queue. Create it with New, start Run in a
 // goroutine, and Kick it after enqueueing.
 type Runner struct {
-	opts     Options
-	log      *slog.Logger
-	resolver *net.Resolver
+	opts Options
+	log  *slog.Logger
+	dns  DNS
 
 	kick        chan struct{} // something new was enqueued
 	ended       chan struct{} // an attempt ended: slots may be free
@@ -50,7 +49,7 @@ func New(opts Options) (*Runner, error) {
 	return &Runner{
 		opts:        opts,
 		log:         opts.Logger.With("component", "queue"),
-		resolver:    newResolver(opts.Resolver),
+		dns:         opts.DNS,
 		kick:        make(chan struct{}, 1),
 		ended:       make(chan struct{}, 1),
 		msgSlots:    make(chan struct{}, opts.Concurrency),

@@ -123,8 +123,7 @@ func (s *session) cmd(expect int, format string, args ...any) (string, error) {
 // connect opens an SMTP session to t, with TLS as mode says, and
 // authenticates to the smarthost when credentials are configured.
 func (r *Runner) connect(ctx context.Context, t target, mode tlsMode) (*session, error) {
-	d := net.Dialer{Timeout: dialTimeout, Resolver: r.resolver}
-	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	conn, err := r.dial(ctx, t.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +142,29 @@ func (r *Runner) connect(ctx context.Context, t target, mode tlsMode) (*session,
 		return nil, err
 	}
 	return s, nil
+}
+
+// dial connects to addr ("host:port"), finding a host name's addresses
+// through the server's resolver and trying each in turn.
+func (r *Runner) dial(ctx context.Context, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := r.dns.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: dialTimeout}
+	var lastErr error
+	for _, ip := range ips {
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
 }
 
 // greet runs the session up to a successful EHLO, over TLS where mode asks

@@ -83,12 +83,15 @@ var (
 	// bucketCards and bucketCardBooks hold the address books (cards.go).
 	bucketCards     = []byte("cards")
 	bucketCardBooks = []byte("cardbooks")
+	// bucketCache holds small named blobs the server keeps across restarts
+	// (ACME account key and certificates), see cache.go.
+	bucketCache = []byte("cache")
 )
 
 var topBuckets = [][]byte{
 	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
 	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote, bucketRemoteFiled,
-	bucketCards, bucketCardBooks,
+	bucketCards, bucketCardBooks, bucketCache,
 }
 
 // boltOptions are the database options of the store and of its compacted

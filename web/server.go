@@ -62,8 +62,11 @@ type Options struct {
 	MaxCardBytes int64
 	// AuthFailureDelay holds back the answer to a refused login.
 	AuthFailureDelay time.Duration
-	Logger           *slog.Logger
-	Now              func() time.Time // nil means time.Now
+	// Challenge, when set, wraps the handler of plain-HTTP listeners so
+	// that it answers ACME HTTP-01 challenges first.
+	Challenge func(http.Handler) http.Handler
+	Logger    *slog.Logger
+	Now       func() time.Time // nil means time.Now
 	// Metrics, when set, counts logins.
 	Metrics Metrics
 }
@@ -110,6 +113,9 @@ func New(opts Options) (*Server, error) {
 // allow_insecure_auth. With tlsConfig, ln speaks TLS.
 func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config, plaintextAuth bool) error {
 	h := s.handler
+	if tlsConfig == nil && s.opts.Challenge != nil {
+		h = s.opts.Challenge(h)
+	}
 	if plaintextAuth {
 		h = allowPlaintextAuth(h)
 	}

@@ -50,7 +50,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "%s: valid\n\nhostname\t%s\ndomains\t%s\ndata\t%s\n\n", cfg.File, cfg.Hostname, strings.Join(cfg.Domains, ", "), cfg.DataDir)
+	fmt.Fprintf(w, "%s: valid\n\nhostname\t%s\ndomains\t%s\ndata\t%s\n", cfg.File, cfg.Hostname, strings.Join(cfg.Domains, ", "), cfg.DataDir)
+	printInbound(w, cfg)
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "MAILBOX\tKIND\tADDRESSES")
 	for _, mb := range dir.Mailboxes() {
 		fmt.Fprintf(w, "%s\t%s\t%s\n", mb.ID, mb.Kind, strings.Join(dir.Addresses(mb.ID), ", "))

@@ -22,7 +22,8 @@ func TestCheckCommand(t *testing.T) {
 	if code := run([]string{"check", "-config", "../../config.example.toml"}, nil, &out, &errOut); code != 0 {
 		t.Fatalf("check of the example: exit %d\n%s", code, errOut.String())
 	}
-	for _, want := range []string{"valid", "anna", "info@contoso.test (full,send_as)", "carl", "info@contoso.test (read)", "sales@contoso.test"} {
+	for _, want := range []string{"valid", "anna", "info@contoso.test (full,send_as)", "carl", "info@contoso.test (read)", "sales@contoso.test",
+		"spf on, dkim on, dmarc on", "127.0.0.0/8, ::1/128 (no checks)", "system ("} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out.String())
 		}
@@ -61,6 +62,33 @@ delete_remote = true
 	}
 	if !strings.Contains(errOut.String(), bad+`:16: user.bo.address: "bo@contoso.test" is already the address of user.anna`) {
 		t.Fatalf("check error:\n%s", errOut.String())
+	}
+}
+
+// TestCheckShowsInboundChecks: check says which checks run, for whom,
+// with which DNS server, and where certificates come from.
+func TestCheckShowsInboundChecks(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(path, []byte(strings.Replace(baseConfig, "[limits]", `[listen]
+https = ":443"
+[tls.acme]
+directory = "https://acme.example/dir"
+[dns]
+resolver = "127.0.0.1:5353"
+[inbound]
+dkim = false
+trusted_networks = ["192.0.2.0/24"]
+[limits]`, 1)), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check", "-config", path}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	for _, want := range []string{"spf on, dkim off, dmarc on", "192.0.2.0/24 (no checks)", "127.0.0.1:5353",
+		"ACME from https://acme.example/dir for mail.contoso.test (TLS-ALPN-01 on :443)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 

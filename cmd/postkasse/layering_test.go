@@ -24,6 +24,9 @@ func TestLayering(t *testing.T) {
 		"web":       {mod + "config", mod + "smtp", mod + "imap", "github.com/emersion/go-smtp", "github.com/emersion/go-imap", "github.com/BurntSushi/toml"},
 		"config":    {mod + "store", mod + "policy", mod + "smtp", mod + "imap"},
 		"guard":     {mod + "config", mod + "smtp", mod + "imap", "github.com/emersion/go-smtp", "github.com/emersion/go-imap", "github.com/BurntSushi/toml"},
+		"mailauth":  {mod + "config", mod + "store", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", "github.com/emersion/go-smtp"},
+		"certs":     {mod + "config", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", mod + "queue"},
+		"resolver":  {mod + "config", mod + "store", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", mod + "queue"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
 		if err != nil {

@@ -4,18 +4,22 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"postkasse.dev/postkasse/certs"
 	"postkasse.dev/postkasse/config"
 	"postkasse.dev/postkasse/connected"
 	"postkasse.dev/postkasse/delivery"
@@ -26,6 +30,7 @@ import (
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/queue"
+	"postkasse.dev/postkasse/resolver"
 	"postkasse.dev/postkasse/smtp"
 	"postkasse.dev/postkasse/srs"
 	"postkasse.dev/postkasse/store"
@@ -47,8 +52,18 @@ type server struct {
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
 	guard    *guard.Guard
-	web      *web.Server // nil without an HTTP listener
+	web      *web.Server        // nil without an HTTP listener
+	dns      *resolver.Resolver // every DNS lookup of the server
 	metrics  *metrics.Metrics
+
+	// acme serves certificates from [tls.acme]; acmeStartTLS: STARTTLS is
+	// offered (a certificate is in hand).
+	acme         *certs.Manager
+	acmeStartTLS atomic.Bool
+
+	mu       sync.Mutex      // guards smtp (after serve), held and stopping
+	held     []*heldListener // STARTTLS listeners waiting for a certificate
+	stopping bool
 
 	authFailureDelay      time.Duration
 	trusted               func(net.IP) bool
@@ -81,6 +96,30 @@ type serverOptions struct {
 	unknownRecipientDelay time.Duration
 	// metrics counts what the server does; nil: a new one, served nowhere.
 	metrics *metrics.Metrics
+	// dnsTimeout bounds each DNS lookup; 0 is resolver.DefaultTimeout.
+	dnsTimeout time.Duration
+	// acmeRoots verify the ACME directory (nil: the system's roots);
+	// acmeRetry is the first wait after a failure (0: 10s);
+	// acmeRenewBefore, how long before expiry to renew (0: autocert's).
+	acmeRoots       *x509.CertPool
+	acmeRetry       time.Duration
+	acmeRenewBefore time.Duration
+}
+
+// refuser tells a connection past the limits why it is closed, in the
+// listener's protocol; implicit-TLS listeners say it after a handshake.
+func (s *server) refuser(name string) guard.Refuser {
+	var implicitTLS *tls.Config
+	if name == "submissions" || name == "imaps" || name == "https" {
+		implicitTLS = s.implicitTLSConfig()
+	}
+	switch name {
+	case "imap", "imaps":
+		return refuseIMAP(implicitTLS)
+	case "http", "https":
+		return refuseHTTP(implicitTLS)
+	}
+	return refuseSMTP(s.cfg.Load().Hostname, implicitTLS)
 }
 
 // listenerNames are the listeners of [listen], in the order they start.
@@ -132,6 +171,12 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := s.setupACME(cfg, opts); err != nil {
+		return err
+	}
+	if s.dns, err = resolver.New(resolver.Options{Server: cfg.DNS.Resolver, Timeout: opts.dnsTimeout}); err != nil {
+		return err
+	}
 	s.accounts = &accounts{dir: &s.dir, verifier: password.NewVerifier(), store: s.store}
 	bounces := &lateSubmitter{}
 	signer, err := dkimSigner(cfg)
@@ -141,7 +186,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	qopts := queue.Options{
 		Storage: s.store, Hostname: cfg.Hostname, Smarthost: cfg.Outbound.Smarthost,
 		SmarthostTLS: cfg.Outbound.SmarthostTLS, SmarthostUsername: cfg.Outbound.SmarthostUsername,
-		SmarthostPassword: cfg.Outbound.SmarthostPassword, Resolver: cfg.Outbound.Resolver,
+		SmarthostPassword: cfg.Outbound.SmarthostPassword, DNS: s.dns,
 		Port: opts.queuePort, RetryAfter: cfg.Outbound.RetryAfter, Lifetime: cfg.Outbound.QueueLifetime,
 		Bounces: bounces, Logger: s.log.With("part", "queue"), Metrics: s.metrics,
 	}
@@ -168,7 +213,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	}
 	s.imap, err = imap.New(imap.Options{
 		Store: s.store, Directory: imapDirectory{s.accounts}, Logger: s.log.With("part", "imap"),
-		TLSConfig: s.tlsConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
+		TLSConfig: s.tlsConfig(), ImplicitTLSConfig: s.implicitTLSConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
 		AppendLimit: uint32(min(cfg.Limits.MessageSize, 1<<32-1)), Debug: debugWriter(opts.debug),
 		AuthFailureDelay: opts.authFailureDelay, Guard: s.guard, Metrics: s.metrics.Service("imap"),
 	})
@@ -206,33 +251,34 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			continue
 		}
 		insecure := cfg.TLS.AllowInsecureAuth && isLoopback(ln.Addr())
-		var implicitTLS *tls.Config // refusals on implicit-TLS listeners need a handshake
-		if name == "submissions" || name == "imaps" {
-			implicitTLS = s.tlsConfig()
-		}
+		// The guard sits on the socket, below a STARTTLS relay (which
+		// hands connections to servers built later) and below TLS.
+		ln = s.guard.Listener(ln, s.refuser(name))
+		ln = s.metrics.Listener(ln, name)
+		ln = s.holdForSTARTTLS(name, ln, insecure)
 		var serve func(net.Listener) error
 		switch name {
 		case "imap":
-			serve, ln = s.imap.Serve, s.guard.Listener(ln, refuseIMAP(nil))
+			serve = s.imap.Serve
 		case "imaps":
-			serve, ln = s.imap.ServeTLS, s.guard.Listener(ln, refuseIMAP(implicitTLS))
+			serve = s.imap.ServeTLS
 		case "http":
-			ln = s.guard.Listener(ln, refuseHTTP(nil))
 			serve = func(ln net.Listener) error { return s.web.Serve(ln, nil, insecure) }
 		case "https":
-			ln = s.guard.Listener(ln, refuseHTTP(s.tlsConfig()))
-			serve = func(ln net.Listener) error { return s.web.Serve(ln, s.tlsConfig(), false) }
+			// Plain HTTP/1.1 over TLS; the ACME configuration adds the
+			// TLS-ALPN-01 challenge protocol.
+			tlsConfig := s.implicitTLSConfig("http/1.1")
+			serve = func(ln net.Listener) error { return s.web.Serve(ln, tlsConfig, false) }
 		default:
 			srv, err := s.smtpServer(name, insecure)
 			if err != nil {
 				return err
 			}
-			serve, ln = srv.Serve, s.guard.Listener(ln, refuseSMTP(cfg.Hostname, implicitTLS))
+			serve = srv.Serve
 			if name == "submissions" {
 				serve = srv.ServeTLS
 			}
 		}
-		ln = s.metrics.Listener(ln, name)
 		if name == "smtp" {
 			// The MX port offers no AUTH at all.
 			s.log.Info("listening", "service", name, "addr", ln.Addr().String())
@@ -247,17 +293,26 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			}
 		}()
 	}
+	if s.acme != nil {
+		// After the listeners: a certificate arriving switches their
+		// STARTTLS on (offerSTARTTLS).
+		go s.acme.Run(ctx)
+	}
 	s.metrics.SetState(metrics.Serving)
 	return nil
 }
 
 func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 	cfg := s.cfg.Load()
+	tlsConfig := s.tlsConfig()
+	if name == "submissions" {
+		tlsConfig = s.implicitTLSConfig()
+	}
 	srv, err := smtp.New(smtp.Options{
 		Hostname: cfg.Hostname, Agent: s.agent,
 		Auth: s.accounts, Submission: name != "smtp", MaxMessageBytes: cfg.Limits.MessageSize,
 		MaxRecipients: max(2000, cfg.Limits.RecipientsPerMessage),
-		TLSConfig:     s.tlsConfig(), InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
+		TLSConfig:     tlsConfig, InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
 		Trusted: s.trusted, UnknownRecipientDelay: s.unknownRecipientDelay,
 		Logger: s.log.With("part", name), Guard: s.guard, Metrics: s.metrics.Service(name),
 		CommandTimeout: s.smtpTimeouts[0], TransactionTimeout: s.smtpTimeouts[1],
@@ -278,8 +333,12 @@ func (s *server) stop(grace time.Duration) {
 	s.pull.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	s.mu.Lock()
+	s.stopping = true
+	servers := maps.Clone(s.smtp)
+	s.mu.Unlock()
 	var wg sync.WaitGroup
-	for name, srv := range s.smtp {
+	for name, srv := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -299,6 +358,7 @@ func (s *server) stop(grace time.Duration) {
 	}
 	wg.Wait()
 	s.imap.Close()
+	s.closeHeld()
 	if s.cancel != nil {
 		s.cancel()
 		<-s.queueDone
@@ -361,11 +421,13 @@ func restartOnly(old, cfg *config.Config) []string {
 		{"hostname", old.Hostname != cfg.Hostname},
 		{"domains (the first one, which SRS addresses use)", old.Domains[0] != cfg.Domains[0]},
 		{"outbound", old.Outbound != cfg.Outbound},
+		{"dns", old.DNS != cfg.DNS},
 		{"dkim", !slices.Equal(old.DKIM, cfg.DKIM)},
 		{"limits.message_size", old.Limits.MessageSize != cfg.Limits.MessageSize},
 		{"limits.recipients_per_message", old.Limits.RecipientsPerMessage != cfg.Limits.RecipientsPerMessage},
 		{"tls.allow_insecure_auth", old.TLS.AllowInsecureAuth != cfg.TLS.AllowInsecureAuth},
 		{"tls (a certificate added or removed)", (old.TLS.Cert == "") != (cfg.TLS.Cert == "")},
+		{"tls.acme", !reflect.DeepEqual(old.TLS.ACME, cfg.TLS.ACME)},
 	} {
 		if c.changed {
 			out = append(out, c.name)
@@ -388,8 +450,14 @@ func (s *server) loadCertificate(cfg *config.Config) error {
 	return nil
 }
 
-// tlsConfig serves the current certificate; nil without one.
+// tlsConfig serves the current certificate for STARTTLS; nil without one.
 func (s *server) tlsConfig() *tls.Config {
+	if s.acme != nil {
+		if s.acmeStartTLS.Load() {
+			return s.acme.TLSConfig()
+		}
+		return nil
+	}
 	if s.cert.Load() == nil {
 		return nil
 	}

@@ -22,15 +22,19 @@ func (s *server) buildWeb(lns map[string]net.Listener) error {
 	}
 	cfg := s.cfg.Load()
 	var err error
-	s.web, err = web.New(web.Options{
+	opts := web.Options{
 		Hostname: cfg.Hostname, Directory: s.dir.Load, Auth: webAuth{s.accounts}, Cards: s.store,
 		Ports: web.Ports{
 			IMAP: port("imap"), IMAPS: port("imaps"), Submission: port("submission"),
 			Submissions: port("submissions"), HTTP: port("http"), HTTPS: port("https"),
 		},
-		TLS: s.cert.Load() != nil, AuthFailureDelay: s.authFailureDelay, Guard: s.guard, Logger: s.log.With("part", "http"),
-		Metrics: s.metrics.Service("http"),
-	})
+		TLS: s.cert.Load() != nil || s.acme != nil, AuthFailureDelay: s.authFailureDelay, Guard: s.guard,
+		Logger: s.log.With("part", "http"), Metrics: s.metrics.Service("http"),
+	}
+	if s.acme != nil {
+		opts.Challenge = s.acme.HTTPHandler
+	}
+	s.web, err = web.New(opts)
 	return err
 }
 

@@ -1,0 +1,415 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"postkasse.dev/postkasse/store"
+)
+
+// The change feed across nodes.
+//
+// Every write that changes a folder advances the folder's change sequence
+// (folder_seq, row-locked, so one folder's sequence numbers commit in
+// order), stores its changes under that number (changes), and NOTIFYs
+// "seq folder token account" on notifyChannel, all in its own transaction:
+// the record and the notification exist exactly when the commit does (see
+// txState.record). The token names the writing attempt, so that a node can
+// tell its own committed changes from those of a write of its own that
+// failed after taking the same number.
+//
+// Each node keeps, per folder, the last sequence number it delivered. It
+// learns of new ones from two sides: its own writes, after they commit (so
+// a write's changes are delivered before the write returns, as with bbolt),
+// and a LISTEN on a dedicated connection (every node's writes). Either way
+// it delivers every number from last+1 up to the new one, taking the
+// changes of its own writes from memory (they carry the caller's Origin)
+// and the others' from the changes table. A lost notification therefore
+// costs nothing but a wait: after a lost connection the listener reconnects,
+// LISTENs again and then compares every folder's sequence with what it
+// delivered, so no change is ever missed.
+//
+// Within a folder changes arrive in commit order; across folders, in the
+// order the notifications arrive, except after a reconnection.
+//
+// The changes table grows with every write; pruning old rows is left to a
+// later version.
+
+const notifyChannel = "postkasse_changes"
+
+// folderKey names one folder of one account.
+type folderKey struct {
+	account string
+	folder  uint64
+}
+
+type feed struct {
+	pool  *pgxpool.Pool
+	log   *slog.Logger
+	retry time.Duration
+
+	// mu serialises delivery. It is never taken by a goroutine that holds
+	// a pooled connection, as deliverUpTo may need one.
+	mu   sync.Mutex
+	last map[folderKey]uint64 // delivered up to
+
+	pendMu  sync.Mutex
+	pending map[folderKey]map[uint64]held // this node's writes, not yet delivered
+
+	// idle is how long the listener waits for a notification before it
+	// pings its connection.
+	idle time.Duration
+	// reconnects counts the listener's new connections after a loss, pings
+	// its pings (tests read them).
+	reconnects atomic.Int64
+	pings      atomic.Int64
+
+	subMu   sync.RWMutex
+	subs    map[int]func(store.Change)
+	nextSub int
+}
+
+func newFeed(pool *pgxpool.Pool, log *slog.Logger, retry, idle time.Duration) *feed {
+	return &feed{
+		pool: pool, log: log, retry: retry, idle: idle,
+		last:    make(map[folderKey]uint64),
+		pending: make(map[folderKey]map[uint64]held),
+		subs:    make(map[int]func(store.Change)),
+	}
+}
+
+func (f *feed) subscribe(fn func(store.Change)) func() {
+	f.subMu.Lock()
+	id := f.nextSub
+	f.nextSub++
+	f.subs[id] = fn
+	f.subMu.Unlock()
+	return func() {
+		f.subMu.Lock()
+		delete(f.subs, id)
+		f.subMu.Unlock()
+	}
+}
+
+// start LISTENs, then takes every folder's sequence as the starting point:
+// any change committed later is notified. The listener runs on runCtx.
+func (f *feed) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	seqs, err := f.sequences(ctx)
+	if err != nil {
+		conn.Close(ctx)
+		return err
+	}
+	f.mu.Lock()
+	for k, seq := range seqs {
+		f.last[k] = seq
+	}
+	f.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f.run(runCtx, conn)
+	}()
+	return nil
+}
+
+// connect opens the listening connection, outside the pool.
+func (f *feed) connect(ctx context.Context) (*pgx.Conn, error) {
+	cfg := f.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = "postkasse change listener"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	return conn, nil
+}
+
+// run delivers notified changes until ctx ends, reconnecting and catching
+// up whenever the connection is lost.
+func (f *feed) run(ctx context.Context, conn *pgx.Conn) {
+	for {
+		err := f.listen(ctx, conn)
+		conn.Close(context.Background())
+		if ctx.Err() != nil {
+			return
+		}
+		f.log.Warn("change listener lost its connection", "err", err)
+		if conn = f.reconnect(ctx); conn == nil {
+			return
+		}
+		f.log.Info("change listener reconnected")
+	}
+}
+
+// reconnect LISTENs again and catches up, retrying until it succeeds or
+// ctx ends (then it returns nil).
+func (f *feed) reconnect(ctx context.Context) *pgx.Conn {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(f.retry):
+		}
+		conn, err := f.connect(ctx)
+		if err == nil {
+			f.reconnects.Add(1)
+			if err = f.catchUp(ctx); err == nil {
+				return conn
+			}
+			conn.Close(context.Background())
+		}
+		f.log.Warn("change listener cannot reconnect", "err", err)
+	}
+}
+
+// listen delivers notified changes until the connection fails. A quiet
+// connection is pinged every f.idle: a peer that vanished without closing
+// the connection would otherwise go unnoticed for minutes, and with it every
+// other node's changes.
+func (f *feed) listen(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		wait, cancel := context.WithTimeout(ctx, f.idle)
+		n, err := conn.WaitForNotification(wait)
+		cancel()
+		if err != nil && ctx.Err() == nil && wait.Err() != nil {
+			// Quiet for f.idle: a timeout leaves the connection usable.
+			ping, cancel := context.WithTimeout(ctx, f.idle)
+			err = conn.Ping(ping)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			f.pings.Add(1)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		k, seq, token, err := parsePayload(n.Payload)
+		if err != nil {
+			f.log.Error("change notification", "payload", n.Payload, "err", err)
+			continue
+		}
+		if err := f.deliverUpTo(ctx, k, seq, token); err != nil {
+			return err
+		}
+	}
+}
+
+// catchUp delivers whatever was committed while the listener was away.
+func (f *feed) catchUp(ctx context.Context) error {
+	seqs, err := f.sequences(ctx)
+	if err != nil {
+		return err
+	}
+	for k, seq := range seqs {
+		if err := f.deliverUpTo(ctx, k, seq, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sequences reads every folder's change sequence number.
+func (f *feed) sequences(ctx context.Context) (map[folderKey]uint64, error) {
+	rows, err := f.pool.Query(ctx, `SELECT account, folder, seq FROM folder_seq`)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[folderKey]uint64)
+	var k folderKey
+	var seq uint64
+	_, err = pgx.ForEachRow(rows, []any{&k.account, &k.folder, &seq}, func() error {
+		out[k] = seq
+		return nil
+	})
+	return out, err
+}
+
+// parsePayload reads a notification: "seq folder token account" (see
+// recordChange). Anyone allowed to connect can NOTIFY on the channel, so a
+// malformed payload is an error, never a panic.
+func parsePayload(p string) (k folderKey, seq, token uint64, err error) {
+	parts := strings.SplitN(p, " ", 4)
+	if len(parts) != 4 {
+		return folderKey{}, 0, 0, fmt.Errorf("malformed")
+	}
+	seq, err1 := strconv.ParseUint(parts[0], 10, 64)
+	folder, err2 := strconv.ParseUint(parts[1], 10, 64)
+	token, err3 := strconv.ParseUint(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return folderKey{}, 0, 0, fmt.Errorf("malformed")
+	}
+	return folderKey{parts[3], folder}, seq, token, nil
+}
+
+// held is a write's changes of one folder, kept for delivery. The token is
+// the write's (see txState): only a notification or a change record with
+// the same token proves that this write is the one that committed under
+// the sequence number; a write that failed leaves nothing, but until it
+// has forgotten its changes they must not pass for another's.
+type held struct {
+	token   uint64
+	changes []store.Change
+}
+
+// hold keeps a write's changes until they are delivered; called in the
+// write's transaction just before it commits, so the listener, hearing of
+// the commit first, still finds them with their Origin.
+func (f *feed) hold(w *txState) {
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	for _, g := range w.groups {
+		p := f.pending[g.key]
+		if p == nil {
+			p = make(map[uint64]held)
+			f.pending[g.key] = p
+		}
+		p[g.seq] = held{w.token, g.changes}
+	}
+}
+
+// forget drops the held changes of a write that did not commit.
+func (f *feed) forget(w *txState) {
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	for _, g := range w.groups {
+		if p := f.pending[g.key]; p != nil && p[g.seq].token == w.token {
+			delete(p, g.seq)
+			if len(p) == 0 {
+				delete(f.pending, g.key)
+			}
+		}
+	}
+}
+
+// takeHeld takes this node's held changes of a folder in (after, upTo].
+func (f *feed) takeHeld(k folderKey, after, upTo uint64) map[uint64]held {
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	p := f.pending[k]
+	out := make(map[uint64]held)
+	for s, h := range p {
+		if s > after && s <= upTo {
+			out[s] = h
+			delete(p, s)
+		}
+	}
+	if p != nil && len(p) == 0 {
+		delete(f.pending, k)
+	}
+	return out
+}
+
+// giveBack returns held changes that could not be delivered.
+func (f *feed) giveBack(k folderKey, hs map[uint64]held) {
+	if len(hs) == 0 {
+		return
+	}
+	f.pendMu.Lock()
+	defer f.pendMu.Unlock()
+	p := f.pending[k]
+	if p == nil {
+		p = make(map[uint64]held)
+		f.pending[k] = p
+	}
+	for s, h := range hs {
+		if _, ok := p[s]; !ok {
+			p[s] = h
+		}
+	}
+}
+
+// delivered delivers a committed write's changes (and any before them) to
+// this node's subscribers. Should that fail, the listener delivers them.
+func (f *feed) delivered(ctx context.Context, w *txState) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, g := range w.groups {
+		if err := f.deliverUpTo(ctx, g.key, g.seq, w.token); err != nil {
+			f.log.Warn("delivering changes", "account", g.key.account, "folder", g.key.folder, "err", err)
+		}
+	}
+}
+
+// deliverUpTo delivers a folder's changes after the last delivered, up to
+// and including seq. token, when not 0, is the token of the write known to
+// have committed seq; this node's held changes of other numbers are
+// checked against the change records.
+func (f *feed) deliverUpTo(ctx context.Context, k folderKey, seq, token uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	last := f.last[k]
+	if seq <= last {
+		return nil
+	}
+	hs := f.takeHeld(k, last, seq)
+	proven := func(s uint64) bool { h, ok := hs[s]; return ok && s == seq && token != 0 && h.token == token }
+	var stored map[uint64]held
+	if !proven(seq) || seq-last > 1 {
+		var err error
+		if stored, err = f.fetch(ctx, k, last, seq); err != nil {
+			f.giveBack(k, hs)
+			return err
+		}
+	}
+	f.subMu.RLock()
+	defer f.subMu.RUnlock()
+	for s := last + 1; s <= seq; s++ {
+		h, ok := hs[s]
+		rec, recorded := stored[s]
+		switch {
+		case ok && (proven(s) || recorded && rec.token == h.token):
+			// This node's own write: its changes carry their Origin.
+		case recorded:
+			h = rec
+		default:
+			f.log.Error("change record missing", "account", k.account, "folder", k.folder, "seq", s)
+		}
+		for _, c := range h.changes {
+			for _, fn := range f.subs {
+				fn(c)
+			}
+		}
+	}
+	f.last[k] = seq
+	return nil
+}
+
+// fetch reads a folder's recorded changes in (after, upTo].
+func (f *feed) fetch(ctx context.Context, k folderKey, after, upTo uint64) (map[uint64]held, error) {
+	rows, err := f.pool.Query(ctx, `SELECT seq, token, data FROM changes
+		WHERE account = $1 AND folder = $2 AND seq > $3 AND seq <= $4`, k.account, k.folder, after, upTo)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint64]held)
+	var seq uint64
+	var token int64
+	var data []byte
+	_, err = pgx.ForEachRow(rows, []any{&seq, &token, &data}, func() error {
+		cs, err := decodeChanges(data, k, seq)
+		if err != nil {
+			return fmt.Errorf("change %d of %s/%d: %w", seq, k.account, k.folder, err)
+		}
+		out[seq] = held{uint64(token), cs}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,69 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"postkasse.dev/postkasse/store"
+	"postkasse.dev/postkasse/store/postgres/pgtest"
+)
+
+// TestDatabaseLossAndReturn: while the database is down, writes fail (so
+// nothing is acknowledged) without hanging; once it is back, the same open
+// stores work again by themselves, nothing committed before is lost, and
+// the other node's listener catches up.
+func TestDatabaseLossAndReturn(t *testing.T) {
+	t.Parallel()
+	cl := pgtest.Own(t)
+	dsn := pgtest.DB(t, cl)
+	a := openTest(t, dsn, Options{Node: "A", ListenRetry: 200 * time.Millisecond})
+	b := openTest(t, dsn, Options{Node: "B", ListenRetry: 200 * time.Millisecond})
+	onB := changes(b)
+	ctx := context.Background()
+	deliverTo := func(i int) (*store.DeliveryResult, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return a.Deliver(ctx, &store.Delivery{Body: body(i), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}})
+	}
+	for i := range 5 {
+		if _, err := deliverTo(i); err != nil {
+			t.Fatal(err)
+		}
+		next(t, onB)
+	}
+
+	if err := cl.Halt(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := deliverTo(99); err == nil || time.Since(start) > 9*time.Second {
+		t.Fatalf("delivery with the database down: %v after %v", err, time.Since(start))
+	}
+	if _, err := b.Select(ctx, store.Access{Account: "anna"}, "INBOX", false); err == nil {
+		t.Fatal("select with the database down succeeded")
+	}
+
+	if err := cl.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	var res *store.DeliveryResult
+	waitFor(t, func() bool {
+		var err error
+		res, err = deliverTo(5)
+		return err == nil
+	})
+	if res.Targets[0].UID != 6 {
+		t.Fatalf("first delivery after the return got UID %d, want 6", res.Targets[0].UID)
+	}
+	if c := next(t, onB); c.Messages[0].UID != 6 {
+		t.Fatalf("B's first change after the return %+v", c)
+	}
+	t.Logf("working again %v after the database returned", time.Since(back))
+	view, err := b.Select(ctx, store.Access{Account: "anna"}, "INBOX", false)
+	if err != nil || !slices.Equal(view.UIDs, []store.UID{1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("after the return: %v %v", view.UIDs, err)
+	}
+}

@@ -1,0 +1,247 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"postkasse.dev/postkasse/store"
+)
+
+// Select returns a folder's UIDs and state. With claimRecent, messages that
+// no session has yet been shown become \Recent for this one (IMAP4rev1).
+// The view's TxID is the folder's change sequence number when it was read.
+func (s *Store) Select(ctx context.Context, acc store.Access, name string, claimRecent bool) (store.FolderView, error) {
+	var view store.FolderView
+	claimed := claimRecent && !acc.ReadOnly
+	if claimed {
+		err := s.write(ctx, func(tx pgx.Tx, w *txState) error {
+			var from int64
+			err := tx.QueryRow(ctx, `UPDATE folders f SET recent_from = f.uid_next
+				FROM (SELECT id, recent_from FROM folders WHERE account = $1 AND name = $2 FOR UPDATE) old
+				WHERE f.account = $1 AND f.id = old.id RETURNING old.recent_from`, acc.Account, name).Scan(&from)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return store.ErrNoFolder
+			}
+			view.RecentFrom = UID(from)
+			return err
+		})
+		if err != nil {
+			return view, err
+		}
+	}
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		f, err := folderByName(ctx, tx, acc.Account, name)
+		if err != nil {
+			return err
+		}
+		view.Info = f.info()
+		if !claimed {
+			view.RecentFrom = UID(f.uidNext)
+		}
+		err = tx.QueryRow(ctx, `SELECT coalesce((SELECT seq FROM folder_seq WHERE account = $1 AND folder = $2), 0)`,
+			acc.Account, f.id).Scan(&view.TxID)
+		if err != nil {
+			return err
+		}
+		return readView(ctx, tx, acc, &f, &view)
+	})
+	return view, err
+}
+
+// readView fills in the UIDs, the viewer's unseen messages and the
+// keywords of a folder.
+func readView(ctx context.Context, tx pgx.Tx, acc store.Access, f *folder, view *store.FolderView) error {
+	overrides, err := seenOverrides(ctx, tx, acc, f.id, nil)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT uid, flags, keywords FROM messages WHERE account = $1 AND folder = $2 ORDER BY uid`,
+		acc.Account, f.id)
+	if err != nil {
+		return err
+	}
+	view.UIDs = make([]UID, 0, f.messages)
+	keywords := make(map[string]bool)
+	var uid int64
+	var fs flagSet
+	_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords}, func() error {
+		view.UIDs = append(view.UIDs, UID(uid))
+		for _, kw := range fs.keywords {
+			if len(keywords) < store.MaxFolderKeywords {
+				keywords[kw] = true
+			}
+		}
+		if !effective(acc, overrides, UID(uid), fs).seen() {
+			view.Unseen++
+			if view.FirstUnseen == 0 {
+				view.FirstUnseen = UID(uid)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	view.Info.Unseen = view.Unseen
+	view.Keywords = slices.Sorted(maps.Keys(keywords))
+	return nil
+}
+
+// seenOverrides reads acc's own \Seen of a folder's messages (of uids, or
+// all when uids is nil) where \Seen is per-user; nil otherwise.
+func seenOverrides(ctx context.Context, tx pgx.Tx, acc store.Access, folderID uint64, uids []int64) (map[UID]bool, error) {
+	if !acc.SeenPerUser {
+		return nil, nil
+	}
+	q := `SELECT uid, seen FROM seen WHERE account = $1 AND folder = $2 AND viewer = $3`
+	args := []any{acc.Account, folderID, acc.Viewer}
+	if uids != nil {
+		q += ` AND uid = ANY($4)`
+		args = append(args, uids)
+	}
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[UID]bool)
+	var uid int64
+	var seen bool
+	_, err = pgx.ForEachRow(rows, []any{&uid, &seen}, func() error {
+		out[UID(uid)] = seen
+		return nil
+	})
+	return out, err
+}
+
+// effective applies acc's view of \Seen to a message's shared flags: a
+// viewer without an override sees the shared flag, so switching a mailbox
+// between modes loses nothing.
+func effective(acc store.Access, overrides map[UID]bool, uid UID, shared flagSet) flagSet {
+	if !acc.SeenPerUser {
+		return shared
+	}
+	if seen, ok := overrides[uid]; ok {
+		return shared.withSeen(seen)
+	}
+	return shared
+}
+
+// Status describes a folder as the viewer sees it (Unseen counts the
+// viewer's own \Seen where it is per-user).
+func (s *Store) Status(ctx context.Context, acc store.Access, name string) (store.FolderInfo, error) {
+	var info store.FolderInfo
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		f, err := folderByName(ctx, tx, acc.Account, name)
+		if err != nil {
+			return err
+		}
+		info = f.info()
+		if !acc.SeenPerUser {
+			return nil
+		}
+		// The viewer's override where there is one, else the shared flag.
+		return tx.QueryRow(ctx, `SELECT count(*) FROM messages m
+			LEFT JOIN seen s ON s.account = m.account AND s.folder = m.folder AND s.uid = m.uid AND s.viewer = $3
+			WHERE m.account = $1 AND m.folder = $2 AND NOT coalesce(s.seen, m.flags & 1 <> 0)`,
+			acc.Account, f.id, acc.Viewer).Scan(&info.Unseen)
+	})
+	return info, err
+}
+
+// messagesChunk bounds how many messages one query reads.
+const messagesChunk = 1024
+
+// Messages calls fn for each of the given messages that exists, in
+// ascending UID order. uids must be ascending. fn runs outside any
+// transaction; info is reused between calls.
+func (s *Store) Messages(ctx context.Context, acc store.Access, folderID uint64, uids []UID, fn func(info *store.MessageInfo) error) error {
+	for len(uids) > 0 {
+		n := min(len(uids), messagesChunk)
+		chunk, err := s.readMessages(ctx, acc, folderID, uids[:n])
+		if err != nil {
+			return err
+		}
+		for i := range chunk {
+			if err := fn(&chunk[i]); err != nil {
+				return err
+			}
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+func uidArgs(uids []UID) []int64 {
+	out := make([]int64, len(uids))
+	for i, u := range uids {
+		out[i] = int64(u)
+	}
+	return out
+}
+
+func (s *Store) readMessages(ctx context.Context, acc store.Access, folderID uint64, uids []UID) ([]store.MessageInfo, error) {
+	out := make([]store.MessageInfo, 0, len(uids))
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		out = out[:0]
+		if _, err := folderByID(ctx, tx, acc.Account, folderID); err != nil {
+			return err
+		}
+		want := uidArgs(uids)
+		overrides, err := seenOverrides(ctx, tx, acc, folderID, want)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT uid, flags, keywords, date_ns, size, meta FROM messages
+			WHERE account = $1 AND folder = $2 AND uid = ANY($3) ORDER BY uid`, acc.Account, folderID, want)
+		if err != nil {
+			return err
+		}
+		var uid, dateNS int64
+		var fs flagSet
+		var m store.MessageInfo
+		_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords, &dateNS, &m.Size, &m.Meta}, func() error {
+			m.UID = UID(uid)
+			m.Flags = effective(acc, overrides, m.UID, fs).list()
+			m.InternalDate = time.Unix(0, dateNS)
+			m.Meta = append([]byte(nil), m.Meta...)
+			out = append(out, m)
+			return nil
+		})
+		return err
+	})
+	return out, err
+}
+
+// Body returns a message's full text: the header lines added for this
+// mailbox, then the stored body.
+func (s *Store) Body(ctx context.Context, acc store.Access, folderID uint64, uid UID) ([]byte, error) {
+	var out []byte
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		if _, err := folderByID(ctx, tx, acc.Account, folderID); err != nil {
+			return err
+		}
+		var prefix, body []byte
+		var found bool
+		err := tx.QueryRow(ctx, `SELECT m.prefix, b.body, b.hash IS NOT NULL FROM messages m
+			LEFT JOIN blobs b ON b.hash = m.hash
+			WHERE m.account = $1 AND m.folder = $2 AND m.uid = $3`, acc.Account, folderID, int64(uid)).Scan(&prefix, &body, &found)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("message %d: body missing", uid)
+		}
+		out = append(append(make([]byte, 0, len(prefix)+len(body)), prefix...), body...)
+		return nil
+	})
+	return out, err
+}
