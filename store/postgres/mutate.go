@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -228,12 +227,12 @@ func (s *Store) Copy(ctx context.Context, src store.Access, folderID uint64, uid
 		if err != nil {
 			return err
 		}
-		if src.Account == dst.Account && df.id == folderID {
-			return fmt.Errorf("%w: source and destination are the same folder", store.ErrInvalid)
-		}
 		added := store.Change{Kind: store.ChangeNew, Account: dst.Account, FolderID: df.id, Folder: dstName, Origin: dst.Origin}
 		if err := copyInto(ctx, tx, src, folderID, uids, da, &df, quota, &res, &added); err != nil {
 			return err
+		}
+		if src.Account == dst.Account && df.id == folderID {
+			sf = df // a copy into the folder itself: one folder, already counted
 		}
 		if len(res.Source) > 0 {
 			w.publish(added)

@@ -111,8 +111,15 @@ func testCopyRules(t *testing.T, s Backend) {
 	if count, _, _ := s.BlobStats(); count != 2 {
 		t.Fatalf("%d bodies after a copy, want 2", count)
 	}
-	if _, err := s.Copy(ctx, anna, id, []store.UID{1}, anna, "INBOX", 0, false); !errors.Is(err, store.ErrInvalid) {
-		t.Fatalf("copy into itself: %v", err)
+	// A copy into the folder itself is a new message with the next UID
+	// (IMAP COPY into the selected mailbox).
+	before, _ := s.Folder(ctx, "anna", "INBOX")
+	self, err := s.Copy(ctx, anna, id, []store.UID{1}, anna, "INBOX", 0, false)
+	if err != nil || !slices.Equal(self.Dest, []store.UID{before.UIDNext}) {
+		t.Fatalf("copy into itself: %+v %v (UIDNEXT was %d)", self, err, before.UIDNext)
+	}
+	if after, _ := s.Folder(ctx, "anna", "INBOX"); after.Messages != before.Messages+1 || after.UIDNext != before.UIDNext+1 {
+		t.Fatalf("copy into itself: folder %+v, before %+v", after, before)
 	}
 	if _, err := s.Copy(ctx, anna, id, []store.UID{1}, bo, "Nowhere", 0, false); !errors.Is(err, store.ErrNoFolder) {
 		t.Fatalf("copy into a missing folder: %v", err)
