@@ -8,37 +8,6 @@ import (
 	"time"
 )
 
-// TestQueueStats counts the queue and dates its oldest entry, and follows
-// removals.
-func TestQueueStats(t *testing.T) {
-	t.Parallel()
-	s := openTest(t)
-	ctx := context.Background()
-	st, err := s.QueueStats(ctx)
-	if err != nil || st.Messages != 0 || !st.Oldest.IsZero() {
-		t.Fatalf("empty queue: %+v %v", st, err)
-	}
-	before := time.Now()
-	ids, err := s.Enqueue(ctx, NewQueuedMessage{From: "a@example.org", Recipients: []string{"b@example.net"}, Body: []byte("x")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	after := time.Now()
-	if _, err := s.Enqueue(ctx, NewQueuedMessage{From: "a@example.org", Recipients: []string{"c@example.net"}, Body: []byte("y")}); err != nil {
-		t.Fatal(err)
-	}
-	st, err = s.QueueStats(ctx)
-	if err != nil || st.Messages != 2 || st.Oldest.Before(before) || st.Oldest.After(after) {
-		t.Fatalf("two queued: %+v %v, want oldest in [%v, %v]", st, err, before, after)
-	}
-	if err := s.QueueRemove(ctx, ids[0]); err != nil {
-		t.Fatal(err)
-	}
-	if st, err = s.QueueStats(ctx); err != nil || st.Messages != 1 || st.Oldest.Before(after) {
-		t.Fatalf("after removing the oldest: %+v %v", st, err)
-	}
-}
-
 // TestObserveCommit: every durable write is reported with its duration.
 func TestObserveCommit(t *testing.T) {
 	t.Parallel()
