@@ -92,6 +92,8 @@ type Options struct {
 	// Debug, when set, receives a raw protocol trace (it includes
 	// credentials: for debugging only).
 	Debug io.Writer
+	// Metrics, when set, counts logins.
+	Metrics Metrics
 }
 
 // Server is an IMAP server over a store.
@@ -115,6 +117,9 @@ func New(opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
