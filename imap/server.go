@@ -134,7 +134,7 @@ func capabilities() goimap.CapSet {
 
 // Serve accepts IMAP connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.serve(coalescingListener{ln}, isLoopback(ln.Addr()))
+	return s.serve(coalescingListener{ln}, s.opts.TLSConfig, s.opts.InsecureAuth && isLoopback(ln.Addr()))
 }
 
 // ServeTLS accepts implicit-TLS connections (imaps, port 993) on ln.
@@ -142,18 +142,22 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.opts.TLSConfig == nil {
 		return fmt.Errorf("imap: implicit TLS needs a TLS configuration")
 	}
-	return s.serve(tls.NewListener(coalescingListener{ln}, s.opts.TLSConfig), false)
+	// go-imap takes a connection for TLS only if it is a *tls.Conn, which
+	// the wireConn above it is not: the listener is TLS, so authentication
+	// is allowed, and there is no STARTTLS to offer.
+	return s.serve(tls.NewListener(coalescingListener{ln}, s.opts.TLSConfig), nil, true)
 }
 
-func (s *Server) serve(ln net.Listener, loopback bool) error {
+func (s *Server) serve(ln net.Listener, startTLS *tls.Config, insecureAuth bool) error {
+	ln = wireListener{ln}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return s.newSession(c), nil, nil
 		},
 		Caps:         capabilities(),
 		Logger:       slogPrintf{s.log},
-		TLSConfig:    s.opts.TLSConfig,
-		InsecureAuth: s.opts.InsecureAuth && loopback,
+		TLSConfig:    startTLS,
+		InsecureAuth: insecureAuth,
 		DebugWriter:  s.opts.Debug,
 	})
 	s.mu.Lock()
@@ -230,11 +234,12 @@ func (s *Server) track(sess *session, on bool) {
 type slogPrintf struct{ log *slog.Logger }
 
 // Printf logs at WARN, except a connection the client or shutdown closed
-// under a command, which is routine.
+// under a command, or one wireConn ended, which is routine.
 func (l slogPrintf) Printf(format string, args ...any) {
 	level := slog.LevelWarn
 	for _, a := range args {
-		if err, ok := a.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+		if err, ok := a.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) ||
+			errors.Is(err, errWireLiteralTooBig) || errors.Is(err, errWireBrokenQuote)) {
 			level = slog.LevelDebug
 		}
 	}

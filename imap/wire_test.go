@@ -1,0 +1,141 @@
+package imap
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The transcripts of issue 10 points 9 and 11 that go-imap beta.9 gets
+// wrong and wireConn works around. Each test is named after the library's
+// fault; the raw client reads with a 10 s deadline, under go-imap's 30 s
+// command timeout, so a hang fails the test.
+
+// wantBye reads the BYE that ends a rejected connection, then its end: a
+// close, or a reset when the client had sent bytes the server never read.
+func (rc *rawConn) wantBye() {
+	rc.t.Helper()
+	if l := rc.line(); !strings.HasPrefix(l, "* BYE ") {
+		rc.t.Fatalf("want BYE, got %q", l)
+	}
+	rc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if rest, err := rc.r.ReadString('\n'); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		rc.t.Fatalf("want the connection closed, got %q, %v", rest, err)
+	}
+}
+
+// TestDecoderLiteralDropsTooBigBeforeLogin (11): go-imap's Decoder.Literal
+// drops checkBufferedLiteral's TOOBIG and waits for data the client, never
+// sent a "+", will not send.
+func TestDecoderLiteralDropsTooBigBeforeLogin(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	a := ts.raw(t, "")
+	a.send("t1 LOGIN {4294967295}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t1 BAD [TOOBIG] ") {
+		t.Fatalf("LOGIN with a 4 GB literal: %q", l)
+	}
+	a.wantBye()
+}
+
+// TestDecoderLiteralDropsTooBigInSearch (11): the same fault in SEARCH,
+// with a synchronizing literal just over go-imap's 4096-byte limit, while
+// one at the limit still works and the connection goes on after it.
+func TestDecoderLiteralDropsTooBigInSearch(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	ts.deliver(t, "anna", "Subject: hello\n\nbody\n")
+	a := ts.raw(t, "anna")
+	a.ok("SELECT INBOX")
+
+	a.send("t2 SEARCH BODY {4096}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("SEARCH with a 4096-byte literal: %q", l)
+	}
+	a.send(strings.Repeat("x", 4096) + "\r\n")
+	untagged, tagged := a.until("t2")
+	if !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("SEARCH with a 4096-byte literal: %q %s", untagged, tagged)
+	}
+
+	a.send("t3 SEARCH BODY {4097}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t3 BAD [TOOBIG] ") {
+		t.Fatalf("SEARCH with a 4097-byte literal: %q", l)
+	}
+	a.wantBye()
+}
+
+// TestDecoderLiteralReadsNonSyncDataAsCommands (11): with a
+// non-synchronizing literal over the limit, go-imap would read the literal
+// data as commands; none of it may run.
+func TestDecoderLiteralReadsNonSyncDataAsCommands(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	a := ts.raw(t, "anna")
+	data := strings.Repeat("x", 4000) + "\r\nt9 CREATE Injected\r\n" + strings.Repeat("y", 2000)
+	a.send("t1 SEARCH BODY {" + strconv.Itoa(len(data)) + "+}\r\n" + data + "\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t1 BAD [TOOBIG] ") {
+		t.Fatalf("SEARCH with a large non-synchronizing literal: %q", l)
+	}
+	a.wantBye()
+	b := ts.raw(t, "anna")
+	for _, l := range b.ok(`LIST "" "Injected"`) {
+		t.Errorf("literal data ran as a command: %q", l)
+	}
+}
+
+// TestDecoderQuotedAcceptsCRLF (9): go-imap's Decoder.Quoted takes CR and
+// LF into a quoted string and waits for its end; a quoted string broken by
+// CRLF gets BAD at once.
+func TestDecoderQuotedAcceptsCRLF(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	a := ts.raw(t, "anna")
+	a.send("t1 SELECT \"INBOX\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t1 BAD [CLIENTBUG] ") {
+		t.Fatalf("SELECT of a broken quoted string: %q", l)
+	}
+	a.wantBye()
+}
+
+// TestWireKeepsLiteralData: what looks like framing inside literal data
+// (an unbalanced quote, a large literal announcement, a command) is data,
+// in APPEND and in a small literal; the connection goes on.
+func TestWireKeepsLiteralData(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	a := ts.raw(t, "anna")
+	msg := "Subject: \"odd\r\n\r\nt8 SEARCH BODY {99999}\r\nt9 LOGIN \"x\r\n"
+	a.send("t1 APPEND INBOX {" + strconv.Itoa(len(msg)) + "}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("APPEND: %q", l)
+	}
+	a.send(msg + "\r\n")
+	if _, tagged := a.until("t1"); !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("APPEND: %s", tagged)
+	}
+	a.send("t2 APPEND INBOX {" + strconv.Itoa(len(msg)) + "+}\r\n" + msg + "\r\n")
+	if _, tagged := a.until("t2"); !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("APPEND with LITERAL+: %s", tagged)
+	}
+	a.ok("SELECT INBOX")
+	a.send("t3 SEARCH BODY {6}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("SEARCH: %q", l)
+	}
+	a.send("{9999}\r\n")
+	if _, tagged := a.until("t3"); !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("SEARCH for {9999}: %s", tagged)
+	}
+	// An APPEND over the limit is refused by go-imap itself; no data
+	// follows, and the next command is a command.
+	a.send("t4 APPEND INBOX {4294967295}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t4 NO [TOOBIG]") {
+		t.Fatalf("APPEND of 4 GB: %q", l)
+	}
+	wantLines(t, "SEARCH after the refused APPEND", a.ok(`SEARCH HEADER Subject "odd"`), []string{"* SEARCH 1 2"})
+}
