@@ -13,12 +13,12 @@ import (
 type framer struct {
 	quotes bool // track quoted strings (client input)
 
-	literal  int64 // literal bytes still to come
-	head     []byte
-	tail     []byte
-	inQuote  bool
-	escaped  bool
-	cont     bool // the current line continues a command after a literal
+	literal int64 // literal bytes still to come
+	head    []byte
+	tail    []byte
+	inQuote bool
+	escaped bool
+	cont    bool // the current line continues a command after a literal
 }
 
 // framerHead is how much of a line's start a framer keeps: enough for a

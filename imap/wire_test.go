@@ -1,8 +1,10 @@
 package imap
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,6 +78,7 @@ func TestDecoderLiteralReadsNonSyncDataAsCommands(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	a := ts.raw(t, "anna")
+	a.ok("SELECT INBOX")
 	data := strings.Repeat("x", 4000) + "\r\nt9 CREATE Injected\r\n" + strings.Repeat("y", 2000)
 	a.send("t1 SEARCH BODY {" + strconv.Itoa(len(data)) + "+}\r\n" + data + "\r\n")
 	if l := a.line(); !strings.HasPrefix(l, "t1 BAD [TOOBIG] ") {
@@ -138,4 +141,81 @@ func TestWireKeepsLiteralData(t *testing.T) {
 		t.Fatalf("APPEND of 4 GB: %q", l)
 	}
 	wantLines(t, "SEARCH after the refused APPEND", a.ok(`SEARCH HEADER Subject "odd"`), []string{"* SEARCH 1 2"})
+}
+
+// scriptConn is the network side of a fuzzed wireConn: the client's bytes
+// arrive in chunks of a given size, and what the server writes is kept.
+type scriptConn struct {
+	net.Conn // nil: only Read and Write are used
+	in       []byte
+	chunk    int
+	written  []byte
+}
+
+func (c *scriptConn) Read(p []byte) (int, error) {
+	if len(c.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.in[:min(c.chunk, len(c.in))])
+	c.in = c.in[n:]
+	return n, nil
+}
+
+func (c *scriptConn) Write(p []byte) (int, error) {
+	c.written = append(c.written, p...)
+	return len(p), nil
+}
+
+// FuzzWireConn: whatever the client sends, in whatever chunks, and however
+// the server answers synchronizing literals, wireConn never panics and
+// hands go-imap exactly the client's bytes, in order; only after a
+// rejected line does it hand over a prefix, ending with that line.
+func FuzzWireConn(f *testing.F) {
+	for _, seed := range []string{
+		"a LOGIN {5}\r\nanna pw\r\n",
+		"a LOGIN {4294967295}\r\n",
+		"a SEARCH BODY {5000+}\r\nxx\r\n",
+		"a SELECT \"INBOX\r\nb NOOP\r\n",
+		"a APPEND INBOX {10}\r\n\"{99999}\r\n\r\nb NOOP\r\n",
+		"a STARTTLS\r\n\x16\x03\x01{99999}\r\n",
+		"a NOOP \"x\\\"{1}\"\r\n{0}\r\n\r\n",
+	} {
+		f.Add([]byte(seed), uint8(3), []byte{0, 1})
+	}
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, answers []byte) {
+		sc := &scriptConn{in: data, chunk: int(chunk%64) + 1}
+		c := newWireConn(sc)
+		var got []byte
+		buf := make([]byte, 7)
+		var err error
+		for n := 0; err == nil; n++ {
+			var k int
+			k, err = c.Read(buf[:1+n%len(buf)])
+			got = append(got, buf[:k]...)
+			if c.holding && len(answers) > 0 {
+				// The server answers the held literal: "+" or a refusal.
+				answer := "+ go\r\n"
+				if answers[0]%2 == 1 {
+					answer = c.heldTag + " NO refused\r\n"
+				}
+				answers = answers[1:]
+				c.Write([]byte(answer))
+			}
+		}
+		if !bytes.HasPrefix(data, got) {
+			t.Fatalf("go-imap read %q, not a prefix of %q", got, data)
+		}
+		if errors.Is(err, io.EOF) {
+			if len(got) != len(data) {
+				t.Fatalf("go-imap read %d of %d bytes", len(got), len(data))
+			}
+			return
+		}
+		if !errors.Is(err, errWireLiteralTooBig) && !errors.Is(err, errWireBrokenQuote) {
+			t.Fatalf("read error %v", err)
+		}
+		if !bytes.HasSuffix(got, []byte("\n")) {
+			t.Fatalf("rejected mid-line: %q", got)
+		}
+	})
 }
