@@ -1,7 +1,9 @@
 package imap
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"postkasse.dev/postkasse/internal/testcert"
 )
 
 // The transcripts of issue 10 points 9 and 11 that go-imap beta.9 gets
@@ -218,4 +222,38 @@ func FuzzWireConn(f *testing.F) {
 			t.Fatalf("rejected mid-line: %q", got)
 		}
 	})
+}
+
+// TestDecoderLiteralDropsTooBigOverTLS (11): the workaround holds on an
+// implicit-TLS listener, where it sits above TLS; logins there still work
+// and no STARTTLS is offered.
+func TestDecoderLiteralDropsTooBigOverTLS(t *testing.T) {
+	t.Parallel()
+	cert := testcert.New(t, "127.0.0.1")
+	ts := startServerWith(t, func(o *Options) { o.TLSConfig = cert.Server })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ts.srv.ServeTLS(ln)
+
+	dialTLS := func() *rawConn {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), cert.Client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		rc := &rawConn{t: t, conn: conn, r: bufio.NewReader(conn)}
+		if greeting := rc.line(); !strings.HasPrefix(greeting, "* OK ") || strings.Contains(greeting, "STARTTLS") {
+			t.Fatalf("greeting %q", greeting)
+		}
+		return rc
+	}
+	a := dialTLS()
+	a.ok("LOGIN anna@contoso.test anna-pw")
+	a.send("t9 SEARCH BODY {4294967295}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t9 BAD [TOOBIG] ") {
+		t.Fatalf("SEARCH with a 4 GB literal over TLS: %q", l)
+	}
+	a.wantBye()
 }
