@@ -90,8 +90,7 @@ func (c *wireConn) Read(p []byte) (int, error) {
 		if c.holding {
 			// go-imap reads on without a "+" or a reply for the literal:
 			// it did not take the line as announcing one.
-			c.holding = false
-			c.in.literal = 0
+			c.endHold(false)
 		}
 		if len(c.pending) > 0 {
 			c.scan()
@@ -192,15 +191,25 @@ func (c *wireConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// endHold ends the wait for go-imap's answer to a synchronizing literal:
+// the data follows, or the command is over and a new one begins.
+func (c *wireConn) endHold(data bool) {
+	c.holding = false
+	if data {
+		c.in.literal = c.heldSize
+	} else {
+		c.in.literal, c.in.cont = 0, false
+	}
+}
+
 // serverLine notes a line go-imap wrote.
 func (c *wireConn) serverLine(head []byte) {
 	if c.holding {
 		switch {
 		case bytes.HasPrefix(head, []byte("+")):
-			c.holding = false
-			c.in.literal = c.heldSize
+			c.endHold(true)
 		case hasTag(head, c.heldTag):
-			c.holding = false
+			c.endHold(false)
 		}
 	}
 	if c.reject != nil && hasTag(head, c.rejectTag) {

@@ -145,6 +145,15 @@ func TestWireKeepsLiteralData(t *testing.T) {
 		t.Fatalf("APPEND of 4 GB: %q", l)
 	}
 	wantLines(t, "SEARCH after the refused APPEND", a.ok(`SEARCH HEADER Subject "odd"`), []string{"* SEARCH 1 2"})
+	a.send("t6 APPEND INBOX {4294967295}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t6 NO [TOOBIG]") {
+		t.Fatalf("APPEND of 4 GB: %q", l)
+	}
+	a.send("t7 SEARCH BODY {5000}\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t7 BAD [TOOBIG] ") {
+		t.Fatalf("SEARCH with a large literal after a refused APPEND: %q", l)
+	}
+	a.wantBye()
 }
 
 // scriptConn is the network side of a fuzzed wireConn: the client's bytes
