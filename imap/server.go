@@ -149,7 +149,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 }
 
 func (s *Server) serve(ln net.Listener, startTLS *tls.Config, insecureAuth bool) error {
-	ln = wireListener{ln}
+	ln = wireListener{ln, int64(s.opts.AppendLimit)}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return s.newSession(c), nil, nil
@@ -239,7 +239,7 @@ func (l slogPrintf) Printf(format string, args ...any) {
 	level := slog.LevelWarn
 	for _, a := range args {
 		if err, ok := a.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) ||
-			errors.Is(err, errWireLiteralTooBig) || errors.Is(err, errWireBrokenQuote)) {
+			isWireError(err)) {
 			level = slog.LevelDebug
 		}
 	}

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"sync"
 
@@ -18,6 +19,9 @@ import (
 //     one ({N+}) is read as further commands.
 //   - A quoted string broken by CRLF: imapwire.Decoder.Quoted takes CR and
 //     LF as string bytes and waits for the closing quote.
+//   - An APPEND whose non-synchronizing literal is over the append limit:
+//     imapserver's handleAppend answers NO [TOOBIG] without reading the
+//     data, which it then reads as commands.
 //
 // wireConn sits between the connection and go-imap and follows only the
 // framing of what the client sends (lines, literals, quoted strings). When
@@ -35,6 +39,7 @@ import (
 // ciphertext.
 type wireConn struct {
 	net.Conn
+	appendLimit int64
 
 	mu      sync.Mutex
 	in, out framer
@@ -65,10 +70,18 @@ const bufferedLiteralLimit = 4096
 var (
 	errWireLiteralTooBig = &goimap.Error{Type: goimap.StatusResponseTypeBad, Code: goimap.ResponseCodeTooBig, Text: "Literals are limited to 4096 bytes for this command"}
 	errWireBrokenQuote   = &goimap.Error{Type: goimap.StatusResponseTypeBad, Code: goimap.ResponseCodeClientBug, Text: "Quoted string broken by a line end"}
+	errWireAppendTooBig  = &goimap.Error{Type: goimap.StatusResponseTypeBad, Code: goimap.ResponseCodeTooBig, Text: "Message is larger than the append limit"}
 )
 
-func newWireConn(c net.Conn) *wireConn {
-	return &wireConn{Conn: c, in: framer{quotes: true}}
+// isWireError tells the errors wireConn makes go-imap read.
+func isWireError(err error) bool {
+	return errors.Is(err, errWireLiteralTooBig) || errors.Is(err, errWireBrokenQuote) || errors.Is(err, errWireAppendTooBig)
+}
+
+// newWireConn wraps c; appendLimit is the session's APPEND limit, as
+// go-imap applies it.
+func newWireConn(c net.Conn, appendLimit int64) *wireConn {
+	return &wireConn{Conn: c, appendLimit: appendLimit, in: framer{quotes: true}}
 }
 
 // Read hands go-imap the client's bytes, scanned, up to a line it cannot
@@ -151,6 +164,8 @@ func (c *wireConn) lineEnded(end *lineEnd) {
 		c.rejectWith(errWireBrokenQuote)
 	case end.literal > bufferedLiteralLimit && c.name != "APPEND":
 		c.rejectWith(errWireLiteralTooBig)
+	case end.literal > c.appendLimit && end.nonSync && c.name == "APPEND":
+		c.rejectWith(errWireAppendTooBig)
 	case end.literal >= 0 && !end.nonSync:
 		c.holding, c.heldTag, c.heldSize = true, c.tag, end.literal
 		c.in.literal = 0
@@ -225,12 +240,15 @@ func hasTag(line []byte, tag string) bool {
 }
 
 // wireListener hands out wireConns.
-type wireListener struct{ net.Listener }
+type wireListener struct {
+	net.Listener
+	appendLimit int64
+}
 
 func (l wireListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return newWireConn(c), nil
+	return newWireConn(c, l.appendLimit), nil
 }

@@ -95,6 +95,25 @@ func TestDecoderLiteralReadsNonSyncDataAsCommands(t *testing.T) {
 	}
 }
 
+// TestAppendReadsRefusedNonSyncDataAsCommands (11): go-imap's handleAppend
+// refuses a non-synchronizing literal over the append limit without
+// reading it, and would then read the message as commands.
+func TestAppendReadsRefusedNonSyncDataAsCommands(t *testing.T) {
+	t.Parallel()
+	ts := startServerWith(t, func(o *Options) { o.AppendLimit = 1000 })
+	a := ts.raw(t, "anna")
+	msg := "Subject: big\r\n\r\n" + strings.Repeat("x", 1000) + "\r\nt9 CREATE Injected\r\n"
+	a.send("t1 APPEND INBOX {" + strconv.Itoa(len(msg)) + "+}\r\n" + msg + "\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t1 NO [TOOBIG] ") {
+		t.Fatalf("APPEND over the limit: %q", l)
+	}
+	a.wantBye()
+	b := ts.raw(t, "anna")
+	for _, l := range b.ok(`LIST "" "Injected"`) {
+		t.Errorf("message data ran as a command: %q", l)
+	}
+}
+
 // TestDecoderQuotedAcceptsCRLF (9): go-imap's Decoder.Quoted takes CR and
 // LF into a quoted string and waits for its end; a quoted string broken by
 // CRLF gets BAD at once.
@@ -197,7 +216,7 @@ func FuzzWireConn(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, answers []byte) {
 		sc := &scriptConn{in: data, chunk: int(chunk%64) + 1}
-		c := newWireConn(sc)
+		c := newWireConn(sc, 1000)
 		var got []byte
 		buf := make([]byte, 7)
 		var err error
@@ -224,7 +243,7 @@ func FuzzWireConn(f *testing.F) {
 			}
 			return
 		}
-		if !errors.Is(err, errWireLiteralTooBig) && !errors.Is(err, errWireBrokenQuote) {
+		if !isWireError(err) {
 			t.Fatalf("read error %v", err)
 		}
 		if !bytes.HasSuffix(got, []byte("\n")) {
