@@ -9,7 +9,8 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 )
 
-// go-imap beta.9 hangs on two inputs it cannot take, instead of answering:
+// go-imap beta.9 mishandles three inputs it cannot take, instead of
+// answering them:
 //
 //   - A literal larger than 4096 bytes in any command but APPEND:
 //     imapwire.Decoder.Literal drops the TOOBIG error of the server's
@@ -25,9 +26,10 @@ import (
 //
 // wireConn sits between the connection and go-imap and follows only the
 // framing of what the client sends (lines, literals, quoted strings). When
-// a line ends in one of those two ways, it hands go-imap the line and then,
+// a line ends in one of those ways, it hands go-imap the line and then,
 // instead of further bytes, a read error that is a *goimap.Error: go-imap
-// answers it with its own tagged reply (BAD), from its own goroutine and
+// answers it with its own tagged reply (BAD, or the NO [TOOBIG] it already
+// has for APPEND), from its own goroutine and
 // under its own write lock, so nothing is ever written into another
 // response. What the client sent after that line is dropped: the
 // connection ends with BYE, since the client's next bytes (literal data it
@@ -36,7 +38,7 @@ import (
 // A synchronizing literal's data follows only if the server sent "+", so
 // wireConn also follows the framing of what the server writes, to see
 // whether it did. After STARTTLS it steps aside: it would only see
-// ciphertext.
+// ciphertext (on implicit TLS it sits above TLS and stays).
 type wireConn struct {
 	net.Conn
 	appendLimit int64

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -182,6 +183,7 @@ type scriptConn struct {
 	in       []byte
 	chunk    int
 	written  []byte
+	discard  bool
 }
 
 func (c *scriptConn) Read(p []byte) (int, error) {
@@ -194,7 +196,9 @@ func (c *scriptConn) Read(p []byte) (int, error) {
 }
 
 func (c *scriptConn) Write(p []byte) (int, error) {
-	c.written = append(c.written, p...)
+	if !c.discard {
+		c.written = append(c.written, p...)
+	}
 	return len(p), nil
 }
 
@@ -284,4 +288,20 @@ func TestDecoderLiteralDropsTooBigOverTLS(t *testing.T) {
 		t.Fatalf("SEARCH with a 4 GB literal over TLS: %q", l)
 	}
 	a.wantBye()
+}
+
+// BenchmarkWireWrite times what wireConn adds to the server's output: the
+// framing of a large FETCH response, envelopes and a message literal.
+func BenchmarkWireWrite(b *testing.B) {
+	var resp []byte
+	for i := range 1000 {
+		resp = append(resp, fmt.Sprintf("* %d FETCH (UID %d FLAGS (\\Seen) ENVELOPE (\"Mon, 02 Nov 2026 10:00:00 +0000\" \"message number %d\" ((\"Sender\" NIL \"s\" \"example.org\")) NIL NIL ((NIL NIL \"anna\" \"contoso.test\")) NIL NIL NIL \"<%d@example.org>\") BODY[] {1000}\r\n%s)\r\n", i+1, i+1, i, i, strings.Repeat("x", 1000))...)
+	}
+	c := newWireConn(&scriptConn{discard: true}, 1000)
+	b.SetBytes(int64(len(resp)))
+	for b.Loop() {
+		for p := resp; len(p) > 0; p = p[min(4096, len(p)):] {
+			c.Write(p[:min(4096, len(p))])
+		}
+	}
 }
