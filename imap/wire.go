@@ -63,6 +63,7 @@ type wireConn struct {
 	rejectTag string
 	answered  bool // go-imap wrote its tagged reply to rejectTag
 	byeSeen   bool
+	inIdle    bool // the rejected line ended an IDLE: no BYE of ours
 }
 
 // bufferedLiteralLimit is go-imap's limit on a literal it buffers (every
@@ -159,6 +160,7 @@ func (c *wireConn) scan() {
 // lineEnded decides what follows a client line.
 func (c *wireConn) lineEnded(end *lineEnd) {
 	if !end.cont {
+		c.inIdle = c.name == "IDLE"
 		c.tag, c.name = commandWords(end.head)
 	}
 	switch {
@@ -182,9 +184,12 @@ func (c *wireConn) rejectWith(err *goimap.Error) {
 }
 
 // sayBye ends a rejected connection with BYE once go-imap has answered the
-// rejected command. go-imap is reading, so it writes nothing meanwhile.
+// rejected command. go-imap is reading, so it writes nothing meanwhile;
+// except after IDLE, whose updates go-imap may still be writing from
+// another goroutine when the line that should end it fails: there the
+// connection just closes.
 func (c *wireConn) sayBye() {
-	if !c.answered || c.byeSeen {
+	if !c.answered || c.byeSeen || c.inIdle {
 		return
 	}
 	c.byeSeen = true

@@ -129,6 +129,28 @@ func TestDecoderQuotedAcceptsCRLF(t *testing.T) {
 	a.wantBye()
 }
 
+// TestDecoderQuotedAcceptsCRLFAfterIdle (9): a broken quoted string where
+// DONE should end IDLE gets BAD at once; the connection then closes
+// without a BYE of ours, which could meet an update go-imap is writing.
+func TestDecoderQuotedAcceptsCRLFAfterIdle(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	a := ts.raw(t, "anna")
+	a.ok("SELECT INBOX")
+	a.send("t1 IDLE\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	a.send("DONE \"\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "t1 BAD [CLIENTBUG] ") {
+		t.Fatalf("a broken quoted string ending IDLE: %q", l)
+	}
+	a.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if rest, err := a.r.ReadString('\n'); !errors.Is(err, io.EOF) {
+		t.Fatalf("want the connection closed, got %q, %v", rest, err)
+	}
+}
+
 // TestWireKeepsLiteralData: what looks like framing inside literal data
 // (an unbalanced quote, a large literal announcement, a command) is data,
 // in APPEND and in a small literal; the connection goes on.
