@@ -215,7 +215,7 @@ func (s *session) lostAccess() string {
 			return "Access to " + s.home.Address + " was removed"
 		}
 	}
-	if sel := s.selection(); sel != nil {
+	if sel := s.selected; sel != nil {
 		if _, ok := s.recheck(sel.mailbox); !ok {
 			return "Access to " + sel.mailbox.Address + " was removed"
 		}
