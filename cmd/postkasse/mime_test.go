@@ -18,7 +18,7 @@ import (
 // mimeBudget is how long delivering or fetching a hostile message may
 // take under the race detector on a loaded machine. Nested readers took
 // 0.7 s of CPU for 1,000 levels without it, and minutes for 8,000.
-const mimeBudget = 2 * time.Second
+const mimeBudget = 5 * time.Second
 
 // startServerLimits is startServer with the production message size limit
 // (25 MiB) instead of the harness's 64 KiB.
