@@ -64,9 +64,11 @@ type Config struct {
 // server does not start taking ports 80 and 443 from a web server there.
 // With [tls.acme] they also answer the ACME challenges (HTTP-01 on port
 // 80, TLS-ALPN-01).
+// Metrics (Prometheus /metrics and /healthz, SPEC §12) is off unless set.
 type Listen struct {
 	SMTP, Submission, Submissions, IMAP, IMAPS string
 	HTTP, HTTPS                                string
+	Metrics                                    string
 }
 
 // TLS names the certificate and key (PEM files, absolute paths; both ""

@@ -29,6 +29,7 @@ type rawListen struct {
 	IMAPS       *string `toml:"imaps"`
 	HTTP        *string `toml:"http"`
 	HTTPS       *string `toml:"https"`
+	Metrics     *string `toml:"metrics"`
 }
 
 type rawTLS struct {

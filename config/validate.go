@@ -127,6 +127,7 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 		IMAPS:       pick("imaps", l.IMAPS, implicit(":993")),
 		HTTP:        pick("http", l.HTTP, ""),
 		HTTPS:       pick("https", l.HTTPS, ""),
+		Metrics:     pick("metrics", l.Metrics, ""),
 	}
 	if tlsOn {
 		return

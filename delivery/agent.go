@@ -53,6 +53,13 @@ type Checker interface {
 	CheckMessage(ctx context.Context, env mailauth.Envelope, s mailauth.SPF, msg []byte) *mailauth.Report
 }
 
+// Metrics counts deliveries, for monitoring (package metrics).
+type Metrics interface {
+	// Delivered counts what one committed delivery did: local copies
+	// filed and remote recipients queued.
+	Delivered(copies, queued int)
+}
+
 // Options configure an Agent.
 type Options struct {
 	Store     *store.Store
@@ -76,6 +83,8 @@ type Options struct {
 	// (they follow reloads); nil, or a nil Checker, checks nothing. They
 	// apply on the MX port to clients outside the trusted networks.
 	Checks func() Checker
+	// Metrics counts deliveries; may be nil.
+	Metrics Metrics
 }
 
 // Agent delivers messages.
@@ -195,6 +204,9 @@ func (a *Agent) deliver(ctx context.Context, dir *policy.Directory, m *Message, 
 	}
 	if len(d.Queue) > 0 && a.opts.Queue != nil {
 		a.opts.Queue.Kick()
+	}
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Delivered(rep.stored, len(rep.queued))
 	}
 	a.afterDelivery(ctx, dir, m, plan, d, res, now)
 	return rep, nil

@@ -168,7 +168,11 @@ func (b *logBuffer) errors() []string {
 
 func startServer(t *testing.T) *testServer { return startServerTB(t) }
 
-func startServerTB(t testing.TB) *testServer {
+func startServerTB(t testing.TB) *testServer { return startServerWith(t, nil) }
+
+// startServerWith starts a server whose options tune adjusts; tune may
+// also serve further listeners once the server exists.
+func startServerWith(t testing.TB, tune func(*Options)) *testServer {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "mail.db"), Analyze: Analyze})
 	if err != nil {
@@ -176,7 +180,11 @@ func startServerTB(t testing.TB) *testServer {
 	}
 	dir := newFakeDirectory()
 	logs := &logBuffer{}
-	srv, err := New(Options{Store: st, Directory: dir, InsecureAuth: true, AppendLimit: 1 << 20, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	opts := Options{Store: st, Directory: dir, InsecureAuth: true, AppendLimit: 1 << 20, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	if tune != nil {
+		tune(&opts)
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

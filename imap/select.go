@@ -172,6 +172,16 @@ func (sel *selection) wakeUp() {
 	}
 }
 
+// selection returns the selected folder. Idle and its Poll run on a
+// goroutine of their own, and go-imap may close the session (Close
+// unselects) before that goroutine ends: when the line that should end
+// IDLE fails to read, handleIdle returns without waiting for it.
+func (s *session) selection() *selection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.selected
+}
+
 // Unselect implements UNSELECT (and the end of CLOSE).
 func (s *session) Unselect() error {
 	s.unselect()
@@ -218,7 +228,7 @@ func (s *session) current() (*selection, store.Access, error) {
 // Poll sends pending changes of the selected folder, and after new
 // messages the number of \Recent ones (IMAP4rev1 clients count on it).
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	sel := s.selected
+	sel := s.selection()
 	if sel == nil {
 		return nil
 	}
@@ -257,7 +267,7 @@ func (sel *selection) visibleRecent() uint32 {
 
 // Idle sends changes of the selected folder as they happen.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	sel := s.selected
+	sel := s.selection()
 	if sel == nil {
 		<-stop
 		return nil

@@ -92,6 +92,8 @@ type Options struct {
 	// Debug, when set, receives a raw protocol trace (it includes
 	// credentials: for debugging only).
 	Debug io.Writer
+	// Metrics, when set, counts logins.
+	Metrics Metrics
 }
 
 // Server is an IMAP server over a store.
@@ -116,6 +118,9 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts: opts, log: log, sessions: make(map[*session]struct{}),
@@ -138,14 +143,14 @@ func capabilities() goimap.CapSet {
 
 // Serve accepts IMAP connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.serve(coalescingListener{ln}, isLoopback(ln.Addr()), s.opts.TLSConfig)
+	return s.serve(coalescingListener{ln}, s.opts.TLSConfig, s.opts.InsecureAuth && isLoopback(ln.Addr()))
 }
 
 // ServeSTARTTLS is Serve offering STARTTLS with config, whatever
 // Options.TLSConfig says: for a certificate that arrived after the server
 // was built (ACME).
 func (s *Server) ServeSTARTTLS(ln net.Listener, config *tls.Config) error {
-	return s.serve(coalescingListener{ln}, isLoopback(ln.Addr()), config)
+	return s.serve(coalescingListener{ln}, config, s.opts.InsecureAuth && isLoopback(ln.Addr()))
 }
 
 // ServeTLS accepts implicit-TLS connections (imaps, port 993) on ln.
@@ -157,18 +162,22 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if config == nil {
 		return fmt.Errorf("imap: implicit TLS needs a TLS configuration")
 	}
-	return s.serve(tls.NewListener(coalescingListener{ln}, config), false, s.opts.TLSConfig)
+	// go-imap takes a connection for TLS only if it is a *tls.Conn, which
+	// the wireConn above it is not: the listener is TLS, so authentication
+	// is allowed, and there is no STARTTLS to offer.
+	return s.serve(tls.NewListener(coalescingListener{ln}, config), nil, true)
 }
 
-func (s *Server) serve(ln net.Listener, loopback bool, starttls *tls.Config) error {
+func (s *Server) serve(ln net.Listener, startTLS *tls.Config, insecureAuth bool) error {
+	ln = wireListener{ln, int64(s.opts.AppendLimit)}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return s.newSession(c), nil, nil
 		},
 		Caps:         capabilities(),
 		Logger:       slogPrintf{s.log},
-		TLSConfig:    starttls,
-		InsecureAuth: s.opts.InsecureAuth && loopback,
+		TLSConfig:    startTLS,
+		InsecureAuth: insecureAuth,
 		DebugWriter:  s.opts.Debug,
 	})
 	s.mu.Lock()
@@ -245,11 +254,12 @@ func (s *Server) track(sess *session, on bool) {
 type slogPrintf struct{ log *slog.Logger }
 
 // Printf logs at WARN, except a connection the client or shutdown closed
-// under a command, which is routine.
+// under a command, or one wireConn ended, which is routine.
 func (l slogPrintf) Printf(format string, args ...any) {
 	level := slog.LevelWarn
 	for _, a := range args {
-		if err, ok := a.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
+		if err, ok := a.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) ||
+			isWireError(err)) {
 			level = slog.LevelDebug
 		}
 	}

@@ -111,6 +111,7 @@ func (s *session) Unauthenticate() error {
 
 func (s *session) login(username, password, target string) error {
 	err := s.guardedLogin(username, password, target)
+	s.srv.recordLogin(err)
 	if err != nil && s.srv.opts.AuthFailureDelay > 0 {
 		select {
 		case <-time.After(s.srv.opts.AuthFailureDelay):

@@ -149,10 +149,12 @@ func (r *Runner) record(ctx context.Context, a *attemptState, g group, res group
 		switch o.result {
 		case delivered:
 			rc.State = store.RecipientDelivered
+			r.opts.Metrics.Sent()
 		case failed:
 			a.failures = append(a.failures, failure{idx: idx, status: o.status, reply: o.reply()})
 		default:
 			a.lastErr = o.reply()
+			r.opts.Metrics.Deferred()
 		}
 	}
 	r.save(ctx, a)
@@ -226,6 +228,7 @@ func (r *Runner) settle(ctx context.Context, a *attemptState, now time.Time) {
 		rc := &a.msg.Recipients[f.idx]
 		rc.State, rc.Reply = store.RecipientFailed, f.reply
 	}
+	r.opts.Metrics.Bounced(len(a.failures))
 }
 
 // warnDelay sends the one "still trying" notification once DelayWarning has

@@ -101,7 +101,28 @@ type Options struct {
 	// smarthost's certificate is verified unless this config says
 	// InsecureSkipVerify. ServerName is filled in per connection.
 	TLSConfig *tls.Config
+	// Metrics counts recipients sent, deferred and bounced; nil counts
+	// nothing.
+	Metrics Metrics
 }
+
+// Metrics is told the outcome of each recipient's attempts, for
+// monitoring (package metrics).
+type Metrics interface {
+	// Sent counts a recipient the remote server accepted.
+	Sent()
+	// Deferred counts a recipient whose attempt failed temporarily.
+	Deferred()
+	// Bounced counts recipients given up on, once the sender was told.
+	Bounced(n int)
+}
+
+// noMetrics records nothing.
+type noMetrics struct{}
+
+func (noMetrics) Sent()       {}
+func (noMetrics) Deferred()   {}
+func (noMetrics) Bounced(int) {}
 
 // withDefaults checks o and fills in the zero values.
 func (o Options) withDefaults() (Options, error) {
@@ -176,5 +197,8 @@ func (o *Options) setZeroes() {
 	}
 	if o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{}
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
 	}
 }

@@ -81,6 +81,8 @@ type Options struct {
 	CommandTimeout, TransactionTimeout time.Duration
 	Logger                             *slog.Logger
 	Debug                              io.Writer
+	// Metrics, when set, counts messages, refusals and logins.
+	Metrics Metrics
 }
 
 // Server is one SMTP listener's server.
@@ -138,6 +140,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.UnknownRecipientDelay == 0 {
 		opts.UnknownRecipientDelay = time.Second
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
 	}
 	log := opts.Logger
 	if log == nil {

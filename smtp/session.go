@@ -46,7 +46,7 @@ func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 		sess.log.Info("smtp connect", "trusted", sess.trusted)
 	}
 	s.track(sess)
-	return sess, nil
+	return countedSession{sess, s.opts.Metrics}, nil
 }
 
 // AuthMechanisms lists PLAIN and LOGIN on submission; the MX port offers
@@ -81,6 +81,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 func (s *session) authenticate(username, password string) error {
 	id, err := s.srv.verify(s.conn, username, password)
+	s.srv.recordLogin(err)
 	if err != nil {
 		s.log.Info("smtp login refused", "username", username, "reason", err.Error())
 		if d := s.srv.opts.AuthFailureDelay; d > 0 {

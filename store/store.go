@@ -41,6 +41,10 @@ type Options struct {
 	Analyze func(body []byte) []byte
 	// Timeout for acquiring the database file lock; 0 means 5 seconds.
 	Timeout time.Duration
+	// ObserveCommit, when set, is told how long each commit took (the
+	// write transaction and its fsync), for monitoring. It runs on the
+	// single writer: it must return at once.
+	ObserveCommit func(time.Duration)
 }
 
 // Store is an open mail store. It is safe for concurrent use.
@@ -49,6 +53,7 @@ type Store struct {
 	lock    *os.File // held while the store is open; see lockFile
 	log     *slog.Logger
 	analyze func([]byte) []byte
+	observe func(time.Duration) // never nil
 
 	writes  chan *writeOp
 	stopped chan struct{}
@@ -148,11 +153,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	observe := opts.ObserveCommit
+	if observe == nil {
+		observe = func(time.Duration) {}
+	}
 	s := &Store{
 		db:      db,
 		lock:    lock,
 		log:     log,
 		analyze: opts.Analyze,
+		observe: observe,
 		writes:  make(chan *writeOp, 1024),
 		stopped: make(chan struct{}),
 		subs:    make(map[int]func(Change)),

@@ -106,10 +106,12 @@ func (s *Server) login(r *http.Request, username, password string) (string, erro
 	client := clientAddr(r)
 	log := s.log.With("remote", r.RemoteAddr, "username", username)
 	if err := s.opts.Guard.Allow(client, username); err != nil {
+		s.recordLogin(err, true)
 		log.Info("http login refused", "reason", err.Error())
 		return "", ErrAuthFailed
 	}
 	id, err := s.opts.Auth.Authenticate(username, password)
+	s.recordLogin(err, false)
 	if err != nil {
 		s.opts.Guard.Failed(client, username)
 		log.Info("http login refused", "reason", err.Error())

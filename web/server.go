@@ -67,6 +67,8 @@ type Options struct {
 	Challenge func(http.Handler) http.Handler
 	Logger    *slog.Logger
 	Now       func() time.Time // nil means time.Now
+	// Metrics, when set, counts logins.
+	Metrics Metrics
 }
 
 // Server is the HTTP side of postkasse: one handler tree for every HTTP
@@ -88,6 +90,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Guard == nil {
 		opts.Guard = noGuard{}
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
 	}
 	if opts.MaxCardBytes <= 0 {
 		opts.MaxCardBytes = defaultMaxCardBytes

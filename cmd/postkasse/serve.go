@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postkasse.dev/postkasse/config"
+	"postkasse.dev/postkasse/metrics"
 	"postkasse.dev/postkasse/store"
 )
 
@@ -41,7 +42,18 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "postkasse: %v\n", err)
 		return 1
 	}
-	srv, err := newServer(cfg, log, serverOptions{debug: *debug, authFailureDelay: authFailureDelay})
+	// From here a SIGTERM waits for the server to be up, then stops it
+	// gracefully; /healthz says serving only once that is so.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	m := metrics.New(log)
+	stopMetrics, err := startMetrics(cfg.Listen.Metrics, m, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer stopMetrics()
+	srv, err := newServer(cfg, log, serverOptions{debug: *debug, authFailureDelay: authFailureDelay, metrics: m})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -67,8 +79,6 @@ func cmdServe(args []string, stderr io.Writer) int {
 	notifySystemd("READY=1\nSTATUS=serving")
 	log.Info("postkasse ready", "config", *path, "hostname", cfg.Hostname)
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	for sig := range signals {
 		if sig == syscall.SIGHUP {
 			notifySystemd(reloadingState())

@@ -27,6 +27,7 @@ import (
 	"postkasse.dev/postkasse/guard"
 	"postkasse.dev/postkasse/imap"
 	"postkasse.dev/postkasse/mailauth"
+	"postkasse.dev/postkasse/metrics"
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/queue"
@@ -55,6 +56,7 @@ type server struct {
 	web      *web.Server        // nil without an HTTP listener
 	dns      *resolver.Resolver // every DNS lookup of the server
 	checks   atomic.Pointer[mailauth.Checker]
+	metrics  *metrics.Metrics
 
 	// acme serves certificates from [tls.acme]; acmeStartTLS: STARTTLS is
 	// offered (a certificate is in hand).
@@ -94,6 +96,8 @@ type serverOptions struct {
 	trusted func(net.IP) bool
 	// unknownRecipientDelay slows answers to harvesting; 0: one second.
 	unknownRecipientDelay time.Duration
+	// metrics counts what the server does; nil: a new one, served nowhere.
+	metrics *metrics.Metrics
 	// dnsTimeout bounds each DNS lookup; 0 is resolver.DefaultTimeout.
 	dnsTimeout time.Duration
 	// acmeRoots verify the ACME directory (nil: the system's roots);
@@ -137,6 +141,9 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if s.trusted == nil {
 		s.trusted = s.guard.TrustedIP
 	}
+	if s.metrics = opts.metrics; s.metrics == nil {
+		s.metrics = metrics.New(log)
+	}
 	s.smtpTimeouts = [2]time.Duration{opts.smtpCommandTimeout, opts.smtpTransactionTimeout}
 	s.cfg.Store(cfg)
 	s.dir.Store(dir)
@@ -147,12 +154,13 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	st, err := store.Open(context.Background(), store.Options{
-		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze,
+		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, ObserveCommit: s.metrics.ObserveCommit,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.store = st
+	s.metrics.WatchStore(queueStats(st), storePath(cfg))
 	if err := s.build(cfg, opts); err != nil {
 		st.Close()
 		return nil, err
@@ -185,7 +193,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		SmarthostTLS: cfg.Outbound.SmarthostTLS, SmarthostUsername: cfg.Outbound.SmarthostUsername,
 		SmarthostPassword: cfg.Outbound.SmarthostPassword, DNS: s.dns,
 		Port: opts.queuePort, RetryAfter: cfg.Outbound.RetryAfter, Lifetime: cfg.Outbound.QueueLifetime,
-		Bounces: bounces, Logger: s.log.With("part", "queue"),
+		Bounces: bounces, Logger: s.log.With("part", "queue"), Metrics: s.metrics,
 	}
 	if signer != nil {
 		qopts.Signer = signer
@@ -199,6 +207,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		MaxRecipients: cfg.Limits.RecipientsPerMessage,
 		Contacts:      web.ContactBook{Cards: s.store},
 		Checks:        s.inboundChecks,
+		Metrics:       s.metrics,
 	})
 	if err != nil {
 		return err
@@ -212,7 +221,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		Store: s.store, Directory: imapDirectory{s.accounts}, Logger: s.log.With("part", "imap"),
 		TLSConfig: s.tlsConfig(), ImplicitTLSConfig: s.implicitTLSConfig(), InsecureAuth: cfg.TLS.AllowInsecureAuth,
 		AppendLimit: uint32(min(cfg.Limits.MessageSize, 1<<32-1)), Debug: debugWriter(opts.debug),
-		AuthFailureDelay: opts.authFailureDelay, Guard: s.guard,
+		AuthFailureDelay: opts.authFailureDelay, Guard: s.guard, Metrics: s.metrics.Service("imap"),
 	})
 	return err
 }
@@ -251,6 +260,7 @@ func (s *server) serve(lns map[string]net.Listener) error {
 		// The guard sits on the socket, below a STARTTLS relay (which
 		// hands connections to servers built later) and below TLS.
 		ln = s.guard.Listener(ln, s.refuser(name))
+		ln = s.metrics.Listener(ln, name)
 		ln = s.holdForSTARTTLS(name, ln, insecure)
 		var serve func(net.Listener) error
 		switch name {
@@ -294,6 +304,7 @@ func (s *server) serve(lns map[string]net.Listener) error {
 		// STARTTLS on (offerSTARTTLS).
 		go s.acme.Run(ctx)
 	}
+	s.metrics.SetState(metrics.Serving)
 	return nil
 }
 
@@ -309,7 +320,7 @@ func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 		MaxRecipients: max(2000, cfg.Limits.RecipientsPerMessage),
 		TLSConfig:     tlsConfig, InsecureAuth: insecure, AuthFailureDelay: s.authFailureDelay,
 		Trusted: s.trusted, UnknownRecipientDelay: s.unknownRecipientDelay,
-		Logger: s.log.With("part", name), Guard: s.guard,
+		Logger: s.log.With("part", name), Guard: s.guard, Metrics: s.metrics.Service(name),
 		CommandTimeout: s.smtpTimeouts[0], TransactionTimeout: s.smtpTimeouts[1],
 	})
 	if err != nil {
@@ -324,6 +335,7 @@ func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 // Connected accounts stop first: a message being filed is committed or
 // not, and stays on the remote until it is.
 func (s *server) stop(grace time.Duration) {
+	s.metrics.SetState(metrics.Stopping)
 	s.pull.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -358,6 +370,7 @@ func (s *server) stop(grace time.Duration) {
 		<-s.queueDone
 	}
 	s.serving.Wait()
+	s.metrics.WatchStore(nil, "") // scrapes from now on do not read a closed store
 	if err := s.store.Close(); err != nil {
 		s.log.Error("close store", "err", err)
 	}

@@ -29,7 +29,7 @@ func (s *server) buildWeb(lns map[string]net.Listener) error {
 			Submissions: port("submissions"), HTTP: port("http"), HTTPS: port("https"),
 		},
 		TLS: s.cert.Load() != nil || s.acme != nil, AuthFailureDelay: s.authFailureDelay, Guard: s.guard,
-		Logger: s.log.With("part", "http"),
+		Logger: s.log.With("part", "http"), Metrics: s.metrics.Service("http"),
 	}
 	if s.acme != nil {
 		opts.Challenge = s.acme.HTTPHandler

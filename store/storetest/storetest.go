@@ -45,6 +45,7 @@ type Backend interface {
 	QueueBody(ctx context.Context, id uint64) ([]byte, error)
 	QueueUpdate(ctx context.Context, m store.QueuedMessage) error
 	QueueRemove(ctx context.Context, id uint64) error
+	QueueStats(ctx context.Context) (store.QueueStats, error)
 
 	NoteAutoReply(ctx context.Context, accountID, sender, textKey string, now time.Time, window time.Duration) (bool, error)
 	RemoteProgress(ctx context.Context, key string) (store.RemoteState, error)
@@ -86,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Subscriptions", testSubscriptions},
 		{"QueueAndAutoReplyMemory", testQueueAndAutoReplyMemory},
 		{"QueueOperations", testQueueOperations},
+		{"QueueStats", testQueueStats},
 		{"RemoteProgressAndDigests", testRemoteProgressAndDigests},
 	}
 	for _, tc := range tests {
