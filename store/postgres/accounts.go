@@ -97,13 +97,14 @@ type folder struct {
 	messages    int64
 	unseen      int64 // shared \Seen
 	size        int64
+	recentFrom  int64 // the first UID no session has claimed as \Recent
 }
 
-const folderColumns = `id, name, special_use, uid_validity, uid_next, messages, unseen, size`
+const folderColumns = `id, name, special_use, uid_validity, uid_next, messages, unseen, size, recent_from`
 
 func scanFolder(row pgx.Row) (folder, error) {
 	var f folder
-	err := row.Scan(&f.id, &f.name, &f.specialUse, &f.uidValidity, &f.uidNext, &f.messages, &f.unseen, &f.size)
+	err := row.Scan(&f.id, &f.name, &f.specialUse, &f.uidValidity, &f.uidNext, &f.messages, &f.unseen, &f.size, &f.recentFrom)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return f, store.ErrNoFolder
 	}
@@ -114,6 +115,7 @@ func (f *folder) info() store.FolderInfo {
 	return store.FolderInfo{
 		ID: f.id, Name: f.name, SpecialUse: f.specialUse, UIDValidity: uint32(f.uidValidity),
 		UIDNext: UID(f.uidNext), Messages: uint32(f.messages), Unseen: uint32(f.unseen), Size: f.size,
+		RecentFrom: UID(f.recentFrom),
 	}
 }
 
@@ -149,7 +151,7 @@ func createFolder(ctx context.Context, tx pgx.Tx, accountID string, spec store.F
 	} else if !errors.Is(err, store.ErrNoFolder) {
 		return folder{}, err
 	}
-	f := folder{name: spec.Name, specialUse: spec.SpecialUse, uidNext: 1}
+	f := folder{name: spec.Name, specialUse: spec.SpecialUse, uidNext: 1, recentFrom: 1}
 	err := tx.QueryRow(ctx, `UPDATE accounts SET next_folder = next_folder + 1 WHERE id = $1 RETURNING next_folder - 1`,
 		accountID).Scan(&f.id)
 	if err != nil {

@@ -48,7 +48,7 @@ func copyInto(ctx context.Context, tx pgx.Tx, src store.Access, folderID uint64,
 	for _, m := range msgs {
 		fs := effective(src, overrides, UID(m.uid), m.fs)
 		total += m.size
-		if quota > 0 && da.usage+total > quota {
+		if overQuota(da.usage, total, quota) {
 			return store.ErrQuota
 		}
 		newUID := df.uidNext

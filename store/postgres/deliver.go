@@ -110,7 +110,7 @@ func fileMessage(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, a *account, t
 		return store.TargetResult{}, 0, fmt.Errorf("%w: empty account id", store.ErrInvalid)
 	}
 	usage := a.usage
-	if t.Quota > 0 && !t.SoftQuota && usage+m.size > t.Quota {
+	if !t.SoftQuota && overQuota(usage, m.size, t.Quota) {
 		return store.TargetResult{Err: store.ErrQuota}, 0, nil
 	}
 	id, validity, uid, err := takeUID(ctx, tx, t.Account, t.Folder, m)
@@ -130,7 +130,7 @@ func fileMessage(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, a *account, t
 	a.addUsage(m.size)
 	r := store.TargetResult{UID: UID(uid), UIDValidity: uint32(validity)}
 	if t.Quota > 0 {
-		over := usage+m.size >= t.Quota/10*9
+		over := pastWarning(usage+m.size, t.Quota)
 		r.QuotaWarning = over && !a.warned
 		a.warned = over
 	}

@@ -42,7 +42,8 @@ func (s *Store) Select(ctx context.Context, acc store.Access, name string, claim
 		}
 		view.Info = f.info()
 		if !claimed {
-			view.RecentFrom = UID(f.uidNext)
+			// Looking without claiming: what is \Recent stays so.
+			view.RecentFrom = UID(f.recentFrom)
 		}
 		err = tx.QueryRow(ctx, `SELECT coalesce((SELECT seq FROM folder_seq WHERE account = $1 AND folder = $2), 0)`,
 			acc.Account, f.id).Scan(&view.TxID)
@@ -52,6 +53,29 @@ func (s *Store) Select(ctx context.Context, acc store.Access, name string, claim
 		return readView(ctx, tx, acc, &f, &view)
 	})
 	return view, err
+}
+
+// ClaimRecent records that the messages below uid were shown as \Recent
+// to a session that learnt of them after its Select (IMAP keeps \Recent
+// in one session only), so a later Select does not claim them again.
+func (s *Store) ClaimRecent(ctx context.Context, acc store.Access, folderID uint64, below UID) error {
+	if acc.Account == "" {
+		return fmt.Errorf("%w: empty account id", store.ErrInvalid)
+	}
+	return s.write(ctx, func(tx pgx.Tx, w *txState) error {
+		// Only forward, and never past UIDNEXT: the row's lock orders
+		// this with a Select's claim and with deliveries.
+		var found bool
+		err := tx.QueryRow(ctx, `WITH u AS (
+				UPDATE folders SET recent_from = least($3, uid_next)
+				WHERE account = $1 AND id = $2 AND recent_from < least($3, uid_next) RETURNING 1
+			) SELECT EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM folders WHERE account = $1 AND id = $2)`,
+			acc.Account, folderID, int64(below)).Scan(&found)
+		if err == nil && !found {
+			err = store.ErrNoFolder
+		}
+		return err
+	})
 }
 
 // readView fills in the UIDs, the viewer's unseen messages and the
@@ -142,8 +166,10 @@ func (s *Store) Status(ctx context.Context, acc store.Access, name string) (stor
 			return err
 		}
 		info = f.info()
-		if !acc.SeenPerUser {
-			return nil
+		err = tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE account = $1 AND folder = $2 AND uid >= $3`,
+			acc.Account, f.id, f.recentFrom).Scan(&info.Recent)
+		if err != nil || !acc.SeenPerUser {
+			return err
 		}
 		// The viewer's override where there is one, else the shared flag.
 		return tx.QueryRow(ctx, `SELECT count(*) FROM messages m

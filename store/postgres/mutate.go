@@ -54,6 +54,14 @@ func (s *Store) StoreFlags(ctx context.Context, acc store.Access, folderID uint6
 		if err != nil {
 			return err
 		}
+		// A change of shared flags carries every viewer's own \Seen; with
+		// per-user \Seen, an operation on \Seen alone changes none.
+		var own map[UID]map[string]bool
+		if !acc.SeenPerUser || touchesShared {
+			if own, err = allSeenOverrides(ctx, tx, acc.Account, folderID, want); err != nil {
+				return err
+			}
+		}
 		shared := store.Change{Kind: store.ChangeFlags, Account: acc.Account, FolderID: folderID, Folder: f.name, Origin: acc.Origin}
 		batch := &pgx.Batch{}
 		for _, uid := range uids {
@@ -66,6 +74,12 @@ func (s *Store) StoreFlags(ctx context.Context, acc store.Access, folderID uint6
 			if acc.SeenPerUser {
 				if seen := after.seen(); seen != before.seen() {
 					overrides[uid] = seen
+					if own != nil {
+						if own[uid] == nil {
+							own[uid] = make(map[string]bool)
+						}
+						own[uid][acc.Viewer] = seen
+					}
 					batch.Queue(`INSERT INTO seen (account, folder, uid, viewer, seen) VALUES ($1, $2, $3, $4, $5)
 						ON CONFLICT (account, folder, uid, viewer) DO UPDATE SET seen = excluded.seen`,
 						acc.Account, folderID, int64(uid), acc.Viewer, seen)
@@ -86,7 +100,7 @@ func (s *Store) StoreFlags(ctx context.Context, acc store.Access, folderID uint6
 				rec = after
 				batch.Queue(`UPDATE messages SET flags = $4, keywords = $5 WHERE account = $1 AND folder = $2 AND uid = $3`,
 					acc.Account, folderID, int64(uid), after.bits, after.keywordList())
-				shared.Messages = append(shared.Messages, store.ChangedMessage{UID: uid, Flags: after.list()})
+				shared.Messages = append(shared.Messages, store.ChangedMessage{UID: uid, Flags: after.list(), OwnSeen: own[uid]})
 			}
 			out = append(out, store.ChangedMessage{UID: uid, Flags: effective(acc, overrides, uid, rec).list()})
 		}
@@ -98,6 +112,28 @@ func (s *Store) StoreFlags(ctx context.Context, acc store.Access, folderID uint6
 			return nil
 		}
 		return tx.SendBatch(ctx, batch).Close()
+	})
+	return out, err
+}
+
+// allSeenOverrides reads every viewer's own \Seen of the given messages:
+// by UID, a map from viewer to \Seen; a map, empty when there are none.
+func allSeenOverrides(ctx context.Context, tx pgx.Tx, accountID string, folderID uint64, uids []int64) (map[UID]map[string]bool, error) {
+	rows, err := tx.Query(ctx, `SELECT uid, viewer, seen FROM seen WHERE account = $1 AND folder = $2 AND uid = ANY($3)`,
+		accountID, folderID, uids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[UID]map[string]bool)
+	var uid int64
+	var viewer string
+	var seen bool
+	_, err = pgx.ForEachRow(rows, []any{&uid, &viewer, &seen}, func() error {
+		if out[UID(uid)] == nil {
+			out[UID(uid)] = make(map[string]bool)
+		}
+		out[UID(uid)][viewer] = seen
+		return nil
 	})
 	return out, err
 }

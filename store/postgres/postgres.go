@@ -16,8 +16,9 @@
 // and increase in commit order.
 //
 // Changes reach subscribers on every node: see feed.go. The outbound queue
-// is claimed with leases: see queue.go. The schema is postkasse's own and
-// migrates itself: see schema.go.
+// is claimed with leases: see queue.go. Address books and the cache that
+// nodes share (ACME state) are in cards.go and cache.go. The schema is
+// postkasse's own and migrates itself: see schema.go.
 //
 // Like package store, this package knows nothing of SMTP, IMAP, policy or
 // config, and no pgx type crosses its API.
@@ -245,7 +246,8 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 // Check verifies the store's own bookkeeping: reference counts of bodies,
-// folder counters and account usage agree with the messages. Tests call it
+// folder counters and account usage agree with the messages, and no card
+// is stamped past its book's counter. Tests call it
 // when they end.
 func (s *Store) Check() error {
 	ctx := context.Background()
@@ -264,6 +266,11 @@ func (s *Store) Check() error {
 				OR f.unseen <> coalesce(m.unseen, 0) OR f.uid_next <= coalesce(m.maxuid, 0)`},
 		{"account usage", `SELECT count(*) FROM accounts a
 			WHERE usage <> (SELECT coalesce(sum(size), 0) FROM folders f WHERE f.account = a.id)`},
+		// A card stamped above its book's counter would be missed by a
+		// client that synchronised at that counter.
+		{"card stamps", `SELECT count(*) FROM cards c
+			LEFT JOIN card_books b ON b.account = c.account AND b.book = c.book
+			WHERE c.stamp > coalesce(b.counter, 0)`},
 	}
 	for _, c := range checks {
 		var bad int

@@ -132,6 +132,30 @@ CREATE TABLE remote_filed (
 	PRIMARY KEY (key, digest)
 );
 `,
+	// Version 2: address books (cards.go) and the cache (cache.go). Card
+	// names and cache keys are the callers' and may hold any byte: bytea,
+	// which also sorts byte by byte as bbolt's keys do.
+	`
+CREATE TABLE card_books (
+	account text COLLATE "C" NOT NULL,
+	book    text COLLATE "C" NOT NULL,
+	counter bigint NOT NULL,
+	PRIMARY KEY (account, book)
+);
+
+CREATE TABLE cards (
+	account     text COLLATE "C" NOT NULL,
+	book        text COLLATE "C" NOT NULL,
+	name        bytea NOT NULL,
+	stamp       bigint NOT NULL,
+	modified_ns bigint NOT NULL,
+	deleted     boolean NOT NULL,
+	data        bytea NOT NULL,
+	PRIMARY KEY (account, book, name)
+);
+
+CREATE TABLE cache (key bytea PRIMARY KEY, data bytea NOT NULL);
+`,
 }
 
 // migrationLock is the advisory lock key under which nodes migrate, so that

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -82,11 +83,15 @@ func TestCheckFindsInconsistency(t *testing.T) {
 		`UPDATE folders SET uid_next = 1`,
 		`UPDATE accounts SET usage = usage + 1`,
 		`DELETE FROM blobs`,
+		`UPDATE card_books SET counter = 0`,
 	} {
-		if _, err := s.pool.Exec(ctx, `TRUNCATE blobs, messages, folders, accounts`); err != nil {
+		if _, err := s.pool.Exec(ctx, `TRUNCATE blobs, messages, folders, accounts, cards, card_books`); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Deliver(ctx, &store.Delivery{Body: body(1), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.PutCard(ctx, store.Book{Account: "anna", Name: "b"}, "c.vcf", []byte("BEGIN:VCARD\r\nEND:VCARD\r\n"), "", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.pool.Exec(ctx, breakIt); err != nil {

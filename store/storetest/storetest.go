@@ -53,6 +53,19 @@ type Backend interface {
 	RemoteFiled(ctx context.Context, key string, digest []byte) (bool, error)
 	SaveRemoteProgress(ctx context.Context, key string, st store.RemoteState) error
 
+	ClaimRecent(ctx context.Context, acc store.Access, folderID uint64, below store.UID) error
+	CheckRoom(ctx context.Context, accountID string, quota, size int64) error
+
+	PutCard(ctx context.Context, book store.Book, name string, data []byte, ifMatch string, now time.Time) (store.Card, bool, error)
+	Card(ctx context.Context, book store.Book, name string) (store.Card, error)
+	Cards(ctx context.Context, book store.Book) ([]store.Card, error)
+	DeleteCard(ctx context.Context, book store.Book, name, ifMatch string, now time.Time) error
+	CardChanges(ctx context.Context, book store.Book, since uint64) ([]store.Card, uint64, error)
+
+	PutCacheEntry(ctx context.Context, key string, data []byte) error
+	CacheEntry(ctx context.Context, key string) ([]byte, error)
+	DeleteCacheEntry(ctx context.Context, key string) error
+
 	Subscribe(fn func(store.Change)) (cancel func())
 	BlobStats() (count int, bytes int64, err error)
 	Check() error
@@ -89,6 +102,11 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"QueueOperations", testQueueOperations},
 		{"QueueStats", testQueueStats},
 		{"RemoteProgressAndDigests", testRemoteProgressAndDigests},
+		{"RecentClaims", testRecentClaims},
+		{"OwnSeenInChanges", testOwnSeenInChanges},
+		{"QuotaRule", testQuotaRule},
+		{"Cards", testCards},
+		{"CacheEntries", testCacheEntries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
