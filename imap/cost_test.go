@@ -145,10 +145,24 @@ func FuzzAnalyzeCost(f *testing.F) {
 func TestDescribeCostLinear(t *testing.T) {
 	model := measureCostModel()
 	for _, msg := range [][]byte{nestedMessage(1000, 0), nestedMessage(8000, 0), nestedMessage(50000, 0), manyPartsMessage(1 << 20), headerMessage(4 << 20)} {
-		if budget := model.budget(len(msg)); describeCost(msg, budget) > budget {
+		// The best of three runs: a busy machine can stall any one of
+		// them, while a quadratic parser is over budget every time.
+		budget := model.budget(len(msg))
+		if !withinBudget(msg, budget, 3) {
 			t.Errorf("%d bytes cost %v, budget %v (%+v)", len(msg), describeCost(msg, 0), budget, model)
 		}
 	}
+}
+
+// withinBudget reports whether describing msg stays within budget in any
+// of tries runs.
+func withinBudget(msg []byte, budget time.Duration, tries int) bool {
+	for range tries {
+		if describeCost(msg, budget) <= budget {
+			return true
+		}
+	}
+	return false
 }
 
 // TestDeepCacheReadsBack: the cache of a message nested past the limit,

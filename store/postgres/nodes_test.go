@@ -173,7 +173,9 @@ func TestFeedCatchesUpAfterLostConnection(t *testing.T) {
 // keeps its own by renewing them.
 func TestQueueClaims(t *testing.T) {
 	t.Parallel()
-	a, b, dsn := twoNodes(t, Options{QueueLease: 600 * time.Millisecond})
+	// A lease long enough that a loaded test machine renews it in time
+	// (one that lapses is not renewed: another node may have taken it).
+	a, b, dsn := twoNodes(t, Options{QueueLease: 3 * time.Second})
 	ctx := context.Background()
 	for i := range 20 {
 		if _, err := a.Enqueue(ctx, store.NewQueuedMessage{From: "a@x", Recipients: []string{"b@y"}, Body: body(i)}); err != nil {
