@@ -16,6 +16,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"postkasse.dev/postkasse/internal/fileowner"
 )
 
 // UID is a message's unique identifier within a folder.
@@ -99,7 +102,16 @@ func boltOptions(timeout time.Duration) *bolt.Options {
 // lockStore locks the store whose database is at path: Open and Compact
 // must take the very same lock.
 func lockStore(path string, timeout time.Duration) (*os.File, error) {
-	return lockFile(path+".lock", timeout)
+	_, err := os.Stat(path + ".lock")
+	fresh := errors.Is(err, os.ErrNotExist)
+	f, err := lockFile(path+".lock", timeout)
+	if err == nil && fresh {
+		err = fileowner.Match(path+".lock", filepath.Dir(path))
+		if err != nil {
+			f.Close()
+		}
+	}
+	return f, err
 }
 
 // Open opens (or creates) the store at opts.Path. It fails with ErrInUse
@@ -119,10 +131,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
+	_, err = os.Stat(opts.Path)
+	fresh := errors.Is(err, os.ErrNotExist)
 	db, err := bolt.Open(opts.Path, 0o600, boltOptions(timeout))
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
+	}
+	if fresh {
+		// A store created by an administrator's command run as root must
+		// still open for the service's user.
+		if err := fileowner.Match(opts.Path, filepath.Dir(opts.Path)); err != nil {
+			db.Close()
+			lock.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range topBuckets {

@@ -82,7 +82,11 @@ func handleControl(ctx context.Context, args []string, qc queueControl) controlA
 		if err != nil {
 			return fail(fmt.Errorf("bad queue id %q", args[2]))
 		}
-		if err := qc.QueueRemove(ctx, id); err != nil {
+		err = qc.QueueRemove(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(fmt.Errorf("no message with id %d in the queue: it may have been delivered, bounced or deleted already (see postkasse queue list)", id))
+		}
+		if err != nil {
 			return fail(err)
 		}
 		return controlAnswer{}

@@ -22,7 +22,7 @@ commands:
   passwd                                    read a password, print a hash for the file
   resolve     [-config FILE] ADDRESS        show where mail to ADDRESS goes
   queue       [-config FILE] list|flush|delete ID   the outbound queue of a running server
-  dkim-keygen [-config FILE] [-selector S] DOMAIN   write a DKIM key, print its DNS record
+  dkim-keygen [-config FILE] [-selector S] [-force] DOMAIN   write a DKIM key, print its DNS record
   compact     [-config FILE]                shrink the store file (server stopped)
 
 The default FILE is /etc/postkasse/config.toml.

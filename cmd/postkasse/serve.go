@@ -94,7 +94,21 @@ func (s *server) QueueList(ctx context.Context) ([]store.QueuedMessage, error) {
 }
 
 func (s *server) QueueRemove(ctx context.Context, id uint64) error {
-	return s.store.QueueRemove(ctx, id)
+	msg, err := s.store.QueueGet(ctx, id)
+	if err == nil {
+		err = s.store.QueueRemove(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	var waiting []string
+	for _, r := range msg.Recipients {
+		if r.State == store.RecipientPending {
+			waiting = append(waiting, r.Address)
+		}
+	}
+	s.log.Info("queued message deleted by the administrator", "part", "queue", "id", id, "from", msg.From, "recipients", waiting)
+	return nil
 }
 
 func (s *server) Flush(ctx context.Context) error { return s.queue.Flush(ctx) }
