@@ -78,11 +78,15 @@ var (
 	// bucketRemoteFiled holds, per connected account, the digests of the
 	// messages filed from it.
 	bucketRemoteFiled = []byte("remotefiled")
+	// bucketImported holds, per account, the digests of the messages
+	// `postkasse import` filed, so a second run files nothing twice.
+	bucketImported = []byte("imported")
 )
 
 var topBuckets = [][]byte{
 	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
 	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote, bucketRemoteFiled,
+	bucketImported,
 }
 
 // boltOptions are the database options of the store and of its compacted

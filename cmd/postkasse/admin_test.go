@@ -18,16 +18,26 @@ import (
 )
 
 // serveControlSocket opens the running test server's control socket, as
-// `postkasse serve` does, until the test ends.
-func (ts *testServer) serveControlSocket() {
+// `postkasse serve` does, until the test ends or the returned function
+// closes it (as serve does before it stops the server).
+func (ts *testServer) serveControlSocket() (closeSocket func()) {
 	ts.t.Helper()
 	ln, err := listenControl(filepath.Join(ts.dir, "data", controlSocketName))
 	if err != nil {
 		ts.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts.t.Cleanup(cancel)
-	go serveControl(ctx, ln, ts.srv, slog.New(slog.NewTextHandler(ts.logs, nil)))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serveControl(ctx, ln, ts.srv, slog.New(slog.NewTextHandler(ts.logs, nil)))
+	}()
+	closeSocket = func() {
+		cancel()
+		<-done
+	}
+	ts.t.Cleanup(closeSocket)
+	return closeSocket
 }
 
 // waitLog waits until the server's log matches re.

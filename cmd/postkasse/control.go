@@ -23,21 +23,28 @@ import (
 
 const controlSocketName = "control.sock"
 
-// queueControl is what the control socket needs from the running server.
-type queueControl interface {
+// controlTarget is what the control socket needs from the running server.
+type controlTarget interface {
 	QueueList(ctx context.Context) ([]store.QueuedMessage, error)
 	QueueRemove(ctx context.Context, id uint64) error
 	Flush(ctx context.Context) error
+	Accounts(ctx context.Context) ([]store.AccountStats, error)
+	Purge(ctx context.Context, id string) error
+	Backup(ctx context.Context, write func(size int64, snapshot io.WriterTo) error) error
 }
 
 // controlAnswer is the socket's reply.
 type controlAnswer struct {
 	Error    string                `json:"error,omitempty"`
 	Messages []store.QueuedMessage `json:"messages,omitempty"`
+	Accounts []store.AccountStats  `json:"accounts,omitempty"`
+	// Size is the length of the raw data that follows the answer's line
+	// (a backup).
+	Size int64 `json:"size,omitempty"`
 }
 
 // serveControl answers requests on the control socket until ctx ends.
-func serveControl(ctx context.Context, ln net.Listener, qc queueControl, log *slog.Logger) {
+func serveControl(ctx context.Context, ln net.Listener, qc controlTarget, log *slog.Logger) {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -57,13 +64,18 @@ func serveControl(ctx context.Context, ln net.Listener, qc queueControl, log *sl
 			if err != nil {
 				return
 			}
-			ans := handleControl(ctx, strings.Fields(line), qc)
+			args := strings.Fields(line)
+			if len(args) == 1 && args[0] == "backup" {
+				serveBackup(ctx, conn, qc, log)
+				return
+			}
+			ans := handleControl(ctx, args, qc)
 			json.NewEncoder(conn).Encode(ans)
 		}()
 	}
 }
 
-func handleControl(ctx context.Context, args []string, qc queueControl) controlAnswer {
+func handleControl(ctx context.Context, args []string, qc controlTarget) controlAnswer {
 	fail := func(err error) controlAnswer { return controlAnswer{Error: err.Error()} }
 	switch {
 	case len(args) == 2 && args[0] == "queue" && args[1] == "list":
@@ -87,6 +99,17 @@ func handleControl(ctx context.Context, args []string, qc queueControl) controlA
 			return fail(fmt.Errorf("no message with id %d in the queue: it may have been delivered, bounced or deleted already (see postkasse queue list)", id))
 		}
 		if err != nil {
+			return fail(err)
+		}
+		return controlAnswer{}
+	case len(args) == 1 && args[0] == "usage":
+		accounts, err := qc.Accounts(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		return controlAnswer{Accounts: accounts}
+	case len(args) == 2 && args[0] == "purge":
+		if err := qc.Purge(ctx, args[1]); err != nil {
 			return fail(err)
 		}
 		return controlAnswer{}

@@ -24,6 +24,10 @@ commands:
   queue       [-config FILE] list|flush|delete ID   the outbound queue of a running server
   dkim-keygen [-config FILE] [-selector S] [-force] DOMAIN   write a DKIM key, print its DNS record
   compact     [-config FILE]                shrink the store file (server stopped)
+  usage       [-config FILE]                size, messages and quota of every mailbox
+  purge       [-config FILE] KEY            delete the data of a mailbox no longer in the file
+  backup      [-config FILE] FILE           write a consistent copy of the store (server running or not)
+  restore     [-config FILE] FILE           check a backup and put it in place (server stopped)
 
 The default FILE is /etc/postkasse/config.toml.
 `
@@ -50,6 +54,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdDKIMKeygen(rest, stdout, stderr)
 	case "compact":
 		return cmdCompact(rest, stdout, stderr)
+	case "usage":
+		return cmdUsage(rest, stdout, stderr)
+	case "purge":
+		return cmdPurge(rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(rest, stdout, stderr)
+	case "restore":
+		return cmdRestore(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -82,6 +82,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 	notifySystemd("STOPPING=1")
 	log.Info("stopping: finishing transactions in flight")
+	cancel() // the control socket first: commands then open the store themselves
 	srv.stop(gracePeriod)
 	log.Info("stopped")
 	return 0
