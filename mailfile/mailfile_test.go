@@ -120,8 +120,49 @@ func TestReadMbox(t *testing.T) {
 	}
 }
 
+// muttFixture is what neomutt writes to an mbox (its Fcc): a right
+// Content-Length, and "From " lines of the body left unquoted.
+const muttFixture = `From anna@contoso.test Fri Dec  4 18:31:03 2026
+From: root <anna@contoso.test>
+Subject: mutt subject
+Status: RO
+Content-Length: 35
+Lines: 4
+
+From me
+line two
+>From quoted
+body
+
+From anna@contoso.test Fri Dec  4 18:31:04 2026
+Subject: wrong length
+Content-Length: 3
+
+x
+From me
+`
+
+func TestReadMboxContentLength(t *testing.T) {
+	t.Parallel()
+	var got []*Message
+	if err := ReadMbox(strings.NewReader(muttFixture), "mutt", "INBOX", func(m *Message) error { got = append(got, m); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d messages", len(got))
+	}
+	if want := "From: root <anna@contoso.test>\r\nSubject: mutt subject\r\n\r\nFrom me\r\nline two\r\n>From quoted\r\nbody\r\n"; string(got[0].Body) != want || !slices.Equal(got[0].Flags, []string{`\Seen`}) {
+		t.Errorf("by length: %q %q", got[0].Body, got[0].Flags)
+	}
+	// A wrong length is not believed: the lines decide.
+	if string(got[1].Body) != "Subject: wrong length\r\n\r\nx\r\n" {
+		t.Errorf("wrong length: %q", got[1].Body)
+	}
+}
+
 func FuzzReadMbox(f *testing.F) {
 	f.Add([]byte(mboxFixture))
+	f.Add([]byte(muttFixture))
 	f.Add([]byte("From x\n>From y\nStatus: R\n \tcont\n\nbody"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ReadMbox(bytes.NewReader(data), "fuzz", "INBOX", func(m *Message) error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,17 +16,19 @@ const MaxMboxMessage = 1 << 30
 
 // mboxMetaHeaders are header fields that mbox writers (mutt, Dovecot) add
 // to keep state; they are read for flags and not filed with the message.
-var mboxMetaHeaders = []string{"status", "x-status", "x-keywords", "x-uid", "x-imap", "x-imapbase", "content-length"}
+var mboxMetaHeaders = []string{"status", "x-status", "x-keywords", "x-uid", "x-imap", "x-imapbase", "content-length", "lines"}
 
 // ReadMbox calls fn for every message of an mbox, filed as folder. A line
 // "From " starts a message; lines ">From ", ">>From " and so on lose one
-// ">" (mboxrd). Flags come from Status (R: \Seen) and X-Status (A:
-// \Answered, F: \Flagged, T: \Draft, D: \Deleted), keywords from Dovecot's
-// X-Keywords, the internal date from the From_ line.
+// ">" (mboxrd). A message whose Content-Length header is right (mutt
+// writes one and then leaves "From " lines in the body as they are) is
+// read by its length instead (mboxcl2). Flags come from Status (R: \Seen)
+// and X-Status (A: \Answered, F: \Flagged, T: \Draft, D: \Deleted),
+// keywords from Dovecot's X-Keywords, the internal date from the From_
+// line.
 func ReadMbox(r io.Reader, name, folder string, fn func(*Message) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	mr := &mboxReader{br: bufio.NewReaderSize(r, 64<<10), name: name}
 	var cur *mboxMessage
-	line := 0
 	flush := func() error {
 		if cur == nil {
 			return nil
@@ -35,24 +38,29 @@ func ReadMbox(r io.Reader, name, folder string, fn func(*Message) error) error {
 		return fn(m)
 	}
 	for {
-		b, err := br.ReadBytes('\n')
+		b, err := mr.line()
 		if len(b) > 0 {
-			line++
 			switch {
 			case bytes.HasPrefix(b, []byte("From ")):
 				if ferr := flush(); ferr != nil {
 					return ferr
 				}
-				cur = &mboxMessage{date: fromLineDate(b), source: fmt.Sprintf("%s:%d", name, line)}
+				cur = &mboxMessage{date: fromLineDate(b), source: fmt.Sprintf("%s:%d", name, mr.n), length: -1}
 			case cur == nil:
 				if len(bytes.TrimSpace(b)) > 0 {
-					return fmt.Errorf("%s:%d: not an mbox: the file does not start with a From line", name, line)
+					return fmt.Errorf("%s:%d: not an mbox: the file does not start with a From line", name, mr.n)
 				}
 			default:
 				if cur.body.Len()+len(b) > MaxMboxMessage {
 					return fmt.Errorf("%s: message larger than %d bytes", cur.source, MaxMboxMessage)
 				}
+				headerEnd := !cur.inBody
 				cur.add(b)
+				if headerEnd && cur.inBody && cur.length >= 0 {
+					if err := mr.byLength(cur); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		if err == io.EOF {
@@ -64,6 +72,60 @@ func ReadMbox(r io.Reader, name, folder string, fn func(*Message) error) error {
 	}
 }
 
+// mboxReader gives the lines of an mbox, and bodies by their length.
+type mboxReader struct {
+	br      *bufio.Reader
+	name    string
+	n       int    // lines read
+	pending []byte // bytes read ahead that turned out to be lines after all
+}
+
+func (r *mboxReader) line() ([]byte, error) {
+	var head []byte
+	if len(r.pending) > 0 {
+		if i := bytes.IndexByte(r.pending, '\n') + 1; i > 0 {
+			b := r.pending[:i]
+			r.pending = r.pending[i:]
+			r.n++
+			return b, nil
+		}
+		// A line begun in the bytes read ahead ends in the file.
+		head, r.pending = r.pending, nil
+	}
+	b, err := r.br.ReadBytes('\n')
+	b = append(head, b...)
+	if len(b) > 0 {
+		r.n++
+	}
+	return b, err
+}
+
+// byLength reads m's body by its Content-Length when what follows it is
+// the end of the file or the next From_ line (after an empty line or
+// not); otherwise the bytes are read as lines, as if there were no
+// Content-Length.
+func (r *mboxReader) byLength(m *mboxMessage) error {
+	if len(r.pending) > 0 || m.length > MaxMboxMessage {
+		return nil
+	}
+	body := make([]byte, m.length)
+	n, err := io.ReadFull(r.br, body)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return err
+	}
+	body = body[:n]
+	next, _ := r.br.Peek(6)
+	if n == int(m.length) && (len(next) == 0 || bytes.HasPrefix(next, []byte("From ")) || bytes.HasPrefix(next, []byte("\nFrom ")) ||
+		bytes.Equal(next, []byte("\n")) || bytes.HasPrefix(next, []byte("\r\nFrom "))) {
+		m.body.Write(body)
+		m.exact = true
+		r.n += bytes.Count(body, []byte("\n"))
+		return nil
+	}
+	r.pending = body
+	return nil
+}
+
 // mboxMessage is a message being read.
 type mboxMessage struct {
 	body     bytes.Buffer
@@ -72,9 +134,14 @@ type mboxMessage struct {
 	flags    []string
 	date     time.Time
 	source   string
+	length   int64 // Content-Length; -1 without one
+	exact    bool  // the body was read by its length
 }
 
 func (m *mboxMessage) add(line []byte) {
+	if m.exact {
+		return // the empty line between messages, after a body read by length
+	}
 	if !m.inBody {
 		text := strings.TrimRight(string(line), "\r\n")
 		switch {
@@ -113,6 +180,12 @@ func (m *mboxMessage) readMeta(name, value string) {
 		"status":   {'R': `\Seen`},
 		"x-status": {'A': `\Answered`, 'F': `\Flagged`, 'T': `\Draft`, 'D': `\Deleted`},
 	}
+	if name == "content-length" {
+		if n, err := strconv.ParseInt(value, 10, 64); err == nil && n >= 0 {
+			m.length = n
+		}
+		return
+	}
 	if name == "x-keywords" {
 		m.flags = append(m.flags, strings.Fields(strings.ReplaceAll(value, ",", " "))...)
 		return
@@ -128,9 +201,11 @@ func (m *mboxMessage) readMeta(name, value string) {
 // messages is not part of it.
 func (m *mboxMessage) message(folder string) *Message {
 	b := m.body.Bytes()
-	if bytes.HasSuffix(b, []byte("\n\n")) {
+	switch {
+	case m.exact: // the length was the body's, without the empty line
+	case bytes.HasSuffix(b, []byte("\n\n")):
 		b = b[:len(b)-1]
-	} else if bytes.HasSuffix(b, []byte("\r\n\r\n")) {
+	case bytes.HasSuffix(b, []byte("\r\n\r\n")):
 		b = b[:len(b)-2]
 	}
 	return &Message{Folder: folder, Flags: m.flags, Date: m.date, Body: crlf(b), Source: m.source}
