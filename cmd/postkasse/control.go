@@ -31,6 +31,7 @@ type controlTarget interface {
 	Accounts(ctx context.Context) ([]store.AccountStats, error)
 	Purge(ctx context.Context, id string) error
 	Backup(ctx context.Context, write func(size int64, snapshot io.WriterTo) error) error
+	transferStore(addr string) (*store.Store, transferTarget, error)
 }
 
 // controlAnswer is the socket's reply.
@@ -60,13 +61,23 @@ func serveControl(ctx context.Context, ln net.Listener, qc controlTarget, log *s
 		go func() {
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(time.Minute))
-			line, err := bufio.NewReader(io.LimitReader(conn, 4096)).ReadString('\n')
+			// The request line fits the reader's buffer; an import's
+			// messages follow it through the same reader.
+			br := bufio.NewReaderSize(conn, 4096)
+			line, err := br.ReadSlice('\n')
 			if err != nil {
 				return
 			}
-			args := strings.Fields(line)
-			if len(args) == 1 && args[0] == "backup" {
+			args := strings.Fields(string(line))
+			switch {
+			case len(args) == 1 && args[0] == "backup":
 				serveBackup(ctx, conn, qc, log)
+				return
+			case len(args) == 2 && args[0] == "import":
+				serveImport(ctx, conn, br, qc, args[1], log)
+				return
+			case len(args) == 2 && args[0] == "export":
+				serveExport(ctx, conn, qc, args[1], log)
 				return
 			}
 			ans := handleControl(ctx, args, qc)

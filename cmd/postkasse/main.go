@@ -28,6 +28,8 @@ commands:
   purge       [-config FILE] KEY            delete the data of a mailbox no longer in the file
   backup      [-config FILE] FILE           write a consistent copy of the store (server running or not)
   restore     [-config FILE] FILE           check a backup and put it in place (server stopped)
+  import      [-config FILE] [-folder NAME] ADDRESS PATH   file a Maildir or an mbox into a mailbox
+  export      [-config FILE] ADDRESS DIR    write every folder of a mailbox as a Maildir
 
 The default FILE is /etc/postkasse/config.toml.
 `
@@ -62,6 +64,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdBackup(rest, stdout, stderr)
 	case "restore":
 		return cmdRestore(rest, stdout, stderr)
+	case "import":
+		return cmdImport(rest, stdout, stderr)
+	case "export":
+		return cmdExport(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
