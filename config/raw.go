@@ -24,6 +24,7 @@ type rawListen struct {
 	Submissions *string `toml:"submissions"`
 	IMAP        *string `toml:"imap"`
 	IMAPS       *string `toml:"imaps"`
+	Metrics     *string `toml:"metrics"`
 }
 
 type rawTLS struct {

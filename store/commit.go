@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -81,6 +82,7 @@ func (s *Store) commitLoop() {
 func (s *Store) commitBatch(batch []*writeOp) {
 	for len(batch) > 0 {
 		failed := -1
+		start := time.Now()
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			txid := uint64(tx.ID())
 			for i, op := range batch {
@@ -93,6 +95,7 @@ func (s *Store) commitBatch(batch []*writeOp) {
 			return nil
 		})
 		if err == nil {
+			s.rec.Commit(time.Since(start))
 			s.finish(batch, nil)
 			return
 		}
