@@ -147,10 +147,24 @@ func parseKeywords(sc *bufio.Scanner) ([]string, error) {
 		idx, name, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
 		n, err := strconv.Atoi(idx)
 		name = strings.TrimSpace(name)
-		if !ok || err != nil || n < 0 || n >= maxKeywords || name == "" || strings.ContainsAny(name, " (){%*\"\\]") {
+		if !ok || err != nil || n < 0 || n >= maxKeywords || !validKeyword(name) {
 			continue // not a line Dovecot would write: ignore it, as Dovecot does
 		}
 		keywords[n] = name
 	}
 	return keywords, sc.Err()
+}
+
+// validKeyword tells whether name can be an IMAP keyword (an atom, RFC
+// 3501 §9): no spaces, controls or the characters IMAP reserves.
+func validKeyword(name string) bool {
+	if name == "" || strings.HasPrefix(name, `\`) {
+		return false
+	}
+	for _, r := range name {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`(){%*"\]`, r) {
+			return false
+		}
+	}
+	return true
 }

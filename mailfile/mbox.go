@@ -187,7 +187,11 @@ func (m *mboxMessage) readMeta(name, value string) {
 		return
 	}
 	if name == "x-keywords" {
-		m.flags = append(m.flags, strings.Fields(strings.ReplaceAll(value, ",", " "))...)
+		for _, k := range strings.Fields(strings.ReplaceAll(value, ",", " ")) {
+			if validKeyword(k) {
+				m.flags = append(m.flags, k)
+			}
+		}
 		return
 	}
 	for _, c := range value {

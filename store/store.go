@@ -110,6 +110,10 @@ var topBuckets = [][]byte{
 	bucketImported,
 }
 
+// boltAllocSize is bbolt's step for growing the file (its
+// DefaultAllocSize, which it does not export).
+const boltAllocSize = 16 << 20
+
 // boltOptions are the database options of the store and of its compacted
 // copy.
 func boltOptions(timeout time.Duration) *bolt.Options {
@@ -156,9 +160,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	_, err = os.Stat(opts.Path)
+	fi, err := os.Stat(opts.Path)
 	fresh := errors.Is(err, os.ErrNotExist)
-	db, err := bolt.Open(opts.Path, 0o600, boltOptions(timeout))
+	bopts := boltOptions(timeout)
+	// A read transaction blocks a writer that must grow the memory map, and
+	// a backup holds one for seconds: map room for the file to double, so
+	// deliveries during a backup do not wait for it. Below bbolt's
+	// allocation step (16 MiB) a larger map would make the file grow in
+	// larger steps; such a store backs up in a blink anyway.
+	if fi != nil && fi.Size() >= boltAllocSize {
+		bopts.InitialMmapSize = int(2 * fi.Size())
+	}
+	db, err := bolt.Open(opts.Path, 0o600, bopts)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
