@@ -34,16 +34,22 @@ address = "user1@contoso.test"
 password = "$HASH"
 CFG
 
-./bin/postkasse serve -config "$work/config.toml" 2> "$work/server.log" &
-PID=$!
-for _ in $(seq 1 100); do
-  (exec 3<>/dev/tcp/${SMTP%:*}/${SMTP#*:}) 2>/dev/null && break
-  sleep 0.1
-done
+start() {
+  ./bin/postkasse serve -config "$work/config.toml" 2>> "$work/server.log" &
+  PID=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>/dev/tcp/${SMTP%:*}/${SMTP#*:}) 2>/dev/null && break
+    sleep 0.1
+  done
+}
+start
 
 echo "postkasse $(git rev-parse --short HEAD 2>/dev/null || echo dev) on $(nproc) cores, $(date -u +%F), fill $FILL, $N messages per run"
 ./bin/mailbench fetch -imap "$IMAP" -user big@contoso.test -pass "$PASS" -fill "$FILL" -repeat 1
 ls -l "$work/data/mail.db"
+# Start again, as a server in service opens a large store.
+kill -TERM "$PID"; wait "$PID" || true
+start
 smtp() {
   ./bin/mailbench smtp -smtp "$SMTP" -rcpt user1@contoso.test -n "$N" -c 32 -size 4096 \
     -imap "$IMAP" -user user1@contoso.test -pass "$PASS"

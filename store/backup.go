@@ -36,7 +36,7 @@ func Restore(ctx context.Context, path, from string) error {
 		return fmt.Errorf("restore %s: %w", path, err)
 	}
 	defer lock.Close()
-	if err := VerifyFile(ctx, from); err != nil {
+	if err := VerifyFile(ctx, from, true); err != nil {
 		return fmt.Errorf("restore: %s is not a sound store: %w", from, err)
 	}
 	tmp := path + ".restore"

@@ -83,7 +83,7 @@ func TestVerifyFindsBrokenInvariants(t *testing.T) {
 			if err := tc.break_(tx); err != nil {
 				return err
 			}
-			if err := verifyTx(tx); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err := verifyTx(tx, true); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s broken: Verify says %v", tc.name, err)
 			}
 			return errDone
