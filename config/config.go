@@ -55,8 +55,6 @@ type Config struct {
 // certificate (otherwise the implicit-TLS listeners stay off).
 type Listen struct {
 	SMTP, Submission, Submissions, IMAP, IMAPS string
-	// Metrics serves Prometheus /metrics and /healthz; off unless set.
-	Metrics string
 }
 
 // TLS names the certificate and key (PEM files, absolute paths; both ""

@@ -24,7 +24,6 @@ type rawListen struct {
 	Submissions *string `toml:"submissions"`
 	IMAP        *string `toml:"imap"`
 	IMAPS       *string `toml:"imaps"`
-	Metrics     *string `toml:"metrics"`
 }
 
 type rawTLS struct {

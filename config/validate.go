@@ -121,7 +121,6 @@ func (v *validator) listen(raw *rawConfig, cfg *Config) {
 		Submissions: pick("submissions", l.Submissions, implicit(":465")),
 		IMAP:        pick("imap", l.IMAP, ":143"),
 		IMAPS:       pick("imaps", l.IMAPS, implicit(":993")),
-		Metrics:     pick("metrics", l.Metrics, ""),
 	}
 	if tlsOn {
 		return

@@ -164,7 +164,6 @@ func (r *Runner) record(ctx context.Context, a *attemptState, g group, res group
 // finds by grepping for the queue id or the address.
 func (r *Runner) logRecipient(id uint64, rcpt, outcome, reply string) {
 	r.log.Info("recipient "+outcome, "id", id, "rcpt", rcpt, "outcome", outcome, "reply", reply)
-	r.opts.Recorder.Outbound(outcome)
 }
 
 // save writes a.msg; the caller holds a.mu.

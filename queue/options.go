@@ -83,7 +83,6 @@ type Options struct {
 	Signer       Signer        // DKIM at send time; may be nil
 	Bounces      Submitter     // where DSNs go
 	Logger       *slog.Logger  // nil = discard
-	Recorder     Recorder      // metrics; nil = none
 	Now          func() time.Time
 
 	// TLSConfig is the client TLS configuration to start from. MX delivery
@@ -92,16 +91,6 @@ type Options struct {
 	// InsecureSkipVerify. ServerName is filled in per connection.
 	TLSConfig *tls.Config
 }
-
-// Recorder is told each recipient's outcome, for the server's metrics.
-type Recorder interface {
-	// Outbound: one recipient was "delivered", "deferred" or "bounced".
-	Outbound(outcome string)
-}
-
-type noRecorder struct{}
-
-func (noRecorder) Outbound(string) {}
 
 // withDefaults checks o and fills in the zero values.
 func (o Options) withDefaults() (Options, error) {
@@ -166,9 +155,6 @@ func (o *Options) setZeroes() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.Recorder == nil {
-		o.Recorder = noRecorder{}
 	}
 	if o.TLSConfig == nil {
 		o.TLSConfig = &tls.Config{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -82,7 +81,6 @@ func (s *Store) commitLoop() {
 func (s *Store) commitBatch(batch []*writeOp) {
 	for len(batch) > 0 {
 		failed := -1
-		start := time.Now()
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			txid := uint64(tx.ID())
 			for i, op := range batch {
@@ -95,7 +93,6 @@ func (s *Store) commitBatch(batch []*writeOp) {
 			return nil
 		})
 		if err == nil {
-			s.rec.Commit(time.Since(start))
 			s.finish(batch, nil)
 			return
 		}

@@ -53,23 +53,7 @@ type DeliveryResult struct {
 // target over quota is refused alone (its TargetResult.Err); an error return
 // means nothing was stored.
 func (s *Store) Deliver(ctx context.Context, d *Delivery) (*DeliveryResult, error) {
-	res, err := s.deliverWith(ctx, d, nil)
-	if err == nil {
-		s.recordDelivery(res)
-	}
-	return res, err
-}
-
-// recordDelivery tells the Recorder what a delivery filed and queued.
-func (s *Store) recordDelivery(res *DeliveryResult) {
-	filed := 0
-	for _, t := range res.Targets {
-		if t.Err == nil {
-			filed++
-		}
-	}
-	s.rec.Filed(filed)
-	s.rec.Queued(len(res.QueueIDs))
+	return s.deliverWith(ctx, d, nil)
 }
 
 // deliverWith is Deliver with one more write in the same transaction; also
@@ -194,9 +178,9 @@ func (s *Store) Append(ctx context.Context, acc Access, folder string, body []by
 	if acc.ReadOnly {
 		return TargetResult{}, ErrReadOnly
 	}
-	r, err := s.deliverWith(ctx, &Delivery{Body: body, Date: date, Targets: []Target{{
+	r, err := s.Deliver(ctx, &Delivery{Body: body, Date: date, Targets: []Target{{
 		Account: acc.Account, Folder: folder, Flags: flags, Quota: quota, Origin: acc.Origin, NoCreate: true,
-	}}}, nil)
+	}}})
 	if err != nil {
 		return TargetResult{}, err
 	}

@@ -68,7 +68,7 @@ func (s *Store) RemoteProgress(ctx context.Context, key string) (RemoteState, er
 func (s *Store) DeliverRemote(ctx context.Context, key string, st RemoteState, digest []byte, d *Delivery) (*DeliveryResult, error) {
 	d.Queue = nil
 	// Reuse Deliver's transaction by appending the progress write to it.
-	res, err := s.deliverWith(ctx, d, func(tx *bolt.Tx, res *DeliveryResult) error {
+	return s.deliverWith(ctx, d, func(tx *bolt.Tx, res *DeliveryResult) error {
 		for i, r := range res.Targets {
 			if r.Err != nil {
 				return fmt.Errorf("deliver to %s/%s: %w", d.Targets[i].Account, d.Targets[i].Folder, r.Err)
@@ -79,10 +79,6 @@ func (s *Store) DeliverRemote(ctx context.Context, key string, st RemoteState, d
 		}
 		return tx.Bucket(bucketRemoteFiled).Put(remoteDigestKey(key, digest), []byte{1})
 	})
-	if err == nil {
-		s.recordDelivery(res)
-	}
-	return res, err
 }
 
 // RemoteFiled reports whether DeliverRemote filed a message with this

@@ -22,9 +22,6 @@ func (s *Store) Enqueue(ctx context.Context, msgs ...NewQueuedMessage) ([]uint64
 		ids, err = enqueue(tx, msgs, time.Now())
 		return err
 	})
-	if err == nil {
-		s.rec.Queued(len(ids))
-	}
 	return ids, err
 }
 

@@ -44,27 +44,7 @@ type Options struct {
 	Analyze func(body []byte) []byte
 	// Timeout for acquiring the database file lock; 0 means 5 seconds.
 	Timeout time.Duration
-	// Recorder, when set, is told of commits and deliveries (metrics).
-	Recorder Recorder
 }
-
-// Recorder is told what the store did, for the server's metrics.
-type Recorder interface {
-	// Commit: one durable commit took d, fsync included.
-	Commit(d time.Duration)
-	// Filed: Deliver or DeliverRemote filed n messages into folders
-	// (IMAP APPEND, COPY and imports are not deliveries).
-	Filed(n int)
-	// Queued: n messages were put on the outbound queue.
-	Queued(n int)
-}
-
-// noRecorder is the Recorder of a store without one.
-type noRecorder struct{}
-
-func (noRecorder) Commit(time.Duration) {}
-func (noRecorder) Filed(int)            {}
-func (noRecorder) Queued(int)           {}
 
 // Store is an open mail store. It is safe for concurrent use.
 type Store struct {
@@ -72,7 +52,6 @@ type Store struct {
 	lock    *os.File // held while the store is open; see lockFile
 	log     *slog.Logger
 	analyze func([]byte) []byte
-	rec     Recorder
 
 	writes  chan *writeOp
 	stopped chan struct{}
@@ -207,13 +186,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		lock:    lock,
 		log:     log,
 		analyze: opts.Analyze,
-		rec:     opts.Recorder,
 		writes:  make(chan *writeOp, 1024),
 		stopped: make(chan struct{}),
 		subs:    make(map[int]func(Change)),
-	}
-	if s.rec == nil {
-		s.rec = noRecorder{}
 	}
 	go s.commitLoop()
 	return s, nil

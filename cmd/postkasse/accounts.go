@@ -17,7 +17,6 @@ type accounts struct {
 	dir      *atomic.Pointer[policy.Directory]
 	verifier *password.Verifier
 	store    *store.Store
-	logins   loginRecorder
 }
 
 func (a *accounts) directory() *policy.Directory { return a.dir.Load() }
@@ -39,7 +38,6 @@ func (a *accounts) login(username, pass string) (*policy.Mailbox, error) {
 // Authenticate implements smtp.Authenticator.
 func (a *accounts) Authenticate(username, pass string) (string, error) {
 	mb, err := a.login(username, pass)
-	a.logins.Login("smtp", err == nil && mb.SMTP)
 	if err != nil {
 		return "", smtp.ErrAuthFailed
 	}
@@ -68,7 +66,6 @@ type imapDirectory struct{ *accounts }
 // Login implements imap.Directory.
 func (d imapDirectory) Login(username, pass string) (imap.User, error) {
 	mb, err := d.login(username, pass)
-	d.logins.Login("imap", err == nil && mb.IMAP)
 	if err != nil {
 		return imap.User{}, imap.ErrLoginFailed
 	}

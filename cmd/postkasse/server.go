@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +21,6 @@ import (
 	"postkasse.dev/postkasse/delivery"
 	"postkasse.dev/postkasse/dkim"
 	"postkasse.dev/postkasse/imap"
-	"postkasse.dev/postkasse/metrics"
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/queue"
@@ -45,9 +43,6 @@ type server struct {
 	imap     *imap.Server
 	smtp     map[string]*smtp.Server // by listener name
 	pull     *connected.Runner
-	metrics  *metrics.Metrics
-	// metricsHTTP serves listen.metrics; nil without it.
-	metricsHTTP *http.Server
 
 	authFailureDelay time.Duration
 
@@ -83,9 +78,8 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	s.metrics = newMetrics(s, storePath(cfg))
 	st, err := store.Open(context.Background(), store.Options{
-		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, Recorder: s.metrics,
+		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze,
 	})
 	if err != nil {
 		return nil, err
@@ -103,7 +97,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	if err != nil {
 		return err
 	}
-	s.accounts = &accounts{dir: &s.dir, verifier: password.NewVerifier(), store: s.store, logins: s.metrics}
+	s.accounts = &accounts{dir: &s.dir, verifier: password.NewVerifier(), store: s.store}
 	bounces := &lateSubmitter{}
 	signer, err := dkimSigner(cfg)
 	if err != nil {
@@ -114,7 +108,7 @@ func (s *server) build(cfg *config.Config, opts serverOptions) error {
 		SmarthostTLS: cfg.Outbound.SmarthostTLS, SmarthostUsername: cfg.Outbound.SmarthostUsername,
 		SmarthostPassword: cfg.Outbound.SmarthostPassword, Resolver: cfg.Outbound.Resolver,
 		Port: opts.queuePort, RetryAfter: cfg.Outbound.RetryAfter, Lifetime: cfg.Outbound.QueueLifetime,
-		Bounces: bounces, Logger: s.log.With("part", "queue"), Recorder: s.metrics,
+		Bounces: bounces, Logger: s.log.With("part", "queue"),
 	}
 	if signer != nil {
 		qopts.Signer = signer
@@ -165,15 +159,11 @@ func (s *server) serve(lns map[string]net.Listener) error {
 	}()
 	cfg := s.cfg.Load()
 	s.pull.Set(connectedAccounts(cfg))
-	if ln := lns["metrics"]; ln != nil {
-		s.serveMetrics(ln)
-	}
 	for _, name := range listenerNames {
 		ln := lns[name]
 		if ln == nil {
 			continue
 		}
-		ln = countedListener{Listener: ln, name: name, metrics: s.metrics}
 		insecure := cfg.TLS.AllowInsecureAuth && isLoopback(ln.Addr())
 		if name == "submissions" {
 			ln = tls.NewListener(ln, s.tlsConfig())
@@ -205,7 +195,6 @@ func (s *server) serve(lns map[string]net.Listener) error {
 			}
 		}()
 	}
-	s.metrics.SetServing(true)
 	return nil
 }
 
@@ -229,7 +218,6 @@ func (s *server) smtpServer(name string, insecure bool) (*smtp.Server, error) {
 // Connected accounts stop first: a message being filed is committed or
 // not, and stays on the remote until it is.
 func (s *server) stop(grace time.Duration) {
-	s.metrics.SetServing(false)
 	s.pull.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -249,7 +237,6 @@ func (s *server) stop(grace time.Duration) {
 		s.cancel()
 		<-s.queueDone
 	}
-	s.stopMetrics()
 	s.serving.Wait()
 	if err := s.store.Close(); err != nil {
 		s.log.Error("close store", "err", err)
@@ -404,16 +391,6 @@ func openListeners(cfg *config.Config) (map[string]net.Listener, error) {
 			return nil, fmt.Errorf("listen %s on %s: %w", name, addrs[name], err)
 		}
 		lns[name] = ln
-	}
-	if cfg.Listen.Metrics != "" {
-		ln, err := net.Listen("tcp", cfg.Listen.Metrics)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return nil, fmt.Errorf("listen metrics on %s: %w", cfg.Listen.Metrics, err)
-		}
-		lns["metrics"] = ln
 	}
 	return lns, nil
 }
