@@ -150,14 +150,22 @@ func (r *Runner) record(ctx context.Context, a *attemptState, g group, res group
 		case delivered:
 			rc.State = store.RecipientDelivered
 			r.opts.Metrics.Sent()
+			r.logRecipient(a.msg.ID, rc.Address, "delivered", rc.Reply)
 		case failed:
 			a.failures = append(a.failures, failure{idx: idx, status: o.status, reply: o.reply()})
 		default:
 			a.lastErr = o.reply()
 			r.opts.Metrics.Deferred()
+			r.logRecipient(a.msg.ID, rc.Address, "deferred", rc.Reply)
 		}
 	}
 	r.save(ctx, a)
+}
+
+// logRecipient writes the one line per recipient outcome that an admin
+// finds by grepping for the queue id or the address.
+func (r *Runner) logRecipient(id uint64, rcpt, outcome, reply string) {
+	r.log.Info("recipient "+outcome, "id", id, "rcpt", rcpt, "outcome", outcome, "reply", reply)
 }
 
 // save writes a.msg; the caller holds a.mu.
@@ -227,6 +235,7 @@ func (r *Runner) settle(ctx context.Context, a *attemptState, now time.Time) {
 	for _, f := range a.failures {
 		rc := &a.msg.Recipients[f.idx]
 		rc.State, rc.Reply = store.RecipientFailed, f.reply
+		r.logRecipient(a.msg.ID, rc.Address, "bounced", f.reply)
 	}
 	r.opts.Metrics.Bounced(len(a.failures))
 }

@@ -287,7 +287,11 @@ func TestImports(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	allowed := map[string]bool{"postkasse.dev/postkasse/queue": true, "postkasse.dev/postkasse/store": true, "postkasse.dev/postkasse/resolver": true}
+	allowed := map[string]bool{
+		"postkasse.dev/postkasse/queue": true, "postkasse.dev/postkasse/store": true,
+		"postkasse.dev/postkasse/resolver":           true,
+		"postkasse.dev/postkasse/internal/fileowner": true, // through store
+	}
 	for _, dep := range strings.Fields(string(out)) {
 		if strings.HasPrefix(dep, "postkasse.dev/postkasse/") && !allowed[dep] {
 			t.Errorf("queue imports %s", dep)

@@ -10,6 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"postkasse.dev/postkasse/internal/fileowner"
 )
 
 // compactTxSize bounds what one transaction of the copy holds in memory.
@@ -48,6 +50,11 @@ func Compact(ctx context.Context, path string) (before, after int64, err error) 
 		// large as it went in (bbolt grows files in steps).
 		os.Remove(tmp)
 		return fi.Size(), fi.Size(), err
+	}
+	// The copy replaces the file of the service's user, whoever runs this.
+	if err := fileowner.Match(tmp, path); err != nil {
+		os.Remove(tmp)
+		return 0, 0, fmt.Errorf("compact %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)

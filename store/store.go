@@ -16,6 +16,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"postkasse.dev/postkasse/internal/fileowner"
 )
 
 // UID is a message's unique identifier within a folder.
@@ -86,13 +89,20 @@ var (
 	// bucketCache holds small named blobs the server keeps across restarts
 	// (ACME account key and certificates), see cache.go.
 	bucketCache = []byte("cache")
+	// bucketImported holds, per account, the digests of the messages
+	// `postkasse import` filed, so a second run files nothing twice.
+	bucketImported = []byte("imported")
 )
 
 var topBuckets = [][]byte{
 	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
 	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote, bucketRemoteFiled,
-	bucketCards, bucketCardBooks, bucketCache,
+	bucketCards, bucketCardBooks, bucketCache, bucketImported,
 }
+
+// boltAllocSize is bbolt's step for growing the file (its
+// DefaultAllocSize, which it does not export).
+const boltAllocSize = 16 << 20
 
 // boltOptions are the database options of the store and of its compacted
 // copy.
@@ -111,7 +121,16 @@ func boltOptions(timeout time.Duration) *bolt.Options {
 // lockStore locks the store whose database is at path: Open and Compact
 // must take the very same lock.
 func lockStore(path string, timeout time.Duration) (*os.File, error) {
-	return lockFile(path+".lock", timeout)
+	_, err := os.Stat(path + ".lock")
+	fresh := errors.Is(err, os.ErrNotExist)
+	f, err := lockFile(path+".lock", timeout)
+	if err == nil && fresh {
+		err = fileowner.Match(path+".lock", filepath.Dir(path))
+		if err != nil {
+			f.Close()
+		}
+	}
+	return f, err
 }
 
 // Open opens (or creates) the store at opts.Path. It fails with ErrInUse
@@ -131,10 +150,30 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
 	}
-	db, err := bolt.Open(opts.Path, 0o600, boltOptions(timeout))
+	fi, err := os.Stat(opts.Path)
+	fresh := errors.Is(err, os.ErrNotExist)
+	bopts := boltOptions(timeout)
+	// A read transaction blocks a writer that must grow the memory map, and
+	// a backup holds one for seconds: map room for the file to double, so
+	// deliveries during a backup do not wait for it. Below bbolt's
+	// allocation step (16 MiB) a larger map would make the file grow in
+	// larger steps; such a store backs up in a blink anyway.
+	if fi != nil && fi.Size() >= boltAllocSize {
+		bopts.InitialMmapSize = int(2 * fi.Size())
+	}
+	db, err := bolt.Open(opts.Path, 0o600, bopts)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
+	}
+	if fresh {
+		// A store created by an administrator's command run as root must
+		// still open for the service's user.
+		if err := fileowner.Match(opts.Path, filepath.Dir(opts.Path)); err != nil {
+			db.Close()
+			lock.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range topBuckets {

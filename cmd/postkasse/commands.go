@@ -15,7 +15,6 @@ import (
 	"golang.org/x/term"
 
 	"postkasse.dev/postkasse/config"
-	"postkasse.dev/postkasse/dkim"
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/srs"
@@ -99,26 +98,35 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: postkasse resolve [-config FILE] ADDRESS")
 		return 2
 	}
+	// Scripts read the status: 0 when mail to the address is taken, 1
+	// when the MX port refuses it.
 	if srs.IsSRS(rest[0]) {
-		explainSRS(stdout, cfg, rest[0])
+		if !explainSRS(stdout, cfg, rest[0]) {
+			return 1
+		}
 		return 0
 	}
 	fmt.Fprint(stdout, dir.Explain(rest[0], time.Now()))
+	if _, ok := dir.Resolve(rest[0]); !ok {
+		return 1
+	}
 	return 0
 }
 
 // explainSRS tells where mail to an SRS address goes: back to the original
-// sender, when it is one of this server's and still valid.
-func explainSRS(w io.Writer, cfg *config.Config, addr string) {
+// sender, when it is one of this server's and still valid; false when
+// mail to it is refused.
+func explainSRS(w io.Writer, cfg *config.Config, addr string) bool {
 	secret, err := os.ReadFile(srsKeyPath(cfg.DataDir))
 	if err == nil {
 		var orig string
 		if orig, err = srs.New(secret, cfg.Domains[0]).Reverse(addr, time.Now()); err == nil {
 			fmt.Fprintf(w, "%s: SRS address of forwarded mail; mail to it (a bounce) goes back to %s\n", addr, orig)
-			return
+			return true
 		}
 	}
 	fmt.Fprintf(w, "%s: SRS address, but not a valid one of this server (%v); refused with 550 5.1.1\n", addr, err)
+	return false
 }
 
 // cmdPasswd reads a password and prints its hash. On a terminal it asks
@@ -221,48 +229,4 @@ func printQueue(w io.Writer, ans controlAnswer) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d queued\n", len(ans.Messages))
-}
-
-// cmdDKIMKeygen writes a DKIM key for a domain and prints the DNS record.
-func cmdDKIMKeygen(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dkim-keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file (for the data directory)")
-	selector := fs.String("selector", "pk1", "DKIM selector")
-	out := fs.String("out", "", "key file to write (default DATA_DIR/dkim/DOMAIN.pem)")
-	if fs.Parse(args) != nil || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: postkasse dkim-keygen [-config FILE] [-selector S] [-out FILE] DOMAIN")
-		return 2
-	}
-	domain := strings.ToLower(fs.Arg(0))
-	file := *out
-	if file == "" {
-		cfg, err := config.Load(*path)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		file = filepath.Join(cfg.DataDir, "dkim", domain+".pem")
-	}
-	pemBytes, signer, err := dkim.GenerateKey(0)
-	if err == nil {
-		err = os.MkdirAll(filepath.Dir(file), 0o750)
-	}
-	if err == nil {
-		err = os.WriteFile(file, pemBytes, 0o600)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "postkasse dkim-keygen:", err)
-		return 1
-	}
-	// The record's text is split into 255-byte strings: zone files
-	// refuse longer ones.
-	rr, err := dkimRecord(*selector, domain, signer.Public())
-	if err != nil {
-		fmt.Fprintln(stderr, "postkasse dkim-keygen:", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "Wrote %s. Publish this DNS record:\n\n%s\n\nand add to the configuration:\n\n[dkim.%q]\nselector = %q\nkey = %q\n",
-		file, rr, domain, *selector, file)
-	return 0
 }

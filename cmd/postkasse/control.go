@@ -23,21 +23,29 @@ import (
 
 const controlSocketName = "control.sock"
 
-// queueControl is what the control socket needs from the running server.
-type queueControl interface {
+// controlTarget is what the control socket needs from the running server.
+type controlTarget interface {
 	QueueList(ctx context.Context) ([]store.QueuedMessage, error)
 	QueueRemove(ctx context.Context, id uint64) error
 	Flush(ctx context.Context) error
+	Accounts(ctx context.Context) ([]store.AccountStats, error)
+	Purge(ctx context.Context, id string) error
+	Backup(ctx context.Context, write func(size int64, snapshot io.WriterTo) error) error
+	transferStore(addr string) (*store.Store, transferTarget, error)
 }
 
 // controlAnswer is the socket's reply.
 type controlAnswer struct {
 	Error    string                `json:"error,omitempty"`
 	Messages []store.QueuedMessage `json:"messages,omitempty"`
+	Accounts []store.AccountStats  `json:"accounts,omitempty"`
+	// Size is the length of the raw data that follows the answer's line
+	// (a backup).
+	Size int64 `json:"size,omitempty"`
 }
 
 // serveControl answers requests on the control socket until ctx ends.
-func serveControl(ctx context.Context, ln net.Listener, qc queueControl, log *slog.Logger) {
+func serveControl(ctx context.Context, ln net.Listener, qc controlTarget, log *slog.Logger) {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -53,17 +61,32 @@ func serveControl(ctx context.Context, ln net.Listener, qc queueControl, log *sl
 		go func() {
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(time.Minute))
-			line, err := bufio.NewReader(io.LimitReader(conn, 4096)).ReadString('\n')
+			// The request line fits the reader's buffer; an import's
+			// messages follow it through the same reader.
+			br := bufio.NewReaderSize(conn, 4096)
+			line, err := br.ReadSlice('\n')
 			if err != nil {
 				return
 			}
-			ans := handleControl(ctx, strings.Fields(line), qc)
+			args := strings.Fields(string(line))
+			switch {
+			case len(args) == 1 && args[0] == "backup":
+				serveBackup(ctx, conn, qc, log)
+				return
+			case len(args) == 2 && args[0] == "import":
+				serveImport(ctx, conn, br, qc, args[1], log)
+				return
+			case len(args) == 2 && args[0] == "export":
+				serveExport(ctx, conn, qc, args[1], log)
+				return
+			}
+			ans := handleControl(ctx, args, qc)
 			json.NewEncoder(conn).Encode(ans)
 		}()
 	}
 }
 
-func handleControl(ctx context.Context, args []string, qc queueControl) controlAnswer {
+func handleControl(ctx context.Context, args []string, qc controlTarget) controlAnswer {
 	fail := func(err error) controlAnswer { return controlAnswer{Error: err.Error()} }
 	switch {
 	case len(args) == 2 && args[0] == "queue" && args[1] == "list":
@@ -82,7 +105,22 @@ func handleControl(ctx context.Context, args []string, qc queueControl) controlA
 		if err != nil {
 			return fail(fmt.Errorf("bad queue id %q", args[2]))
 		}
-		if err := qc.QueueRemove(ctx, id); err != nil {
+		err = qc.QueueRemove(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(fmt.Errorf("no message with id %d in the queue: it may have been delivered, bounced or deleted already (see postkasse queue list)", id))
+		}
+		if err != nil {
+			return fail(err)
+		}
+		return controlAnswer{}
+	case len(args) == 1 && args[0] == "usage":
+		accounts, err := qc.Accounts(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		return controlAnswer{Accounts: accounts}
+	case len(args) == 2 && args[0] == "purge":
+		if err := qc.Purge(ctx, args[1]); err != nil {
 			return fail(err)
 		}
 		return controlAnswer{}

@@ -9,7 +9,8 @@ import (
 // TestLayering keeps each package's promise about what it must not import
 // (its doc comment says why): the store knows no protocol, the protocol
 // packages know no TOML, policy knows nothing that does I/O, connected
-// speaks IMAP only as a client and files through delivery.
+// speaks IMAP only as a client and files through delivery, mailfile knows
+// files only and metrics only counts.
 func TestLayering(t *testing.T) {
 	t.Parallel()
 	const mod = "postkasse.dev/postkasse/"
@@ -27,6 +28,7 @@ func TestLayering(t *testing.T) {
 		"mailauth":  {mod + "config", mod + "store", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", "github.com/emersion/go-smtp"},
 		"certs":     {mod + "config", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", mod + "queue"},
 		"resolver":  {mod + "config", mod + "store", mod + "policy", mod + "smtp", mod + "imap", mod + "delivery", mod + "queue"},
+		"mailfile":  {mod + "store", mod + "config", mod + "policy", mod + "smtp", mod + "imap"},
 	} {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
 		if err != nil {

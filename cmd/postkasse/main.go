@@ -22,9 +22,15 @@ commands:
   passwd                                    read a password, print a hash for the file
   resolve     [-config FILE] ADDRESS        show where mail to ADDRESS goes
   queue       [-config FILE] list|flush|delete ID   the outbound queue of a running server
-  dkim-keygen [-config FILE] [-selector S] DOMAIN   write a DKIM key, print its DNS record
+  dkim-keygen [-config FILE] [-selector S] [-force] DOMAIN   write a DKIM key, print its DNS record
   compact     [-config FILE]                shrink the store file (server stopped)
   dns         [-config FILE] [DOMAIN]       print the DNS records to publish, as zone-file lines
+  usage       [-config FILE]                size, messages and quota of every mailbox
+  purge       [-config FILE] KEY            delete the data of a mailbox no longer in the file
+  backup      [-config FILE] FILE           write a consistent copy of the store (server running or not)
+  restore     [-config FILE] FILE           check a backup and put it in place (server stopped)
+  import      [-config FILE] [-folder NAME] ADDRESS PATH   file a Maildir or an mbox into a mailbox
+  export      [-config FILE] ADDRESS DIR    write every folder of a mailbox as a Maildir
 
 The default FILE is /etc/postkasse/config.toml.
 `
@@ -53,6 +59,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdCompact(rest, stdout, stderr)
 	case "dns":
 		return cmdDNS(rest, stdout, stderr)
+	case "usage":
+		return cmdUsage(rest, stdout, stderr)
+	case "purge":
+		return cmdPurge(rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(rest, stdout, stderr)
+	case "restore":
+		return cmdRestore(rest, stdout, stderr)
+	case "import":
+		return cmdImport(rest, stdout, stderr)
+	case "export":
+		return cmdExport(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

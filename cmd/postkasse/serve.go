@@ -92,6 +92,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 	notifySystemd("STOPPING=1")
 	log.Info("stopping: finishing transactions in flight")
+	cancel() // the control socket first: commands then open the store themselves
 	srv.stop(gracePeriod)
 	log.Info("stopped")
 	return 0
@@ -104,7 +105,21 @@ func (s *server) QueueList(ctx context.Context) ([]store.QueuedMessage, error) {
 }
 
 func (s *server) QueueRemove(ctx context.Context, id uint64) error {
-	return s.store.QueueRemove(ctx, id)
+	msg, err := s.store.QueueGet(ctx, id)
+	if err == nil {
+		err = s.store.QueueRemove(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	var waiting []string
+	for _, r := range msg.Recipients {
+		if r.State == store.RecipientPending {
+			waiting = append(waiting, r.Address)
+		}
+	}
+	s.log.Info("queued message deleted by the administrator", "part", "queue", "id", id, "from", msg.From, "recipients", waiting)
+	return nil
 }
 
 func (s *server) Flush(ctx context.Context) error { return s.queue.Flush(ctx) }
