@@ -16,9 +16,6 @@ func TestDNSCommandPrintsAZone(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "k.pem")
-	if code := run([]string{"dkim-keygen", "-out", key, "-selector", "pk1", "contoso.test"}, nil, &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
-		t.Fatal("dkim-keygen failed")
-	}
 	cfgPath := filepath.Join(dir, "config.toml")
 	text := strings.ReplaceAll(baseConfig, "DATA", filepath.Join(dir, "data")) + `
 [listen]
@@ -26,7 +23,15 @@ imaps = ""
 imap  = ":143"
 submission = ":587"
 http  = ":80"
-
+`
+	// As an admin does: the key first, then its [dkim] table.
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"dkim-keygen", "-config", cfgPath, "-out", key, "-selector", "pk1", "contoso.test"}, nil, &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
+		t.Fatal("dkim-keygen failed")
+	}
+	text += `
 [dkim."contoso.test"]
 selector = "pk1"
 key = "` + key + `"
