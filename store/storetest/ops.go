@@ -80,12 +80,17 @@ const purgeRemoteKey = "bo\x00imap.example.org:993\x00bo@example.org\x00INBOX"
 
 // testPurgeAccount: everything of the purged account goes (folders,
 // messages, subscriptions by it and of it, automatic-reply, connected
-// account and import memories, usage), its own bodies with it; the other
+// account and import memories, address books, usage), its own bodies with it; the other
 // account keeps its mail and the bodies it shares, the queue stays, and
 // the store stays sound.
 func testPurgeAccount(t *testing.T, s Backend) {
 	ctx := context.Background()
 	fillForPurge(t, s)
+	boBook := store.Book{Account: "bo", Name: "contacts"}
+	card := []byte("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:B\r\nEND:VCARD\r\n")
+	if _, _, err := s.PutCard(ctx, boBook, "b.vcf", card, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	bodies, _, err := s.BlobStats()
 	if err != nil || bodies != 7 {
 		t.Fatalf("%d bodies before the purge, want 7: %v", bodies, err)
@@ -105,6 +110,9 @@ func testPurgeAccount(t *testing.T, s Backend) {
 	}
 	if folders, err := s.Folders(ctx, "bo"); err != nil || len(folders) != 0 {
 		t.Fatalf("folders after purge: %+v %v", folders, err)
+	}
+	if cards, n, err := s.CardChanges(ctx, boBook, 0); err != nil || len(cards) != 0 || n != 0 {
+		t.Fatalf("address book after purge: %+v %d %v", cards, n, err)
 	}
 	if usage, err := s.Usage(ctx, "bo"); err != nil || usage != 0 {
 		t.Fatalf("usage after purge: %d %v", usage, err)
