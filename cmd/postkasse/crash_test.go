@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -61,11 +62,16 @@ func startChild(t *testing.T, cfgPath, smtpAddr string) *exec.Cmd {
 		cmd.Wait()
 		logFile.Close()
 	})
+	// Ready means every listener is open (the log line comes after the
+	// last of them), not just the SMTP port.
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", smtpAddr); err == nil {
-			c.Close()
-			return cmd
+		logged, _ := os.ReadFile(logFile.Name())
+		if bytes.Contains(logged, []byte("postkasse ready")) {
+			if c, err := net.Dial("tcp", smtpAddr); err == nil {
+				c.Close()
+				return cmd
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
