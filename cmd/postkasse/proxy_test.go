@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -219,5 +220,25 @@ func TestProxyProtocolOnlyFromBalancers(t *testing.T) {
 	h := ts.headers("anna@contoso.test", "anna-secret", "INBOX")["after reload"]
 	if rcvd := h.Get("Received"); !strings.Contains(rcvd, "192.0.2.7") {
 		t.Errorf("Received %q after the reload, want 192.0.2.7", rcvd)
+	}
+}
+
+// The policy requires a header from a listed balancer (also when the
+// socket reports it as an IPv4-mapped IPv6 address) and skips the rest.
+func TestProxyPolicy(t *testing.T) {
+	t.Parallel()
+	peers := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("2001:db8::5/128")}
+	policy := proxyPolicy(func() []netip.Prefix { return peers })
+	for addr, want := range map[string]proxyproto.Policy{
+		"10.1.2.3:4000":          proxyproto.REQUIRE,
+		"[::ffff:10.1.2.3]:4000": proxyproto.REQUIRE,
+		"[2001:db8::5]:4000":     proxyproto.REQUIRE,
+		"10.2.0.1:4000":          proxyproto.SKIP,
+		"[2001:db8::6]:4000":     proxyproto.SKIP,
+	} {
+		got, err := policy(proxyproto.ConnPolicyOptions{Upstream: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))})
+		if err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", addr, got, err, want)
+		}
 	}
 }
