@@ -51,7 +51,12 @@ type proxyListener struct {
 	accepted chan acceptResult
 	done     chan struct{} // closed by Close
 	stopped  chan struct{} // closed when the accept loop has returned
-	closing  sync.Once
+
+	// Accept and Close meet under mu, as they do in a socket's descriptor
+	// lock: a server that starts serving and is closed at once (go-imap's
+	// WaitGroup) relies on Accept being ordered before Close.
+	mu     sync.Mutex
+	closed bool
 }
 
 type acceptResult struct {
@@ -117,6 +122,12 @@ func (l *proxyListener) hand(r acceptResult) bool {
 
 // Accept returns the next connection, its address the client's.
 func (l *proxyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return nil, net.ErrClosed
+	}
 	select {
 	case r := <-l.accepted:
 		return r.c, r.err
@@ -130,6 +141,11 @@ func (l *proxyListener) Accept() (net.Conn, error) {
 // Close closes the socket; connections whose header is still being read
 // are closed as they finish.
 func (l *proxyListener) Close() error {
-	l.closing.Do(func() { close(l.done) })
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.done)
+	}
+	l.mu.Unlock()
 	return l.Listener.Close()
 }
