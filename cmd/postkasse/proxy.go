@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -97,7 +98,13 @@ func (l *proxyListener) run() {
 			// A zero-length read returns once the header is read, or with
 			// why there is none (a balancer's connection must have one).
 			if _, err := pc.Read(nil); err != nil {
-				l.log.Warn("proxy protocol: connection from a balancer refused", "balancer", pc.Raw().RemoteAddr().String(), "err", err)
+				// No header at all is what a balancer's TCP health
+				// check looks like (connect, close): not worth a warning.
+				level := slog.LevelWarn
+				if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
+					level = slog.LevelDebug
+				}
+				l.log.Log(context.Background(), level, "proxy protocol: connection from a balancer refused", "balancer", pc.Raw().RemoteAddr().String(), "err", err)
 				pc.Close()
 				return
 			}
