@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	gosmtp "github.com/emersion/go-smtp"
@@ -241,4 +243,67 @@ func TestProxyPolicy(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", addr, got, err, want)
 		}
 	}
+}
+
+// FuzzProxyHeader sends arbitrary bytes from a balancer. Whatever they
+// are, the listener goes on: the next connection with a good header is
+// accepted with the client's address.
+func FuzzProxyHeader(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 192.0.2.7 127.0.0.1 40000 25\r\nEHLO x\r\n"))
+	f.Add([]byte("PROXY TCP6 2001:db8::7 ::1 40000 25\r\n"))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
+	f.Add([]byte("PROXY TCP4 999.0.2.7 127.0.0.1 40000 25\r\n"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x07\x7f\x00\x00\x01\x9c\x40\x00\x19"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"))
+	f.Add([]byte("EHLO x\r\n"))
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	peers := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	ln := proxyListen(raw, func() []netip.Prefix { return peers }, slog.New(slog.DiscardHandler))
+	f.Cleanup(func() { ln.Close() })
+	port := 0
+	f.Fuzz(func(t *testing.T, input []byte) {
+		c, err := net.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(input)
+		c.(*net.TCPConn).CloseWrite()
+		port++
+		want := &net.TCPAddr{IP: net.ParseIP("192.0.2.77").To4(), Port: port}
+		probe, err := net.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer probe.Close()
+		if _, err := proxyproto.HeaderProxyFromAddrs(2, want, probe.RemoteAddr()).WriteTo(probe); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan net.Addr)
+		go func() {
+			for {
+				a, err := ln.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				a.Close()
+				if a.RemoteAddr().String() == want.String() {
+					got <- a.RemoteAddr()
+					return
+				}
+			}
+		}()
+		select {
+		case a := <-got:
+			if a == nil {
+				t.Fatalf("after %q the listener stopped", input)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("after %q the good header was not accepted", input)
+		}
+	})
 }
