@@ -20,6 +20,7 @@ import (
 
 	"postkasse.dev/postkasse/internal/syncbuf"
 	"postkasse.dev/postkasse/internal/testcert"
+	"postkasse.dev/postkasse/internal/testdns"
 )
 
 // startProxied serves baseConfig with limitKeys in [limits] and extra
@@ -306,4 +307,31 @@ func FuzzProxyHeader(f *testing.F) {
 			t.Fatalf("after %q the good header was not accepted", input)
 		}
 	})
+}
+
+// SPF is checked against the client behind the balancer.
+func TestProxyProtocolSPF(t *testing.T) {
+	t.Parallel()
+	dns := testdns.New(t, `proxied.example. TXT "v=spf1 ip4:192.0.2.7 -all"`)
+	ts := startServerText(t, baseConfig+"[listen]\nproxy_protocol = [\"127.0.0.9\"]\n[dns]\nresolver = \""+dns.Addr+"\"\n"+
+		"[inbound]\ntrusted_networks = []\n", serverOptions{dnsTimeout: 2 * time.Second})
+	cases := []struct {
+		client  string
+		version byte
+		want    string
+	}{{"192.0.2.7", 1, "spf=pass"}, {"192.0.2.7", 2, "spf=pass"}, {"192.0.2.8", 2, "spf=fail"}}
+	subject := func(client string, version byte) string { return fmt.Sprintf("from %s v%d", client, version) }
+	for _, c := range cases {
+		if err := sendOver(dialProxied(t, "127.0.0.9", ts.smtp, c.client, c.version), "x@proxied.example", subject(c.client, c.version)); err != nil {
+			t.Fatalf("%s: %v", subject(c.client, c.version), err)
+		}
+	}
+	hs := ts.headers("anna@contoso.test", "anna-secret", "INBOX")
+	for _, c := range cases {
+		h := hs[subject(c.client, c.version)]
+		ours, _ := ourResults(t, h)
+		if len(ours) != 1 || !strings.HasPrefix(resultsText(ours[0]), c.want+" ") {
+			t.Errorf("%s: Authentication-Results %q, want %s", subject(c.client, c.version), h.Values("Authentication-Results"), c.want)
+		}
+	}
 }
