@@ -54,6 +54,11 @@ type Config struct {
 	Shared     []*Mailbox // sorted by key
 	Groups     []*Group   // sorted by key
 	DKIM       []DKIM     // sorted by domain
+
+	// ProxyProtocol is listen.proxy_protocol (SPEC §13): the load
+	// balancers whose PROXY protocol header every listener reads (empty:
+	// none). It is kept out of Listen so that Listen stays comparable.
+	ProxyProtocol []netip.Prefix
 }
 
 // Listen holds the listener addresses ("host:port"); "" disables one.

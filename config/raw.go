@@ -30,6 +30,8 @@ type rawListen struct {
 	HTTP        *string `toml:"http"`
 	HTTPS       *string `toml:"https"`
 	Metrics     *string `toml:"metrics"`
+	// ProxyProtocol is listen.proxy_protocol (SPEC §13).
+	ProxyProtocol []string `toml:"proxy_protocol"`
 }
 
 type rawTLS struct {

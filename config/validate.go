@@ -85,6 +85,7 @@ func (v *validator) global(raw *rawConfig, cfg *Config, base string) {
 	}
 	cfg.DataDir = absolute(base, dataDir)
 	v.listen(raw, cfg)
+	v.proxyProtocol(raw, cfg)
 	v.tls(raw, cfg, base)
 	v.limits(raw, cfg)
 	v.outbound(raw, cfg)

@@ -259,6 +259,7 @@ func (s *server) serve(lns map[string]net.Listener) error {
 		insecure := cfg.TLS.AllowInsecureAuth && isLoopback(ln.Addr())
 		// The guard sits on the socket, below a STARTTLS relay (which
 		// hands connections to servers built later) and below TLS.
+		ln = proxyListen(ln, s.proxyPeers, s.log) // below the guard: it counts the client, not the balancer
 		ln = s.guard.Listener(ln, s.refuser(name))
 		ln = s.metrics.Listener(ln, name)
 		ln = s.holdForSTARTTLS(name, ln, insecure)
