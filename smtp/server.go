@@ -98,6 +98,9 @@ type Server struct {
 	inflight int                   // transactions between MAIL and their reply
 	idle     chan struct{}         // closed when inflight drops to zero during Shutdown
 	sessions map[*session]struct{} // open connections, told 421 at shutdown
+	// listeners are closed by Shutdown; closing says Shutdown has begun.
+	listeners []net.Listener
+	closing   bool
 }
 
 // begin and end count transactions in flight, so Shutdown can let them
@@ -180,6 +183,14 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 }
 
 func (s *Server) serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
 	err := s.srv.Serve(ln)
 	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
@@ -189,16 +200,19 @@ func (s *Server) serve(ln net.Listener) error {
 
 // Shutdown stops accepting connections, lets transactions in flight
 // finish until ctx ends, then closes every connection.
+//
+// It closes the listeners itself rather than through go-smtp's Shutdown:
+// that one waits for every connection, idle ones too, and racing its
+// Close (which ends the connections here) closes one channel twice and
+// panics (go-smtp v0.26.0 checks and closes its done channel without a
+// lock in both).
 func (s *Server) Shutdown(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		// Close listeners; go-smtp's Shutdown waits for every connection,
-		// idle ones too, so we wait for transactions ourselves below.
-		s.srv.Shutdown(ctx)
-		close(done)
-	}()
 	finished := make(chan struct{})
 	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
 	if s.inflight == 0 {
 		close(finished)
 	} else {
@@ -207,7 +221,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	select {
 	case <-finished:
-	case <-done:
 	case <-ctx.Done():
 	}
 	s.cancel()
