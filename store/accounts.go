@@ -74,7 +74,7 @@ func (s *Store) PurgeAccount(ctx context.Context, id string) error {
 			return err
 		}
 		prefix := []byte(id + "\x00")
-		for _, name := range [][]byte{bucketSeen, bucketReplies, bucketRemote, bucketRemoteFiled, bucketSubs, bucketImported} {
+		for _, name := range [][]byte{bucketSeen, bucketReplies, bucketRemote, bucketRemoteFiled, bucketSubs, bucketImported, bucketCards, bucketCardBooks} {
 			if err := deletePrefix(tx.Bucket(name), prefix); err != nil {
 				return err
 			}

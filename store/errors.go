@@ -24,4 +24,6 @@ var (
 	ErrConflict = errors.New("store: changed since it was read")
 	// ErrInUse: another process has the store open (a running server).
 	ErrInUse = errors.New("store: in use by another process")
+	// ErrUnsupported: the backend does not do this; the error says what to use instead.
+	ErrUnsupported = errors.New("store: not supported by this backend")
 )

@@ -52,9 +52,12 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := s.PutCacheEntry(ctx, "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
+	if ok, err := s.Import(ctx, store.Target{Account: "anna", Folder: "INBOX"}, []byte("d"), []byte("Subject: x\r\n\r\n"), time.Now()); err != nil || !ok {
+		t.Fatalf("import after migrating: %v %v", ok, err)
+	}
 	rows, _ := conn.Query(ctx, `SELECT version FROM schema_version ORDER BY version`)
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil || !slices.Equal(versions, []int{1, 2}) {
+	if err != nil || !slices.Equal(versions, []int{1, 2, 3}) {
 		t.Fatalf("schema versions %v %v", versions, err)
 	}
 }

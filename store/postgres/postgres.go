@@ -245,45 +245,6 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
 }
 
-// Check verifies the store's own bookkeeping: reference counts of bodies,
-// folder counters and account usage agree with the messages, and no card
-// is stamped past its book's counter. Tests call it
-// when they end.
-func (s *Store) Check() error {
-	ctx := context.Background()
-	checks := []struct{ what, query string }{
-		// Counts that differ, bodies without messages, messages without
-		// a body.
-		{"body reference counts", `SELECT count(*) FROM blobs b
-			FULL JOIN (SELECT hash, count(*) n FROM messages GROUP BY hash) m ON m.hash = b.hash
-			WHERE b.refs IS DISTINCT FROM m.n`},
-		{"folder counters", `SELECT count(*) FROM folders f
-			LEFT JOIN (SELECT account, folder, count(*) n, sum(size) sz,
-				count(*) FILTER (WHERE flags & 1 = 0) unseen, max(uid) maxuid
-				FROM messages GROUP BY account, folder) m
-			ON m.account = f.account AND m.folder = f.id
-			WHERE f.messages <> coalesce(m.n, 0) OR f.size <> coalesce(m.sz, 0)
-				OR f.unseen <> coalesce(m.unseen, 0) OR f.uid_next <= coalesce(m.maxuid, 0)`},
-		{"account usage", `SELECT count(*) FROM accounts a
-			WHERE usage <> (SELECT coalesce(sum(size), 0) FROM folders f WHERE f.account = a.id)`},
-		// A card stamped above its book's counter would be missed by a
-		// client that synchronised at that counter.
-		{"card stamps", `SELECT count(*) FROM cards c
-			LEFT JOIN card_books b ON b.account = c.account AND b.book = c.book
-			WHERE c.stamp > coalesce(b.counter, 0)`},
-	}
-	for _, c := range checks {
-		var bad int
-		if err := s.pool.QueryRow(ctx, c.query).Scan(&bad); err != nil {
-			return fmt.Errorf("check %s: %w", c.what, err)
-		}
-		if bad > 0 {
-			return fmt.Errorf("check %s: %d inconsistent", c.what, bad)
-		}
-	}
-	return nil
-}
-
 // BlobStats reports how many distinct bodies are stored and their bytes.
 func (s *Store) BlobStats() (count int, bytes int64, err error) {
 	err = s.pool.QueryRow(context.Background(),

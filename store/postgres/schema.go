@@ -156,6 +156,15 @@ CREATE TABLE cards (
 
 CREATE TABLE cache (key bytea PRIMARY KEY, data bytea NOT NULL);
 `,
+	// Version 3: the digests of imported messages (Import), per account,
+	// so a second run of an import files nothing twice.
+	`
+CREATE TABLE imported (
+	account text COLLATE "C" NOT NULL,
+	digest  bytea NOT NULL,
+	PRIMARY KEY (account, digest)
+);
+`,
 }
 
 // migrationLock is the advisory lock key under which nodes migrate, so that

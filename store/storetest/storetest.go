@@ -66,6 +66,11 @@ type Backend interface {
 	CacheEntry(ctx context.Context, key string) ([]byte, error)
 	DeleteCacheEntry(ctx context.Context, key string) error
 
+	Accounts(ctx context.Context) ([]store.AccountStats, error)
+	PurgeAccount(ctx context.Context, id string) error
+	Import(ctx context.Context, t store.Target, digest []byte, body []byte, date time.Time) (bool, error)
+	Verify(ctx context.Context) error
+
 	Subscribe(fn func(store.Change)) (cancel func())
 	BlobStats() (count int, bytes int64, err error)
 	Check() error
@@ -107,6 +112,10 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"QuotaRule", testQuotaRule},
 		{"Cards", testCards},
 		{"CacheEntries", testCacheEntries},
+		{"Accounts", testAccounts},
+		{"PurgeAccount", testPurgeAccount},
+		{"Import", testImport},
+		{"ImportConcurrently", testImportConcurrently},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
