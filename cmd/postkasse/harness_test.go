@@ -235,3 +235,12 @@ func message(from, to, subject, body string) string {
 	return fmt.Sprintf("From: %s\nTo: %s\nSubject: %s\nMessage-ID: <%s@test>\nDate: Mon, 02 Nov 2026 10:00:00 +0000\n\n%s\n",
 		from, to, subject, strings.ReplaceAll(subject, " ", "-"), body)
 }
+
+// blobStats counts the bodies the server's store holds. Both backends
+// have BlobStats; the server itself does not need it, so storeBackend
+// leaves it out.
+func blobStats(st storeBackend) (count int, bytes int64, err error) {
+	return st.(interface {
+		BlobStats() (int, int64, error)
+	}).BlobStats()
+}

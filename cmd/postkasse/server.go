@@ -45,7 +45,7 @@ type server struct {
 	cfg      atomic.Pointer[config.Config]
 	dir      atomic.Pointer[policy.Directory]
 	cert     atomic.Pointer[tls.Certificate]
-	store    *store.Store
+	store    storeBackend
 	accounts *accounts
 	agent    *delivery.Agent
 	queue    *queue.Runner

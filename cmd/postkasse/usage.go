@@ -184,7 +184,7 @@ func (s *server) Purge(ctx context.Context, id string) error {
 
 // purgeAccount deletes an account's data, saying in a sentence when there
 // is none.
-func purgeAccount(ctx context.Context, st *store.Store, id string) error {
+func purgeAccount(ctx context.Context, st storeBackend, id string) error {
 	err := st.PurgeAccount(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("the store holds nothing for %s (see postkasse usage)", id)
