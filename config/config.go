@@ -54,6 +54,7 @@ type Config struct {
 	Shared     []*Mailbox // sorted by key
 	Groups     []*Group   // sorted by key
 	DKIM       []DKIM     // sorted by domain
+	Store      Store
 }
 
 // Listen holds the listener addresses ("host:port"); "" disables one.
