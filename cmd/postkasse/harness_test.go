@@ -70,6 +70,7 @@ type testServer struct {
 	logs    *syncbuf.Buffer
 	stopped bool
 	opts    serverOptions
+	dsn     string // the store's database when the suite runs on PostgreSQL
 }
 
 // startServer writes the config (baseConfig + extra) and serves it.
@@ -99,6 +100,7 @@ func startServerWith(t testing.TB, extra string, opts serverOptions) *testServer
 func (ts *testServer) writeConfig(text string) {
 	ts.t.Helper()
 	text = strings.ReplaceAll(text, "DATA", filepath.Join(ts.dir, "data"))
+	text += ts.storeTable()
 	if err := os.WriteFile(ts.cfgPath, []byte(text), 0o600); err != nil {
 		ts.t.Fatal(err)
 	}
