@@ -20,8 +20,11 @@ vet:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# The whole server suite runs a second time with every test server's store
+# in PostgreSQL (a private cluster; see cmd/postkasse/backend_harness_test.go).
 test: vet
 	$(GO) test -race -timeout 9m ./...
+	POSTKASSE_TEST_BACKEND=postgres $(GO) test -race -timeout 9m ./cmd/postkasse/
 
 # Short fuzzing pass over every fuzz target; FUZZTIME=1m make fuzz for longer.
 # Go 1.26's fuzz coordinator can end a run with a bare "context deadline

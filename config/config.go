@@ -54,6 +54,7 @@ type Config struct {
 	Shared     []*Mailbox // sorted by key
 	Groups     []*Group   // sorted by key
 	DKIM       []DKIM     // sorted by domain
+	Store      Store
 
 	// ProxyProtocol is listen.proxy_protocol (SPEC §13): the load
 	// balancers whose PROXY protocol header every listener reads (empty:

@@ -19,6 +19,7 @@ type rawConfig struct {
 	Shared     map[string]rawMailbox `toml:"shared"`
 	Group      map[string]rawGroup   `toml:"group"`
 	DKIM       map[string]rawDKIM    `toml:"dkim"`
+	Store      rawStore              `toml:"store"`
 }
 
 type rawListen struct {

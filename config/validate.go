@@ -92,6 +92,7 @@ func (v *validator) global(raw *rawConfig, cfg *Config, base string) {
 	v.dns(raw, cfg)
 	v.inbound(raw, cfg)
 	v.acme(raw, cfg)
+	v.store(raw, cfg)
 }
 
 // listen fills the listener addresses. An absent key takes the standard

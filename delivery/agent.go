@@ -62,7 +62,7 @@ type Metrics interface {
 
 // Options configure an Agent.
 type Options struct {
-	Store     *store.Store
+	Store     Store
 	Directory func() *policy.Directory // the directory in force now
 	Hostname  string                   // for Received and Message-ID
 	SRS       *srs.Rewriter            // rewrites senders of forwarded mail

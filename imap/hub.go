@@ -22,7 +22,7 @@ import (
 // state; it never reads the store there, since the feed runs on the store's
 // only writer.
 type hub struct {
-	store *store.Store
+	store Store
 	log   *slog.Logger
 	stop  func()
 
@@ -56,7 +56,7 @@ type liveFolder struct {
 	refs    int
 }
 
-func newHub(st *store.Store, log *slog.Logger) *hub {
+func newHub(st Store, log *slog.Logger) *hub {
 	h := &hub{store: st, log: log, folders: make(map[folderKey]*liveFolder)}
 	h.stop = st.Subscribe(h.apply)
 	return h

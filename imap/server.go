@@ -22,8 +22,6 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-
-	"postkasse.dev/postkasse/store"
 )
 
 // Errors a Directory returns from Login.
@@ -69,7 +67,7 @@ type Directory interface {
 
 // Options configure a Server.
 type Options struct {
-	Store     *store.Store
+	Store     Store
 	Directory Directory
 	Logger    *slog.Logger
 	// TLSConfig enables STARTTLS; nil disables it.

@@ -8,7 +8,6 @@ import (
 	"postkasse.dev/postkasse/password"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/smtp"
-	"postkasse.dev/postkasse/store"
 )
 
 // accounts answers the protocol packages' questions about users and
@@ -16,7 +15,7 @@ import (
 type accounts struct {
 	dir      *atomic.Pointer[policy.Directory]
 	verifier *password.Verifier
-	store    *store.Store
+	store    storeBackend
 }
 
 func (a *accounts) directory() *policy.Directory { return a.dir.Load() }

@@ -33,6 +33,9 @@ func cmdBackup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if bboltOnly("backup", cfg, stderr) {
+		return 1
+	}
 	file := fs.Arg(0)
 	start := time.Now()
 	size, err := backupTo(cfg, file)
@@ -201,6 +204,9 @@ func cmdRestore(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if bboltOnly("restore", cfg, stderr) {
 		return 1
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {

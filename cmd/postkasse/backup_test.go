@@ -53,6 +53,7 @@ func newTestServer(t *testing.T, extra string) *testServer {
 // Restore refuses a running server's store and a damaged file.
 func TestBackupUnderLoadRestores(t *testing.T) {
 	t.Parallel()
+	bboltOnlyTest(t, "backup and restore copy the bbolt file; a PostgreSQL store is backed up with pg_dump or pg_basebackup")
 	ts := startServer(t, "")
 	closeSocket := ts.serveControlSocket()
 
@@ -165,6 +166,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 // server runs.
 func TestBackupWithServerStopped(t *testing.T) {
 	t.Parallel()
+	bboltOnlyTest(t, "backup and restore copy the bbolt file; a PostgreSQL store is backed up with pg_dump or pg_basebackup")
 	ts := startServer(t, "")
 	if err := ts.send("client@example.org", []string{"bo@contoso.test"}, message("client@example.org", "bo@contoso.test", "kept", "body")); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "%s: valid\n\nhostname\t%s\ndomains\t%s\ndata\t%s\n", cfg.File, cfg.Hostname, strings.Join(cfg.Domains, ", "), cfg.DataDir)
+	fmt.Fprintf(w, "%s: valid\n\nhostname\t%s\ndomains\t%s\ndata\t%s\nstore\t%s\n", cfg.File, cfg.Hostname, strings.Join(cfg.Domains, ", "), cfg.DataDir, describeStore(cfg))
 	printInbound(w, cfg)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "MAILBOX\tKIND\tADDRESSES")

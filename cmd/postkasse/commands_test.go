@@ -175,6 +175,7 @@ func TestQueueListShowsWaitingRecipients(t *testing.T) {
 // shrinks it once the server stopped, keeping the mail.
 func TestCompactCommand(t *testing.T) {
 	t.Parallel()
+	bboltOnlyTest(t, "compact rewrites the bbolt file; a PostgreSQL store is VACUUMed by the database")
 	ts := startServer(t, "")
 	for i := range 40 {
 		body := strings.Repeat(fmt.Sprintf("line of message %d\n", i), 2500) // ~50 KB

@@ -26,6 +26,9 @@ func cmdCompact(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if bboltOnly("compact", cfg, stderr) {
+		return 1
+	}
 	db := storePath(cfg)
 	before, after, err := store.Compact(context.Background(), db)
 	if errors.Is(err, store.ErrInUse) {

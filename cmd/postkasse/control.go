@@ -31,7 +31,7 @@ type controlTarget interface {
 	Accounts(ctx context.Context) ([]store.AccountStats, error)
 	Purge(ctx context.Context, id string) error
 	Backup(ctx context.Context, write func(size int64, snapshot io.WriterTo) error) error
-	transferStore(addr string) (*store.Store, transferTarget, error)
+	transferStore(addr string) (storeBackend, transferTarget, error)
 }
 
 // controlAnswer is the socket's reply.

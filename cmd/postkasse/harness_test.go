@@ -70,6 +70,7 @@ type testServer struct {
 	logs    *syncbuf.Buffer
 	stopped bool
 	opts    serverOptions
+	dsn     string // the store's database when the suite runs on PostgreSQL
 }
 
 // startServer writes the config (baseConfig + extra) and serves it.
@@ -99,6 +100,7 @@ func startServerWith(t testing.TB, extra string, opts serverOptions) *testServer
 func (ts *testServer) writeConfig(text string) {
 	ts.t.Helper()
 	text = strings.ReplaceAll(text, "DATA", filepath.Join(ts.dir, "data"))
+	text += ts.storeTable()
 	if err := os.WriteFile(ts.cfgPath, []byte(text), 0o600); err != nil {
 		ts.t.Fatal(err)
 	}
@@ -234,4 +236,13 @@ func smtpCode(err error) string {
 func message(from, to, subject, body string) string {
 	return fmt.Sprintf("From: %s\nTo: %s\nSubject: %s\nMessage-ID: <%s@test>\nDate: Mon, 02 Nov 2026 10:00:00 +0000\n\n%s\n",
 		from, to, subject, strings.ReplaceAll(subject, " ", "-"), body)
+}
+
+// blobStats counts the bodies the server's store holds. Both backends
+// have BlobStats; the server itself does not need it, so storeBackend
+// leaves it out.
+func blobStats(st storeBackend) (count int, bytes int64, err error) {
+	return st.(interface {
+		BlobStats() (int, int64, error)
+	}).BlobStats()
 }

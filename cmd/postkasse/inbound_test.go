@@ -286,7 +286,7 @@ func TestInboundDMARCPolicies(t *testing.T) {
 	if got := smtpCode(err); got != "550 5.7.1" {
 		t.Fatalf("DMARC p=reject failing: %s, want 550 5.7.1", got)
 	}
-	if count, _, _ := w.ts.srv.store.BlobStats(); count != 0 {
+	if count, _, _ := blobStats(w.ts.srv.store); count != 0 {
 		t.Fatalf("%d bodies stored after a DMARC reject", count)
 	}
 
@@ -360,7 +360,7 @@ func TestInboundOwnDomainClaims(t *testing.T) {
 	if got := smtpCode(sendFrom(t, outsideIP, w.ts.smtp, "x@attacker.example", []string{"info@contoso.test"}, msg)); got != "550 5.7.1" {
 		t.Errorf("From: an own domain, attacker's envelope: %s, want 550 5.7.1", got)
 	}
-	if count, _, _ := w.ts.srv.store.BlobStats(); count != 0 {
+	if count, _, _ := blobStats(w.ts.srv.store); count != 0 {
 		t.Fatalf("%d bodies stored after refused claims of an own domain", count)
 	}
 
@@ -394,7 +394,7 @@ func TestInboundDNSFailureDefers(t *testing.T) {
 	if got := smtpCode(sendFrom(t, outsideIP, w.ts.smtp, "anna@contoso.test", []string{"bo@contoso.test"}, msg)); got != "451 4.7.0" {
 		t.Errorf("DNS silent, own-domain sender: %s, want 451 4.7.0", got)
 	}
-	if count, _, _ := w.ts.srv.store.BlobStats(); count != 0 {
+	if count, _, _ := blobStats(w.ts.srv.store); count != 0 {
 		t.Fatalf("%d bodies stored while DNS was silent", count)
 	}
 	w.dns.SilenceAll(false)

@@ -173,7 +173,7 @@ func TestHundredsOfRecipientsStoreOneBody(t *testing.T) {
 	if err := ts.send("zoe@example.org", rcpts, message("zoe@example.org", "many@contoso.test", "to all", "once")); err != nil {
 		t.Fatal(err)
 	}
-	count, _, err := ts.srv.store.BlobStats()
+	count, _, err := blobStats(ts.srv.store)
 	if err != nil || count != 1 {
 		t.Fatalf("%d bodies stored, want 1 (%v)", count, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"postkasse.dev/postkasse/metrics"
-	"postkasse.dev/postkasse/store"
 )
 
 // startMetrics serves /metrics and /healthz on addr ("": not at all) and
@@ -55,7 +54,7 @@ func serveMetrics(ln net.Listener, m *metrics.Metrics, log *slog.Logger) (stop f
 }
 
 // queueStats reads the queue's size for the metrics.
-func queueStats(st *store.Store) metrics.QueueStats {
+func queueStats(st storeBackend) metrics.QueueStats {
 	return func(ctx context.Context) (int, time.Time, error) {
 		qs, err := st.QueueStats(ctx)
 		return qs.Messages, qs.Oldest, err

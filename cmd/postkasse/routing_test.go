@@ -88,7 +88,7 @@ func TestGroupReachesEveryoneOnce(t *testing.T) {
 			t.Errorf("%s %s has %d messages, want 1", c.user, c.folder, n)
 		}
 	}
-	if count, _, _ := ts.srv.store.BlobStats(); count != 1 {
+	if count, _, _ := blobStats(ts.srv.store); count != 1 {
 		t.Errorf("%d bodies stored for one group message", count)
 	}
 	msgs := sk.wait(t, 1)

@@ -34,7 +34,6 @@ import (
 	"postkasse.dev/postkasse/resolver"
 	"postkasse.dev/postkasse/smtp"
 	"postkasse.dev/postkasse/srs"
-	"postkasse.dev/postkasse/store"
 	"postkasse.dev/postkasse/web"
 )
 
@@ -45,7 +44,7 @@ type server struct {
 	cfg      atomic.Pointer[config.Config]
 	dir      atomic.Pointer[policy.Directory]
 	cert     atomic.Pointer[tls.Certificate]
-	store    *store.Store
+	store    storeBackend
 	accounts *accounts
 	agent    *delivery.Agent
 	queue    *queue.Runner
@@ -153,14 +152,12 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := store.Open(context.Background(), store.Options{
-		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, ObserveCommit: s.metrics.ObserveCommit,
-	})
+	st, err := openStore(context.Background(), cfg, log, s.metrics.ObserveCommit, 0)
 	if err != nil {
 		return nil, err
 	}
 	s.store = st
-	s.metrics.WatchStore(queueStats(st), storePath(cfg))
+	s.metrics.WatchStore(queueStats(st), storeFile(cfg))
 	if err := s.build(cfg, opts); err != nil {
 		st.Close()
 		return nil, err
@@ -428,6 +425,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	}{
 		{"listen", old.Listen != cfg.Listen},
 		{"data_dir", old.DataDir != cfg.DataDir},
+		{"store", old.Store != cfg.Store},
 		{"hostname", old.Hostname != cfg.Hostname},
 		{"domains (the first one, which SRS addresses use)", old.Domains[0] != cfg.Domains[0]},
 		{"outbound", old.Outbound != cfg.Outbound},

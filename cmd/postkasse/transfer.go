@@ -64,7 +64,7 @@ func mailboxOf(dir *policy.Directory, addr string) (transferTarget, error) {
 
 // importMessage files one message, once: the digest covers the folder and
 // the bytes, so a second run of the same import files nothing twice.
-func importMessage(ctx context.Context, st *store.Store, t transferTarget, m *mailfile.Message) (bool, error) {
+func importMessage(ctx context.Context, st storeBackend, t transferTarget, m *mailfile.Message) (bool, error) {
 	h := sha256.New()
 	io.WriteString(h, m.Folder+"\x00")
 	h.Write(m.Body)
@@ -74,7 +74,7 @@ func importMessage(ctx context.Context, st *store.Store, t transferTarget, m *ma
 
 // exportMessages calls fn for every message of a mailbox, folder by folder,
 // with the flags the mailbox itself sees.
-func exportMessages(ctx context.Context, st *store.Store, id string, fn func(*mailfile.Message) error) error {
+func exportMessages(ctx context.Context, st storeBackend, id string, fn func(*mailfile.Message) error) error {
 	folders, err := st.Folders(ctx, id)
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func exportMessages(ctx context.Context, st *store.Store, id string, fn func(*ma
 
 // transferStore is what the control socket needs for import and export:
 // the store and the mailbox of an address in the running configuration.
-func (s *server) transferStore(addr string) (*store.Store, transferTarget, error) {
+func (s *server) transferStore(addr string) (storeBackend, transferTarget, error) {
 	t, err := mailboxOf(s.dir.Load(), addr)
 	return s.store, t, err
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"postkasse.dev/postkasse/config"
-	"postkasse.dev/postkasse/imap"
 	"postkasse.dev/postkasse/policy"
 	"postkasse.dev/postkasse/store"
 )
@@ -22,13 +21,13 @@ import (
 // runs or not: the running server's control socket (sock set) when it
 // answers, otherwise the store opened directly (st set; the caller closes
 // it).
-func reachStore(cfg *config.Config) (sock string, st *store.Store, err error) {
+func reachStore(cfg *config.Config) (sock string, st storeBackend, err error) {
 	sock = filepath.Join(cfg.DataDir, controlSocketName)
 	if conn, err := net.DialTimeout("unix", sock, 2*time.Second); err == nil {
 		conn.Close()
 		return sock, nil, nil
 	}
-	st, err = store.Open(context.Background(), store.Options{Path: storePath(cfg), Timeout: time.Second, Analyze: imap.Analyze})
+	st, err = openStore(context.Background(), cfg, nil, nil, time.Second)
 	if errors.Is(err, store.ErrInUse) {
 		return "", nil, fmt.Errorf("the server holds the store but does not answer on %s: is its control socket in place?", sock)
 	}
@@ -184,7 +183,7 @@ func (s *server) Purge(ctx context.Context, id string) error {
 
 // purgeAccount deletes an account's data, saying in a sentence when there
 // is none.
-func purgeAccount(ctx context.Context, st *store.Store, id string) error {
+func purgeAccount(ctx context.Context, st storeBackend, id string) error {
 	err := st.PurgeAccount(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("the store holds nothing for %s (see postkasse usage)", id)
