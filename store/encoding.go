@@ -216,12 +216,20 @@ type folderRecord struct {
 	messages    uint32
 	unseen      uint32 // shared \Seen
 	size        int64
+	// indexed: the folder's index (index.go) is kept. Records of version
+	// 1 come from before the index, and Open builds theirs.
+	indexed bool
 }
 
-const folderRecordVersion = 1
+// folderRecordVersion 2 is version 1 with an index kept.
+const folderRecordVersion = 2
 
 func (f *folderRecord) encode() []byte {
-	b := []byte{folderRecordVersion}
+	version := byte(1)
+	if f.indexed {
+		version = folderRecordVersion
+	}
+	b := []byte{version}
 	b = appendBytes(b, []byte(f.name))
 	b = appendBytes(b, []byte(f.specialUse))
 	b = binary.BigEndian.AppendUint32(b, f.uidValidity)
@@ -235,9 +243,10 @@ func (f *folderRecord) encode() []byte {
 
 func decodeFolder(data []byte) (folderRecord, error) {
 	var f folderRecord
-	if len(data) < 1 || data[0] != folderRecordVersion {
+	if len(data) < 1 || data[0] != 1 && data[0] != folderRecordVersion {
 		return f, errCorrupt
 	}
+	f.indexed = data[0] == folderRecordVersion
 	r := reader{b: data[1:]}
 	f.name = string(r.bytes())
 	f.specialUse = string(r.bytes())
