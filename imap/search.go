@@ -29,6 +29,8 @@ type searchMessage struct {
 	info   *store.MessageInfo
 	recent bool
 	body   []byte
+	// cached, when set, answers the HEADER criteria instead of body.
+	cached *cachedHeader
 	sent   time.Time
 }
 
@@ -48,12 +50,18 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 	}
 	m := matcher{sel: sel, maxSeq: maxSeq, maxUID: maxUID}
 	needBody, needSent := m.needs(criteria)
+	// Criteria on the envelope's fields alone are answered from the
+	// messages' search blocks; a message stored without one is read.
+	useCache := needBody && cacheable(criteria)
+	var cached cachedHeader
 	var data goimap.SearchData
 	var uidSet goimap.UIDSet
 	var seqSet goimap.SeqSet
 	err = s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(all), func(info *store.MessageInfo) error {
 		msg := &searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info, recent: sel.isRecent(info.UID)}
-		if needBody {
+		if useCache && readSearchBlock(info.Meta, &cached) {
+			msg.cached = &cached
+		} else if needBody {
 			body, err := s.body(acc, sel, info.UID)
 			if err != nil {
 				return err
@@ -144,7 +152,7 @@ func (m *matcher) match(c *goimap.SearchCriteria, msg *searchMessage) bool {
 	if c.Larger > 0 && msg.info.Size <= c.Larger || c.Smaller > 0 && msg.info.Size >= c.Smaller {
 		return false
 	}
-	if !matchText(c, msg.body) {
+	if !matchText(c, msg) {
 		return false
 	}
 	for i := range c.Not {
@@ -219,10 +227,20 @@ func (m *matcher) matchFlags(c *goimap.SearchCriteria, msg *searchMessage) bool 
 
 // matchText applies HEADER, BODY and TEXT: case-insensitive substrings of
 // the header values (raw and decoded) and of the decoded text parts.
-func matchText(c *goimap.SearchCriteria, body []byte) bool {
+func matchText(c *goimap.SearchCriteria, msg *searchMessage) bool {
 	if len(c.Header) == 0 && len(c.Body) == 0 && len(c.Text) == 0 {
 		return true
 	}
+	if msg.cached != nil {
+		// cacheable: header criteria on cached fields, nothing else.
+		for _, hf := range c.Header {
+			if !msg.cached.contains(cachedField(hf.Key), strings.ToLower(hf.Value)) {
+				return false
+			}
+		}
+		return true
+	}
+	body := msg.body
 	header, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
 	if err != nil {
 		return false
@@ -266,37 +284,40 @@ func headerContains(h textproto.Header, key, value string) bool {
 		return true
 	}
 	needle := strings.ToLower(value)
-	for _, v := range values {
-		if strings.Contains(strings.ToLower(v), needle) || strings.Contains(strings.ToLower(decodeWords(v)), needle) {
-			return true
-		}
-		if isAddressField(key) && addressesContain(parseAddressList(v), needle) {
+	for _, p := range headerPieces(key, values) {
+		if strings.Contains(p, needle) {
 			return true
 		}
 	}
 	return false
+}
+
+// headerPieces returns the lower-cased texts a HEADER criterion on a
+// field looks for its needle in: each value raw and decoded, and for an
+// address field each address as `name <user@domain>`. The search block
+// (searchcache.go) keeps them for the fields of the envelope.
+func headerPieces(key string, values []string) []string {
+	var out []string
+	for _, v := range values {
+		out = append(out, strings.ToLower(v), strings.ToLower(decodeWords(v)))
+		if !isAddressField(key) {
+			continue
+		}
+		for _, a := range parseAddressList(v) {
+			addr := a.Addr()
+			if addr == "" {
+				addr = a.Mailbox // a group's name
+			}
+			out = append(out, strings.ToLower(a.Name+" <"+addr+">"))
+		}
+	}
+	return out
 }
 
 func isAddressField(key string) bool {
 	switch strings.ToLower(key) {
 	case "from", "to", "cc", "bcc", "sender", "reply-to":
 		return true
-	}
-	return false
-}
-
-// addressesContain reports whether needle (lower case) is in an address,
-// its display name, or both written as `name <address>`.
-func addressesContain(l []goimap.Address, needle string) bool {
-	for _, a := range l {
-		addr := a.Addr()
-		if addr == "" {
-			addr = a.Mailbox // a group's name
-		}
-		full := strings.ToLower(a.Name + " <" + addr + ">")
-		if strings.Contains(full, needle) {
-			return true
-		}
 	}
 	return false
 }

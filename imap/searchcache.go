@@ -1,0 +1,143 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"strings"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-message/textproto"
+)
+
+// The message cache (cache.go) begins, from version 2 on, with a search
+// block: for each header field the envelope covers, the lower-cased texts
+// that SEARCH HEADER, FROM, TO, CC, BCC and SUBJECT look for a substring
+// in (headerPieces), computed once at delivery. A search of these fields
+// then reads the cache only, never the message.
+
+// cachedFields are the fields the search block holds, in its order.
+var cachedFields = []string{"subject", "from", "to", "cc", "bcc", "sender", "reply-to", "message-id", "in-reply-to", "date"}
+
+// The search block's first byte.
+const (
+	blockFields   = 1 // the fields follow
+	blockNoHeader = 2 // the header does not parse: no HEADER criterion matches
+	blockUnsure   = 3 // search the message itself
+)
+
+// searchBlock builds a message's search block. Each field is kept as
+// NUL, then its pieces joined by NUL (empty when the message lacks the
+// field), so a needle, which has no NUL, matches the text exactly when it
+// is in one of the pieces.
+func searchBlock(body []byte) (block []byte) {
+	defer func() {
+		// Outside parsers fed outside input: a panic costs the message its
+		// block, not its delivery.
+		if recover() != nil {
+			block = []byte{blockUnsure}
+		}
+	}()
+	if len(body) > 0 && (body[0] == ' ' || body[0] == '\t') {
+		// Stored behind the mailbox's own header lines, this line would
+		// continue theirs: the block could not say what SEARCH sees.
+		return []byte{blockUnsure}
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
+	if err != nil {
+		return []byte{blockNoHeader}
+	}
+	b := []byte{blockFields}
+	for _, key := range cachedFields {
+		values := h.Values(key)
+		if len(values) == 0 {
+			b = binary.AppendUvarint(b, 0)
+			continue
+		}
+		text := "\x00" + strings.Join(headerPieces(key, values), "\x00")
+		b = binary.AppendUvarint(b, uint64(len(text)))
+		b = append(b, text...)
+	}
+	return b
+}
+
+// cachedHeader is the search block of one message's cache.
+type cachedHeader struct {
+	kind   byte
+	fields [][]byte // by cachedFields' order
+}
+
+// readSearchBlock finds the search block in a cache; false when the cache
+// has none (written before version 2, or unreadable).
+func readSearchBlock(cache []byte, ch *cachedHeader) bool {
+	if len(cache) < 1 || cache[0] != cacheVersion {
+		return false
+	}
+	n, k := binary.Uvarint(cache[1:])
+	if k <= 0 || n < 1 || n > uint64(len(cache)-1-k) {
+		return false
+	}
+	b := cache[1+k : 1+k+int(n)]
+	ch.kind, b = b[0], b[1:]
+	ch.fields = ch.fields[:0]
+	if ch.kind != blockFields {
+		return ch.kind == blockNoHeader
+	}
+	for range cachedFields {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return false
+		}
+		ch.fields = append(ch.fields, b[k:k+int(n)])
+		b = b[k+int(n):]
+	}
+	return true
+}
+
+// cachedField returns the index of a field in the search block, or -1.
+func cachedField(key string) int {
+	for i, f := range cachedFields {
+		if strings.EqualFold(f, key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// contains applies a HEADER criterion on a cached field (index i) with a
+// lower-cased needle, as headerContains does on the message.
+func (ch *cachedHeader) contains(i int, needle string) bool {
+	if ch.kind != blockFields {
+		return false
+	}
+	text := ch.fields[i]
+	if needle == "" {
+		return len(text) > 0
+	}
+	return bytes.Contains(text, []byte(needle))
+}
+
+// cacheable reports whether every HEADER criterion (SEARCH FROM, SUBJECT
+// and the like among them) names a cached field and the criteria need
+// nothing else of the message's text, so the search block answers them.
+func cacheable(c *goimap.SearchCriteria) bool {
+	if len(c.Body) > 0 || len(c.Text) > 0 {
+		return false
+	}
+	for _, hf := range c.Header {
+		if cachedField(hf.Key) < 0 || strings.Contains(hf.Value, "\x00") {
+			return false
+		}
+	}
+	for i := range c.Not {
+		if !cacheable(&c.Not[i]) {
+			return false
+		}
+	}
+	for i := range c.Or {
+		if !cacheable(&c.Or[i][0]) || !cacheable(&c.Or[i][1]) {
+			return false
+		}
+	}
+	return true
+}
