@@ -26,6 +26,11 @@ const (
 	blockUnsure   = 3 // search the message itself
 )
 
+// maxBlockHeader bounds the header a search block is made of: a larger
+// one (hostile, or a mailing list's thousands of recipients) is searched
+// in the message itself, so delivery stays linear and cheap.
+const maxBlockHeader = 64 << 10
+
 // searchBlock builds a message's search block. Each field is kept as
 // NUL, then its pieces joined by NUL (empty when the message lacks the
 // field), so a needle, which has no NUL, matches the text exactly when it
@@ -38,9 +43,10 @@ func searchBlock(body []byte) (block []byte) {
 			block = []byte{blockUnsure}
 		}
 	}()
-	if len(body) > 0 && (body[0] == ' ' || body[0] == '\t') {
-		// Stored behind the mailbox's own header lines, this line would
-		// continue theirs: the block could not say what SEARCH sees.
+	if len(body) > 0 && (body[0] == ' ' || body[0] == '\t') || headerLength(body) > maxBlockHeader {
+		// Stored behind the mailbox's own header lines, a first line that
+		// continues a field would continue theirs: the block could not say
+		// what SEARCH sees.
 		return []byte{blockUnsure}
 	}
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
