@@ -234,7 +234,7 @@ func matchText(c *goimap.SearchCriteria, msg *searchMessage) bool {
 	if msg.cached != nil {
 		// cacheable: header criteria on cached fields, nothing else.
 		for _, hf := range c.Header {
-			if !msg.cached.contains(cachedField(hf.Key), strings.ToLower(hf.Value)) {
+			if !msg.cached.contains(hf.Key, strings.ToLower(hf.Value)) {
 				return false
 			}
 		}

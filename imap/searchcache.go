@@ -60,17 +60,70 @@ func searchBlock(body []byte) (block []byte) {
 			b = binary.AppendUvarint(b, 0)
 			continue
 		}
-		text := "\x00" + strings.Join(headerPieces(key, values), "\x00")
-		b = binary.AppendUvarint(b, uint64(len(text)))
-		b = append(b, text...)
+		b = appendField(b, fieldText(key, values))
+	}
+	// Then every other field, by name, so a HEADER criterion on any field
+	// reads the block too.
+	seen := map[string]bool{}
+	for _, key := range cachedFields {
+		seen[key] = true
+	}
+	for f := h.Fields(); f.Next(); {
+		name := strings.ToLower(f.Key())
+		if seen[name] || !plainFieldName(name) {
+			continue
+		}
+		seen[name] = true
+		b = appendField(b, name)
+		b = appendField(b, fieldText(name, h.Values(f.Key())))
 	}
 	return b
+}
+
+func appendField(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// fieldText is a present field's pieces, each after a NUL; a piece the
+// same as the one before it is left out, as it matches nothing new.
+func fieldText(key string, values []string) string {
+	var b strings.Builder
+	last := ""
+	for i, p := range headerPieces(key, values) {
+		if i > 0 && p == last {
+			continue // decoding changed nothing: no new match
+		}
+		b.WriteByte(0)
+		b.WriteString(p)
+		last = p
+	}
+	if b.Len() == 0 {
+		return "\x00"
+	}
+	return b.String()
+}
+
+// plainFieldName reports whether a field name is letters, digits and
+// hyphens: names whose case the header parser folds, so a lower-case
+// comparison finds what it finds.
+func plainFieldName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // cachedHeader is the search block of one message's cache.
 type cachedHeader struct {
 	kind   byte
 	fields [][]byte // by cachedFields' order
+	others []byte   // the other fields: name and text, each length-prefixed
 }
 
 // readSearchBlock finds the search block in a cache; false when the cache
@@ -97,7 +150,32 @@ func readSearchBlock(cache []byte, ch *cachedHeader) bool {
 		ch.fields = append(ch.fields, b[k:k+int(n)])
 		b = b[k+int(n):]
 	}
+	ch.others = b
 	return true
+}
+
+// other returns the text of a field outside cachedFields (name lower
+// case), or nil when the message lacks it.
+func (ch *cachedHeader) other(name string) []byte {
+	b := ch.others
+	for len(b) > 0 {
+		var key, text []byte
+		key, b = nextText(b)
+		text, b = nextText(b)
+		if string(key) == name {
+			return text
+		}
+	}
+	return nil
+}
+
+// nextText splits a length-prefixed text off b; a damaged b ends.
+func nextText(b []byte) (text, rest []byte) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil
+	}
+	return b[k : k+int(n)], b[k+int(n):]
 }
 
 // cachedField returns the index of a field in the search block, or -1.
@@ -110,28 +188,36 @@ func cachedField(key string) int {
 	return -1
 }
 
-// contains applies a HEADER criterion on a cached field (index i) with a
-// lower-cased needle, as headerContains does on the message.
-func (ch *cachedHeader) contains(i int, needle string) bool {
+// contains applies a HEADER criterion on a field with a lower-cased
+// needle, as headerContains does on the message.
+func (ch *cachedHeader) contains(key, needle string) bool {
 	if ch.kind != blockFields {
 		return false
 	}
-	text := ch.fields[i]
+	var text []byte
+	if i := cachedField(key); i >= 0 {
+		text = ch.fields[i]
+	} else {
+		text = ch.other(strings.ToLower(key))
+	}
 	if needle == "" {
 		return len(text) > 0
 	}
 	return bytes.Contains(text, []byte(needle))
 }
 
-// cacheable reports whether every HEADER criterion (SEARCH FROM, SUBJECT
-// and the like among them) names a cached field and the criteria need
-// nothing else of the message's text, so the search block answers them.
+// cacheable reports whether the criteria need nothing of the message's
+// text but HEADER criteria (SEARCH FROM, SUBJECT and the like among them)
+// on plainly named fields, so the search block answers them.
 func cacheable(c *goimap.SearchCriteria) bool {
 	if len(c.Body) > 0 || len(c.Text) > 0 {
 		return false
 	}
 	for _, hf := range c.Header {
-		if cachedField(hf.Key) < 0 || strings.Contains(hf.Value, "\x00") {
+		// Delivered-To is also in the lines the store keeps before the
+		// body for each mailbox (store.Target.Prefix), which Analyze
+		// never sees.
+		if !plainFieldName(hf.Key) || strings.EqualFold(hf.Key, "Delivered-To") || strings.Contains(hf.Value, "\x00") {
 			return false
 		}
 	}

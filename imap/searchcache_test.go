@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"slices"
 	"testing"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -21,10 +22,14 @@ var searchCorpus = []string{
 	"no header at all, just text\r\n",
 	"",
 	"Subject: =?UTF-8?B?SW52b2ljZQ==?= and INVOICE\r\nFrom: \"Invoice Dept\" <billing@example.org>\r\n\r\nx\r\n",
+	"X-Department: Billing\r\nx-department: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nX-Empty:\r\nReceived: from a\r\n\tby b; Mon, 1 Dec 2025\r\nDelivered-To: anna@example.org\r\nX_Odd: invoice\r\n\r\nx\r\n",
 }
 
+// searchFields are the fields the tests search: the cached ones and others.
+var searchFields = append(slices.Clone(cachedFields), "X-Department", "x-empty", "received", "delivered-to", "X_Odd", "content-type", "x-missing")
+
 var searchNeedles = []string{"", "invoice", "INVOICE", "anna", "anna berg <anna@", "<carl@example.net>", "jörg", "=?iso", "grüße", "team", "bo@example.org",
-	"second", "line invoice", "help desk", "robot", "müller", "привет", "abc.123", "prev@", "2025", "broken", "odd", "first", "x", "billing@example.org>", "\x00"}
+	"second", "line invoice", "help desk", "robot", "müller", "привет", "abc.123", "prev@", "2025", "broken", "odd", "first", "x", "billing@example.org>", "\x00", "billing", "by b; mon", "from a by b"}
 
 // TestSearchBlockMatchesMessage: a HEADER criterion on a cached field gives
 // the same answer from the search block as from the stored message (the
@@ -33,7 +38,7 @@ var searchNeedles = []string{"", "invoice", "INVOICE", "anna", "anna berg <anna@
 func TestSearchBlockMatchesMessage(t *testing.T) {
 	t.Parallel()
 	for _, body := range searchCorpus {
-		for _, field := range cachedFields {
+		for _, field := range searchFields {
 			for _, needle := range searchNeedles {
 				checkSearchBlock(t, []byte(body), field, needle)
 			}
@@ -59,7 +64,7 @@ func checkSearchBlock(t *testing.T, body []byte, field, needle string) {
 // message agree.
 func FuzzSearchBlock(f *testing.F) {
 	for i, body := range searchCorpus {
-		f.Add([]byte(body), cachedFields[i%len(cachedFields)], searchNeedles[i%len(searchNeedles)])
+		f.Add([]byte(body), searchFields[i%len(searchFields)], searchNeedles[i%len(searchNeedles)])
 	}
 	f.Fuzz(func(t *testing.T, body []byte, field, needle string) {
 		checkSearchBlock(t, body, field, needle)
@@ -87,8 +92,8 @@ func TestSearchCachedFieldsOverIMAP(t *testing.T) {
 		}
 		return data.AllUIDs()
 	}
-	for _, field := range []string{"Subject", "From", "To", "Cc", "Bcc", "Message-ID", "Reply-To"} {
-		for _, needle := range []string{"invoice", "example.org", "", "anna berg", "grüße", "team"} {
+	for _, field := range []string{"Subject", "From", "To", "Cc", "Bcc", "Message-ID", "Reply-To", "X-Department", "Received", "X-Missing"} {
+		for _, needle := range []string{"invoice", "example.org", "", "anna berg", "grüße", "team", "billing", "by b"} {
 			fast := &goimap.SearchCriteria{Header: []goimap.SearchCriteriaHeaderField{{Key: field, Value: needle}}}
 			slow := &goimap.SearchCriteria{Header: fast.Header, Text: []string{""}}
 			if f, s := search(fast), search(slow); !equalUIDs(f, s) {
