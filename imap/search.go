@@ -53,28 +53,23 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 	// Criteria on the envelope's fields alone are answered from the
 	// messages' search blocks; a message stored without one is read.
 	useCache := needBody && cacheable(criteria)
-	var cached cachedHeader
 	var data goimap.SearchData
 	var uidSet goimap.UIDSet
 	var seqSet goimap.SeqSet
-	err = s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(all), func(info *store.MessageInfo) error {
-		msg := &searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info, recent: sel.isRecent(info.UID)}
-		if useCache && readSearchBlock(info.Meta, &cached) {
-			msg.cached = &cached
-		} else if needBody {
-			body, err := s.body(acc, sel, info.UID)
-			if err != nil {
-				return err
-			}
-			msg.body = body
-		}
+	// \Recent as of now, so the scan below takes no lock of the hub.
+	sel.lf.mu.RLock()
+	recent := slices.Clone(sel.recent)
+	sel.lf.mu.RUnlock()
+	eval := func(info *store.MessageInfo, body []byte, cached *cachedHeader) {
+		msg := &searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info,
+			recent: sel.rev1 && hasUID(recent, info.UID), body: body, cached: cached}
 		if needSent {
 			if env, _, err := decodeCache(info.Meta); err == nil {
 				msg.sent = env.Date
 			}
 		}
 		if !m.match(criteria, msg) {
-			return nil
+			return
 		}
 		uidSet.AddNum(goimap.UID(info.UID))
 		num := msg.ref.seq
@@ -88,8 +83,22 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 		}
 		data.Max = max(data.Max, num)
 		data.Count++
-		return nil
-	})
+	}
+	if useCache {
+		err = s.searchCached(acc, sel, uidsOf(all), eval)
+	} else {
+		err = s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(all), func(info *store.MessageInfo) error {
+			var body []byte
+			if needBody {
+				var err error
+				if body, err = s.body(acc, sel, info.UID); err != nil {
+					return err
+				}
+			}
+			eval(info, body, nil)
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, mapError(s.srv.log, err)
 	}
@@ -102,6 +111,35 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 		sel.searchRes = uidSet
 	}
 	return &data, nil
+}
+
+// searchCached evaluates criteria the search blocks answer: in place, in
+// the store's read, for the messages that have one (nothing copied), then
+// with their text for those stored before the blocks existed.
+func (s *session) searchCached(acc store.Access, sel *selection, uids []store.UID, eval func(*store.MessageInfo, []byte, *cachedHeader)) error {
+	var cached cachedHeader
+	var later []store.MessageInfo
+	err := s.srv.opts.Store.MessagesInPlace(s.ctx, acc, sel.folderID, uids, func(info *store.MessageInfo) error {
+		if !readSearchBlock(info.Meta, &cached) {
+			c := *info
+			c.Meta = bytes.Clone(info.Meta)
+			later = append(later, c)
+			return nil
+		}
+		eval(info, nil, &cached)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range later {
+		body, err := s.body(acc, sel, later[i].UID)
+		if err != nil {
+			return err
+		}
+		eval(&later[i], body, nil)
+	}
+	return nil
 }
 
 // matcher evaluates search criteria for one selection.

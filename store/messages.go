@@ -230,9 +230,34 @@ func (s *Store) Messages(ctx context.Context, acc Access, folderID uint64, uids 
 	return nil
 }
 
+// MessagesInPlace is Messages for a caller that only looks at each
+// message, as SEARCH does: fn runs inside the store's read and info, Meta
+// included, is valid only during the call, so nothing is copied; fn must
+// not call the store.
+func (s *Store) MessagesInPlace(ctx context.Context, acc Access, folderID uint64, uids []UID, fn func(info *MessageInfo) error) error {
+	for len(uids) > 0 {
+		n := min(len(uids), messagesChunk)
+		if err := s.scanMessages(ctx, acc, folderID, uids[:n], false, fn); err != nil {
+			return err
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
 func (s *Store) readMessages(ctx context.Context, acc Access, folderID uint64, uids []UID) ([]MessageInfo, error) {
 	out := make([]MessageInfo, 0, len(uids))
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.scanMessages(ctx, acc, folderID, uids, true, func(info *MessageInfo) error {
+		out = append(out, *info)
+		return nil
+	})
+	return out, err
+}
+
+// scanMessages calls fn, inside one read, with each of the given messages
+// that exists; with copyBytes, info.Meta outlives the read.
+func (s *Store) scanMessages(ctx context.Context, acc Access, folderID uint64, uids []UID, copyBytes bool, fn func(info *MessageInfo) error) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
 		a, _, err := openFolderID(tx, acc.Account, folderID)
 		if err != nil {
 			return err
@@ -250,20 +275,22 @@ func (s *Store) readMessages(ctx context.Context, acc Access, folderID uint64, u
 			if binary.BigEndian.Uint32(k) != uid {
 				continue
 			}
-			if err := decodeMessage(v, &rec, true); err != nil {
+			if err := decodeMessage(v, &rec, copyBytes); err != nil {
 				return fmt.Errorf("message %d: %w", uid, err)
 			}
-			out = append(out, MessageInfo{
+			info := MessageInfo{
 				UID:          uid,
 				Flags:        effectiveFlags(tx, acc, folderID, uid, rec.flags).list(),
 				InternalDate: rec.date,
 				Size:         rec.size,
 				Meta:         rec.meta,
-			})
+			}
+			if err := fn(&info); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	return out, err
 }
 
 // Body returns a message's full text: the header lines added for this
