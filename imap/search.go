@@ -61,14 +61,14 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 	recent := slices.Clone(sel.recent)
 	sel.lf.mu.RUnlock()
 	eval := func(info *store.MessageInfo, body []byte, cached *cachedHeader) {
-		msg := &searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info,
+		msg := searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info,
 			recent: sel.rev1 && hasUID(recent, info.UID), body: body, cached: cached}
 		if needSent {
 			if env, _, err := decodeCache(info.Meta); err == nil {
 				msg.sent = env.Date
 			}
 		}
-		if !m.match(criteria, msg) {
+		if !m.match(criteria, &msg) {
 			return
 		}
 		uidSet.AddNum(goimap.UID(info.UID))

@@ -154,15 +154,15 @@ func readSearchBlock(cache []byte, ch *cachedHeader) bool {
 	return true
 }
 
-// other returns the text of a field outside cachedFields (name lower
-// case), or nil when the message lacks it.
+// other returns the text of a field outside cachedFields, or nil when the
+// message lacks it.
 func (ch *cachedHeader) other(name string) []byte {
 	b := ch.others
 	for len(b) > 0 {
 		var key, text []byte
 		key, b = nextText(b)
 		text, b = nextText(b)
-		if string(key) == name {
+		if strings.EqualFold(string(key), name) {
 			return text
 		}
 	}
@@ -198,7 +198,7 @@ func (ch *cachedHeader) contains(key, needle string) bool {
 	if i := cachedField(key); i >= 0 {
 		text = ch.fields[i]
 	} else {
-		text = ch.other(strings.ToLower(key))
+		text = ch.other(key)
 	}
 	if needle == "" {
 		return len(text) > 0

@@ -88,6 +88,9 @@ func (fs *flagSet) remove(f string) {
 }
 
 func (fs flagSet) list() []string {
+	if fs.bits == 0 && len(fs.keywords) == 0 {
+		return nil
+	}
 	out := make([]string, 0, 2+len(fs.keywords))
 	for _, sf := range systemFlags {
 		if fs.bits&sf.bit != 0 {
