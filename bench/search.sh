@@ -6,12 +6,13 @@
 #   bench/search.sh DIR 100000            # fill to 100k, then measure
 #   bench/search.sh DIR 200000            # add 200k more (300k), measure
 #   POSTKASSE=/tmp/old/postkasse bench/search.sh DIR 0   # measure another build
+#   TEXT=false bench/search.sh DIR 0      # leave out SEARCH TEXT and BODY
 #
 # A copy of DIR taken before a newer build opens it lets the older build
 # measure the same folder: the newer one upgrades the store's records.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIR=${1:?usage: bench/search.sh DIR FILL}; FILL=${2:-0}; REPEAT=${REPEAT:-3}
+DIR=${1:?usage: bench/search.sh DIR FILL}; FILL=${2:-0}; REPEAT=${REPEAT:-3}; TEXT=${TEXT:-true}
 go build -o bin/mailbench ./cmd/mailbench
 if [ -z "${POSTKASSE:-}" ]; then go build -o bin/postkasse ./cmd/postkasse; POSTKASSE=bin/postkasse; fi
 mkdir -p "$DIR"
@@ -41,6 +42,6 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 echo "$("$POSTKASSE" version 2>/dev/null || echo "$POSTKASSE") $(git rev-parse --short HEAD), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
-./bin/mailbench search -imap "$IMAP" -user big@contoso.test -pass "$PASS" -fill "$FILL" -repeat "$REPEAT"
+./bin/mailbench search -imap "$IMAP" -user big@contoso.test -pass "$PASS" -fill "$FILL" -repeat "$REPEAT" -text="$TEXT"
 echo "server RSS: $(grep VmRSS /proc/$PID/status)"
 kill -TERM "$PID"; wait "$PID" || true
