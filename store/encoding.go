@@ -181,16 +181,6 @@ func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
 	return nil
 }
 
-// keywordsOf returns a stored message's keywords without decoding the
-// rest of the record; most messages have none, and cost one byte's look.
-func keywordsOf(data []byte) []string {
-	if len(data) <= messageRecordFixed || data[0] != messageRecordVersion || data[messageRecordFixed] == 0 {
-		return nil
-	}
-	keywords, _ := readKeywords(&reader{b: data[messageRecordFixed:]})
-	return keywords
-}
-
 // readKeywords reads a record's keyword list; false when it claims more
 // than maxRecordKeywords. A list cut short ends at the cut, with r.err set.
 func readKeywords(r *reader) ([]string, bool) {
