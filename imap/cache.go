@@ -16,7 +16,8 @@ import (
 // them. The encoding is ours: a version byte, then fields as varint-prefixed
 // strings and lists.
 
-// Version 2 put the search block (searchcache.go) before the envelope.
+// Version 2 put the search block (searchcache.go) and the text signature
+// (textsig.go) before the envelope.
 const cacheVersion = 2
 
 var errBadCache = errors.New("imap: unreadable message cache")
@@ -31,6 +32,9 @@ func Analyze(body []byte) (cache []byte) {
 	block := searchBlock(body)
 	e.uint(uint64(len(block)))
 	e.b = append(e.b, block...)
+	sig := textSignature(body)
+	e.uint(uint64(len(sig)))
+	e.b = append(e.b, sig...)
 	e.envelope(env)
 	e.structure(bs)
 	return e.b
@@ -69,12 +73,14 @@ func decodeCacheZones(b []byte, zones zoneCache, a *arena) (*goimap.Envelope, go
 	version := b[0]
 	b = b[1:]
 	if version == cacheVersion {
-		// Past the search block.
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, nil, errBadCache
+		// Past the search block and the text signature.
+		for range 2 {
+			n, k := binary.Uvarint(b)
+			if k <= 0 || n > uint64(len(b)-k) {
+				return nil, nil, errBadCache
+			}
+			b = b[k+int(n):]
 		}
-		b = b[k+int(n):]
 	}
 	// One string holds every field: the decoded strings are slices of it,
 	// not an allocation each.

@@ -84,9 +84,12 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 		data.Max = max(data.Max, num)
 		data.Count++
 	}
-	if useCache {
+	switch {
+	case useCache:
 		err = s.searchCached(acc, sel, uidsOf(all), eval)
-	} else {
+	case needBody && hasText(criteria):
+		err = s.searchNarrowed(acc, sel, uidsOf(all), criteria, needSent, eval)
+	default:
 		err = s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(all), func(info *store.MessageInfo) error {
 			var body []byte
 			if needBody {
@@ -140,6 +143,57 @@ func (s *session) searchCached(acc store.Access, sel *selection, uids []store.UI
 		eval(&later[i], body, nil)
 	}
 	return nil
+}
+
+// narrowChunk is how many messages searchNarrowed looks at before it
+// reads the candidates among them, bounding what it holds.
+const narrowChunk = 4096
+
+// searchNarrowed evaluates criteria with TEXT or BODY: the messages'
+// text signatures pass over those that cannot match, in place in the
+// store's read, and the others are read and matched as before.
+func (s *session) searchNarrowed(acc store.Access, sel *selection, uids []store.UID, c *goimap.SearchCriteria, needSent bool, eval func(*store.MessageInfo, []byte, *cachedHeader)) error {
+	for len(uids) > 0 {
+		n := min(len(uids), narrowChunk)
+		var candidates []store.MessageInfo
+		err := s.srv.opts.Store.MessagesInPlace(s.ctx, acc, sel.folderID, uids[:n], func(info *store.MessageInfo) error {
+			if !mayMatchText(c, readSignature(info.Meta), info.Prefix) {
+				return nil
+			}
+			m := *info
+			m.Meta, m.Prefix = nil, nil
+			if needSent {
+				m.Meta = bytes.Clone(info.Meta)
+			}
+			candidates = append(candidates, m)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i := range candidates {
+			body, err := s.body(acc, sel, candidates[i].UID)
+			if err != nil {
+				return err
+			}
+			eval(&candidates[i], body, nil)
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+// hasText reports whether the criteria have TEXT or BODY, not under NOT.
+func hasText(c *goimap.SearchCriteria) bool {
+	if len(c.Body) > 0 || len(c.Text) > 0 {
+		return true
+	}
+	for _, or := range c.Or {
+		if hasText(&or[0]) && hasText(&or[1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // matcher evaluates search criteria for one selection.

@@ -178,6 +178,22 @@ func nextText(b []byte) (text, rest []byte) {
 	return b[k : k+int(n)], b[k+int(n):]
 }
 
+// readSignature returns the text signature in a cache; nil when it has
+// none.
+func readSignature(cache []byte) []byte {
+	if len(cache) < 1 || cache[0] != cacheVersion {
+		return nil
+	}
+	b := cache[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil
+	}
+	b = b[k+int(n):]
+	sig, _ := nextText(b)
+	return sig
+}
+
 // cachedField returns the index of a field in the search block, or -1.
 func cachedField(key string) int {
 	for i, f := range cachedFields {

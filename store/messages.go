@@ -30,6 +30,9 @@ type MessageInfo struct {
 	InternalDate time.Time
 	Size         int64
 	Meta         []byte // Options.Analyze's result for the body
+	// Prefix is the header lines kept for this mailbox alone before the
+	// shared body (Target.Prefix): Analyze never saw them.
+	Prefix []byte
 }
 
 // FolderView is a folder's state as a session selecting it needs it.
@@ -284,6 +287,7 @@ func (s *Store) scanMessages(ctx context.Context, acc Access, folderID uint64, u
 				InternalDate: rec.date,
 				Size:         rec.size,
 				Meta:         rec.meta,
+				Prefix:       rec.prefix,
 			}
 			if err := fn(&info); err != nil {
 				return err
