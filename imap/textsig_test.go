@@ -1,10 +1,17 @@
 package imap
 
 import (
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	goimap "github.com/emersion/go-imap/v2"
+
+	"postkasse.dev/postkasse/store"
 )
 
 // textCorpus: base64, quoted-printable with words split by soft line
@@ -106,6 +113,91 @@ func TestSearchTextNarrowedOverIMAP(t *testing.T) {
 			if f, s := search(&c), search(slow); !equalUIDs(f, s) {
 				t.Errorf("%+v: %v narrowed, %v read in full", c, f, s)
 			}
+		}
+	}
+}
+
+// TestOldCachesSearchedAndRefreshed: messages cached before the search
+// block and the text signature are found by SEARCH (read in full) while
+// they wait, and the server gives them the current cache in the
+// background; the answers stay the same.
+func TestOldCachesSearchedAndRefreshed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mail.db")
+	version1 := func(body []byte) []byte {
+		env, bs := parseMessage(body)
+		var e encoder
+		e.byte(1)
+		e.envelope(env)
+		e.structure(bs)
+		return e.b
+	}
+	st, err := store.Open(ctx, store.Options{Path: path, Analyze: version1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range append(slices.Clone(textCorpus), searchCorpus...) {
+		d := &store.Delivery{Body: []byte(body), Targets: []store.Target{{Account: "anna", Folder: "INBOX", Prefix: []byte("Delivered-To: anna@contoso.test\r\n")}}}
+		if _, err := st.Deliver(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	st, err = store.Open(ctx, store.Options{Path: path, Analyze: Analyze})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := New(Options{Store: st, Directory: newFakeDirectory(), InsecureAuth: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	ts := &testServer{addr: ln.Addr().String(), store: st, srv: srv}
+	anna := ts.login(t, "anna")
+	if _, err := anna.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	criteria := []goimap.SearchCriteria{
+		{Text: []string{"zanzibar"}}, {Body: []string{"grüße"}}, {Text: []string{"contoso"}},
+		{Header: []goimap.SearchCriteriaHeaderField{{Key: "Subject", Value: "invoice"}}},
+		{Header: []goimap.SearchCriteriaHeaderField{{Key: "From", Value: "anna berg"}}},
+	}
+	answers := func() [][]goimap.UID {
+		var out [][]goimap.UID
+		for _, c := range criteria {
+			data, err := anna.UIDSearch(&c, nil).Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, data.AllUIDs())
+		}
+		return out
+	}
+	before := answers()
+	<-srv.refreshed
+	stale, seen := 0, 0
+	err = st.Messages(ctx, store.Access{Account: "anna", Viewer: "anna"}, 1, []store.UID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22}, func(m *store.MessageInfo) error {
+		seen++
+		if m.Meta[0] != cacheVersion {
+			stale++
+		}
+		return nil
+	})
+	if err != nil || stale != 0 || seen != 22 {
+		t.Fatalf("%d of %d messages keep the old cache, %v", stale, seen, err)
+	}
+	after := answers()
+	for i := range criteria {
+		if !equalUIDs(before[i], after[i]) || len(after[i]) == 0 {
+			t.Errorf("%+v: %v before the refresh, %v after", criteria[i], before[i], after[i])
 		}
 	}
 }
