@@ -143,8 +143,12 @@ const refreshBatch = 128
 func (s *Server) refreshCaches() {
 	defer close(s.refreshed)
 	stale := func(meta []byte) bool { return len(meta) == 0 || meta[0] != cacheVersion }
+	start := time.Now()
 	err := s.opts.Store.RefreshMeta(s.ctx, refreshTag, stale, refreshBatch)
-	if err != nil && s.ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
+	switch {
+	case err == nil:
+		s.log.Info("imap: message caches up to date", "took", time.Since(start))
+	case s.ctx.Err() == nil && !errors.Is(err, store.ErrClosed):
 		s.log.Warn("imap: refresh message caches", "err", err)
 	}
 }
