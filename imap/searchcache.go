@@ -11,12 +11,13 @@ import (
 )
 
 // The message cache (cache.go) begins, from version 2 on, with a search
-// block: for each header field the envelope covers, the lower-cased texts
-// that SEARCH HEADER, FROM, TO, CC, BCC and SUBJECT look for a substring
-// in (headerPieces), computed once at delivery. A search of these fields
-// then reads the cache only, never the message.
+// block: for each header field, the lower-cased texts that SEARCH HEADER,
+// FROM, TO, CC, BCC and SUBJECT look for a substring in (headerPieces),
+// computed once at delivery. The envelope's fields come first, in a fixed
+// order, then every other plainly named field by name. A search of header
+// fields then reads the cache only, never the message.
 
-// cachedFields are the fields the search block holds, in its order.
+// cachedFields are the fields at fixed places in the search block.
 var cachedFields = []string{"subject", "from", "to", "cc", "bcc", "sender", "reply-to", "message-id", "in-reply-to", "date"}
 
 // The search block's first byte.
