@@ -77,7 +77,7 @@ func (s *Store) refreshBatch(ctx context.Context, accountID string, folderID uin
 	var todo []staleMessage
 	var bodies [][]byte
 	var from, next UID
-	done := false
+	done, scanned := false, 0
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		a, f, err := openFolderID(tx, accountID, folderID)
 		if err != nil {
@@ -94,7 +94,6 @@ func (s *Store) refreshBatch(ctx context.Context, accountID string, folderID uin
 		next, done = f.uidNext, true
 		c := a.messages(folderID).Cursor()
 		var rec messageRecord
-		scanned := 0
 		for k, v := c.Seek(u32(from)); k != nil; k, v = c.Next() {
 			if scanned == refreshScan || len(todo) == batch {
 				next, done = binary.BigEndian.Uint32(k), false
@@ -119,8 +118,10 @@ func (s *Store) refreshBatch(ctx context.Context, accountID string, folderID uin
 	if err != nil {
 		return false, err
 	}
-	if len(todo) == 0 && next == from {
-		return done, nil // nothing new since the last run
+	if len(todo) == 0 && (next == from || done && scanned < refreshScan) {
+		// Nothing to write: a short scan is cheaper to repeat at the next
+		// start than a commit per folder at every start.
+		return done, nil
 	}
 	for i := range todo {
 		todo[i].meta = s.analyze(bodies[i])
