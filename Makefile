@@ -1,7 +1,7 @@
 GO ?= go
 CONFIG ?= config.example.toml
 
-.PHONY: build run test vet fuzz bench check clean
+.PHONY: build run test vet fuzz bench bench-big check clean
 
 build:
 	$(GO) build -o bin/postkasse ./cmd/postkasse
@@ -48,6 +48,11 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./store/ ./imap/
 	bench/run.sh
+
+# SELECT and SEARCH on one folder of 100,000, then 300,000 messages
+# (issue 11); the folder is filled by APPEND and thrown away after.
+bench-big:
+	d=$$(mktemp -d); bench/search.sh $$d 100000 && bench/search.sh $$d 200000; rc=$$?; rm -rf $$d; exit $$rc
 
 clean:
 	rm -rf bin data

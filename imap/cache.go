@@ -16,7 +16,9 @@ import (
 // them. The encoding is ours: a version byte, then fields as varint-prefixed
 // strings and lists.
 
-const cacheVersion = 1
+// Version 2 put the search block (searchcache.go) and the text signature
+// (textsig.go) before the envelope.
+const cacheVersion = 2
 
 var errBadCache = errors.New("imap: unreadable message cache")
 
@@ -27,6 +29,12 @@ func Analyze(body []byte) (cache []byte) {
 	env, bs := parseMessage(body)
 	var e encoder
 	e.byte(cacheVersion)
+	block := searchBlock(body)
+	e.uint(uint64(len(block)))
+	e.b = append(e.b, block...)
+	sig := textSignature(body)
+	e.uint(uint64(len(sig)))
+	e.b = append(e.b, sig...)
 	e.envelope(env)
 	e.structure(bs)
 	return e.b
@@ -59,12 +67,24 @@ func (z zoneCache) get(offset int) *time.Location {
 // decodeCacheZones is decodeCache with a zone cache (may be nil) and an
 // arena to take the decoded objects from.
 func decodeCacheZones(b []byte, zones zoneCache, a *arena) (*goimap.Envelope, goimap.BodyStructure, error) {
+	if len(b) < 1 || b[0] != 1 && b[0] != cacheVersion {
+		return nil, nil, errBadCache
+	}
+	version := b[0]
+	b = b[1:]
+	if version == cacheVersion {
+		// Past the search block and the text signature.
+		for range 2 {
+			n, k := binary.Uvarint(b)
+			if k <= 0 || n > uint64(len(b)-k) {
+				return nil, nil, errBadCache
+			}
+			b = b[k+int(n):]
+		}
+	}
 	// One string holds every field: the decoded strings are slices of it,
 	// not an allocation each.
 	d := decoder{b: b, s: string(b), zones: zones, a: a}
-	if d.byte() != cacheVersion {
-		return nil, nil, errBadCache
-	}
 	env := d.envelope()
 	bs := d.structure(0)
 	if d.err != nil {

@@ -29,6 +29,8 @@ type searchMessage struct {
 	info   *store.MessageInfo
 	recent bool
 	body   []byte
+	// cached, when set, answers the HEADER criteria instead of body.
+	cached *cachedHeader
 	sent   time.Time
 }
 
@@ -48,25 +50,26 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 	}
 	m := matcher{sel: sel, maxSeq: maxSeq, maxUID: maxUID}
 	needBody, needSent := m.needs(criteria)
+	// Criteria on the envelope's fields alone are answered from the
+	// messages' search blocks; a message stored without one is read.
+	useCache := needBody && cacheable(criteria)
 	var data goimap.SearchData
 	var uidSet goimap.UIDSet
 	var seqSet goimap.SeqSet
-	err = s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(all), func(info *store.MessageInfo) error {
-		msg := &searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info, recent: sel.isRecent(info.UID)}
-		if needBody {
-			body, err := s.body(acc, sel, info.UID)
-			if err != nil {
-				return err
-			}
-			msg.body = body
-		}
+	// \Recent as of now, so the scan below takes no lock of the hub.
+	sel.lf.mu.RLock()
+	recent := slices.Clone(sel.recent)
+	sel.lf.mu.RUnlock()
+	eval := func(info *store.MessageInfo, body []byte, cached *cachedHeader) {
+		msg := searchMessage{ref: msgRef{seq: seqOf[info.UID], uid: info.UID}, info: info,
+			recent: sel.rev1 && hasUID(recent, info.UID), body: body, cached: cached}
 		if needSent {
 			if env, _, err := decodeCache(info.Meta); err == nil {
 				msg.sent = env.Date
 			}
 		}
-		if !m.match(criteria, msg) {
-			return nil
+		if !m.match(criteria, &msg) {
+			return
 		}
 		uidSet.AddNum(goimap.UID(info.UID))
 		num := msg.ref.seq
@@ -80,8 +83,25 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 		}
 		data.Max = max(data.Max, num)
 		data.Count++
-		return nil
-	})
+	}
+	switch {
+	case useCache:
+		err = s.searchCached(acc, sel, uidsOf(all), eval)
+	case needBody && hasText(criteria):
+		err = s.searchNarrowed(acc, sel, uidsOf(all), criteria, needSent, eval)
+	default:
+		err = s.srv.opts.Store.Messages(s.ctx, acc, sel.folderID, uidsOf(all), func(info *store.MessageInfo) error {
+			var body []byte
+			if needBody {
+				var err error
+				if body, err = s.body(acc, sel, info.UID); err != nil {
+					return err
+				}
+			}
+			eval(info, body, nil)
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, mapError(s.srv.log, err)
 	}
@@ -94,6 +114,86 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 		sel.searchRes = uidSet
 	}
 	return &data, nil
+}
+
+// searchCached evaluates criteria the search blocks answer: in place, in
+// the store's read, for the messages that have one (nothing copied), then
+// with their text for those stored before the blocks existed.
+func (s *session) searchCached(acc store.Access, sel *selection, uids []store.UID, eval func(*store.MessageInfo, []byte, *cachedHeader)) error {
+	var cached cachedHeader
+	var later []store.MessageInfo
+	err := s.srv.opts.Store.MessagesInPlace(s.ctx, acc, sel.folderID, uids, func(info *store.MessageInfo) error {
+		if !readSearchBlock(info.Meta, &cached) {
+			c := *info
+			c.Meta = bytes.Clone(info.Meta)
+			later = append(later, c)
+			return nil
+		}
+		eval(info, nil, &cached)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range later {
+		body, err := s.body(acc, sel, later[i].UID)
+		if err != nil {
+			return err
+		}
+		eval(&later[i], body, nil)
+	}
+	return nil
+}
+
+// narrowChunk is how many messages searchNarrowed looks at before it
+// reads the candidates among them, bounding what it holds.
+const narrowChunk = 4096
+
+// searchNarrowed evaluates criteria with TEXT or BODY: the messages'
+// text signatures pass over those that cannot match, in place in the
+// store's read, and the others are read and matched as before.
+func (s *session) searchNarrowed(acc store.Access, sel *selection, uids []store.UID, c *goimap.SearchCriteria, needSent bool, eval func(*store.MessageInfo, []byte, *cachedHeader)) error {
+	for len(uids) > 0 {
+		n := min(len(uids), narrowChunk)
+		var candidates []store.MessageInfo
+		err := s.srv.opts.Store.MessagesInPlace(s.ctx, acc, sel.folderID, uids[:n], func(info *store.MessageInfo) error {
+			if !mayMatchText(c, readSignature(info.Meta), info.Prefix) {
+				return nil
+			}
+			m := *info
+			m.Meta, m.Prefix = nil, nil
+			if needSent {
+				m.Meta = bytes.Clone(info.Meta)
+			}
+			candidates = append(candidates, m)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i := range candidates {
+			body, err := s.body(acc, sel, candidates[i].UID)
+			if err != nil {
+				return err
+			}
+			eval(&candidates[i], body, nil)
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+// hasText reports whether the criteria have TEXT or BODY, not under NOT.
+func hasText(c *goimap.SearchCriteria) bool {
+	if len(c.Body) > 0 || len(c.Text) > 0 {
+		return true
+	}
+	for _, or := range c.Or {
+		if hasText(&or[0]) && hasText(&or[1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // matcher evaluates search criteria for one selection.
@@ -144,7 +244,7 @@ func (m *matcher) match(c *goimap.SearchCriteria, msg *searchMessage) bool {
 	if c.Larger > 0 && msg.info.Size <= c.Larger || c.Smaller > 0 && msg.info.Size >= c.Smaller {
 		return false
 	}
-	if !matchText(c, msg.body) {
+	if !matchText(c, msg) {
 		return false
 	}
 	for i := range c.Not {
@@ -219,10 +319,20 @@ func (m *matcher) matchFlags(c *goimap.SearchCriteria, msg *searchMessage) bool 
 
 // matchText applies HEADER, BODY and TEXT: case-insensitive substrings of
 // the header values (raw and decoded) and of the decoded text parts.
-func matchText(c *goimap.SearchCriteria, body []byte) bool {
+func matchText(c *goimap.SearchCriteria, msg *searchMessage) bool {
 	if len(c.Header) == 0 && len(c.Body) == 0 && len(c.Text) == 0 {
 		return true
 	}
+	if msg.cached != nil {
+		// cacheable: header criteria on cached fields, nothing else.
+		for _, hf := range c.Header {
+			if !msg.cached.contains(hf.Key, strings.ToLower(hf.Value)) {
+				return false
+			}
+		}
+		return true
+	}
+	body := msg.body
 	header, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
 	if err != nil {
 		return false
@@ -266,37 +376,40 @@ func headerContains(h textproto.Header, key, value string) bool {
 		return true
 	}
 	needle := strings.ToLower(value)
-	for _, v := range values {
-		if strings.Contains(strings.ToLower(v), needle) || strings.Contains(strings.ToLower(decodeWords(v)), needle) {
-			return true
-		}
-		if isAddressField(key) && addressesContain(parseAddressList(v), needle) {
+	for _, p := range headerPieces(key, values) {
+		if strings.Contains(p, needle) {
 			return true
 		}
 	}
 	return false
+}
+
+// headerPieces returns the lower-cased texts a HEADER criterion on a
+// field looks for its needle in: each value raw and decoded, and for an
+// address field each address as `name <user@domain>`. The search block
+// (searchcache.go) keeps them for the fields of the envelope.
+func headerPieces(key string, values []string) []string {
+	var out []string
+	for _, v := range values {
+		out = append(out, strings.ToLower(v), strings.ToLower(decodeWords(v)))
+		if !isAddressField(key) {
+			continue
+		}
+		for _, a := range parseAddressList(v) {
+			addr := a.Addr()
+			if addr == "" {
+				addr = a.Mailbox // a group's name
+			}
+			out = append(out, strings.ToLower(a.Name+" <"+addr+">"))
+		}
+	}
+	return out
 }
 
 func isAddressField(key string) bool {
 	switch strings.ToLower(key) {
 	case "from", "to", "cc", "bcc", "sender", "reply-to":
 		return true
-	}
-	return false
-}
-
-// addressesContain reports whether needle (lower case) is in an address,
-// its display name, or both written as `name <address>`.
-func addressesContain(l []goimap.Address, needle string) bool {
-	for _, a := range l {
-		addr := a.Addr()
-		if addr == "" {
-			addr = a.Mailbox // a group's name
-		}
-		full := strings.ToLower(a.Name + " <" + addr + ">")
-		if strings.Contains(full, needle) {
-			return true
-		}
 	}
 	return false
 }

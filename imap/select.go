@@ -141,13 +141,6 @@ func (sel *selection) recentLocked(uid store.UID) bool {
 	return sel.rev1 && hasUID(sel.recent, uid)
 }
 
-// isRecent is recentLocked for callers that do not hold the lock.
-func (sel *selection) isRecent(uid store.UID) bool {
-	sel.lf.mu.RLock()
-	defer sel.lf.mu.RUnlock()
-	return sel.recentLocked(uid)
-}
-
 // withRecent adds \Recent to flags where the message is recent here. The
 // caller holds sel.lf.mu.
 func (sel *selection) withRecent(uid store.UID, flags []goimap.Flag) []goimap.Flag {

@@ -22,6 +22,8 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"postkasse.dev/postkasse/store"
 )
 
 // Errors a Directory returns from Login.
@@ -105,6 +107,8 @@ type Server struct {
 	servers  []*imapserver.Server
 	ctx      context.Context
 	cancel   context.CancelFunc
+	// refreshed is closed when the refresh of old message caches ended.
+	refreshed chan struct{}
 }
 
 // New creates a server. Call Serve for each listener and Close at the end.
@@ -125,7 +129,33 @@ func New(opts Options) (*Server, error) {
 		ctx: ctx, cancel: cancel,
 	}
 	s.hub = newHub(opts.Store, log)
+	s.refreshed = make(chan struct{})
+	go s.refreshCaches()
 	return s, nil
+}
+
+// refreshTag names the cache version RefreshMeta brings messages to.
+const refreshTag = "imap-cache-2"
+
+// refreshBatch is how many messages one refresh commit rewrites: small, so
+// deliveries waiting for the store's writer wait little.
+const refreshBatch = 128
+
+// refreshCaches gives the messages cached before the current version
+// (without search block or text signature) a new cache in the
+// background. Until then SEARCH reads them in full, so nothing is missed
+// meanwhile; a restart continues where it stopped.
+func (s *Server) refreshCaches() {
+	defer close(s.refreshed)
+	stale := func(meta []byte) bool { return len(meta) == 0 || meta[0] != cacheVersion }
+	start := time.Now()
+	err := s.opts.Store.RefreshMeta(s.ctx, refreshTag, stale, refreshBatch)
+	switch {
+	case err == nil:
+		s.log.Info("imap: message caches up to date", "took", time.Since(start))
+	case s.ctx.Err() == nil && !errors.Is(err, store.ErrClosed):
+		s.log.Warn("imap: refresh message caches", "err", err)
+	}
 }
 
 // capabilities is the list of SPEC §6.
@@ -217,6 +247,7 @@ func (s *Server) Close() error {
 		}
 	}
 	s.hub.close()
+	<-s.refreshed
 	return errors.Join(errs...)
 }
 

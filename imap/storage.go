@@ -22,6 +22,8 @@ type Store interface {
 	Folder(ctx context.Context, accountID, name string) (store.FolderInfo, error)
 	Folders(ctx context.Context, accountID string) ([]store.FolderInfo, error)
 	Messages(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(info *store.MessageInfo) error) error
+	MessagesInPlace(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(info *store.MessageInfo) error) error
+	RefreshMeta(ctx context.Context, tag string, stale func(meta []byte) bool, batch int) error
 	RenameFolder(ctx context.Context, accountID, oldName, newName string, delim string) error
 	Select(ctx context.Context, acc store.Access, name string, claimRecent bool) (store.FolderView, error)
 	SetSubscribed(ctx context.Context, viewer, accountID, folder string, on bool) error

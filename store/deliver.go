@@ -143,6 +143,9 @@ func storeMessage(tx *bolt.Tx, t Target, rec *messageRecord, body []byte) (Targe
 	if err := a.messages(id).Put(u32(uid), rec.encode()); err != nil {
 		return TargetResult{}, folderKey{}, err
 	}
+	if err := indexAdd(a.index(id), uid, rec.flags); err != nil {
+		return TargetResult{}, folderKey{}, err
+	}
 	if err := refBlob(tx, rec.hash, body); err != nil {
 		return TargetResult{}, folderKey{}, err
 	}

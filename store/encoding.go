@@ -88,6 +88,9 @@ func (fs *flagSet) remove(f string) {
 }
 
 func (fs flagSet) list() []string {
+	if fs.bits == 0 && len(fs.keywords) == 0 {
+		return nil
+	}
 	out := make([]string, 0, 2+len(fs.keywords))
 	for _, sf := range systemFlags {
 		if fs.bits&sf.bit != 0 {
@@ -178,16 +181,6 @@ func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
 	return nil
 }
 
-// keywordsOf returns a stored message's keywords without decoding the
-// rest of the record; most messages have none, and cost one byte's look.
-func keywordsOf(data []byte) []string {
-	if len(data) <= messageRecordFixed || data[0] != messageRecordVersion || data[messageRecordFixed] == 0 {
-		return nil
-	}
-	keywords, _ := readKeywords(&reader{b: data[messageRecordFixed:]})
-	return keywords
-}
-
 // readKeywords reads a record's keyword list; false when it claims more
 // than maxRecordKeywords. A list cut short ends at the cut, with r.err set.
 func readKeywords(r *reader) ([]string, bool) {
@@ -216,12 +209,20 @@ type folderRecord struct {
 	messages    uint32
 	unseen      uint32 // shared \Seen
 	size        int64
+	// indexed: the folder's index (index.go) is kept. Records of version
+	// 1 come from before the index, and Open builds theirs.
+	indexed bool
 }
 
-const folderRecordVersion = 1
+// folderRecordVersion 2 is version 1 with an index kept.
+const folderRecordVersion = 2
 
 func (f *folderRecord) encode() []byte {
-	b := []byte{folderRecordVersion}
+	version := byte(1)
+	if f.indexed {
+		version = folderRecordVersion
+	}
+	b := []byte{version}
 	b = appendBytes(b, []byte(f.name))
 	b = appendBytes(b, []byte(f.specialUse))
 	b = binary.BigEndian.AppendUint32(b, f.uidValidity)
@@ -235,9 +236,10 @@ func (f *folderRecord) encode() []byte {
 
 func decodeFolder(data []byte) (folderRecord, error) {
 	var f folderRecord
-	if len(data) < 1 || data[0] != folderRecordVersion {
+	if len(data) < 1 || data[0] != 1 && data[0] != folderRecordVersion {
 		return f, errCorrupt
 	}
+	f.indexed = data[0] == folderRecordVersion
 	r := reader{b: data[1:]}
 	f.name = string(r.bytes())
 	f.specialUse = string(r.bytes())

@@ -140,7 +140,7 @@ func (a *account) createFolder(tx *bolt.Tx, spec FolderSpec) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	f := folderRecord{name: spec.Name, specialUse: spec.SpecialUse, uidValidity: validity, uidNext: 1, recentFrom: 1}
+	f := folderRecord{name: spec.Name, specialUse: spec.SpecialUse, uidValidity: validity, uidNext: 1, recentFrom: 1, indexed: true}
 	if err := a.putFolder(id, &f); err != nil {
 		return 0, err
 	}
@@ -148,6 +148,9 @@ func (a *account) createFolder(tx *bolt.Tx, spec FolderSpec) (uint64, error) {
 		return 0, err
 	}
 	if _, err := a.b.CreateBucket(messageBucketKey(id)); err != nil {
+		return 0, err
+	}
+	if _, err := a.b.CreateBucket(indexBucketKey(id)); err != nil {
 		return 0, err
 	}
 	return id, nil
@@ -308,6 +311,11 @@ func (s *Store) DeleteFolder(ctx context.Context, accountID, name string) error 
 		}
 		if err := a.b.DeleteBucket(messageBucketKey(id)); err != nil {
 			return err
+		}
+		if a.index(id) != nil {
+			if err := a.b.DeleteBucket(indexBucketKey(id)); err != nil {
+				return err
+			}
 		}
 		if err := a.folders.Delete(u64(id)); err != nil {
 			return err

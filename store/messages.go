@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -31,6 +30,9 @@ type MessageInfo struct {
 	InternalDate time.Time
 	Size         int64
 	Meta         []byte // Options.Analyze's result for the body
+	// Prefix is the header lines kept for this mailbox alone before the
+	// shared body (Target.Prefix): Analyze never saw them.
+	Prefix []byte
 }
 
 // FolderView is a folder's state as a session selecting it needs it.
@@ -59,24 +61,36 @@ const MaxFolderKeywords = 100
 // Select returns a folder's UIDs and state. With claimRecent, messages that
 // no session has yet been shown become \Recent for this one (IMAP4rev1).
 func (s *Store) Select(ctx context.Context, acc Access, name string, claimRecent bool) (FolderView, error) {
-	var view FolderView
-	if claimRecent && !acc.ReadOnly {
-		err := s.update(ctx, func(tx *bolt.Tx, w *txState) error {
-			a, id, f, err := openFolder(tx, acc.Account, name)
-			if err != nil {
-				return err
-			}
-			view.RecentFrom = f.recentFrom
-			if f.recentFrom != f.uidNext {
-				f.recentFrom = f.uidNext
-				return a.putFolder(id, &f)
-			}
-			return nil
-		})
-		if err != nil {
-			return view, err
-		}
+	view, err := s.selectView(ctx, acc, name)
+	if err != nil || !claimRecent || acc.ReadOnly || view.RecentFrom == view.Info.UIDNext {
+		// Nothing to claim: no write, whose commit would cost a sync.
+		return view, err
 	}
+	var from UID
+	err = s.update(ctx, func(tx *bolt.Tx, w *txState) error {
+		a, id, f, err := openFolder(tx, acc.Account, name)
+		if err != nil {
+			return err
+		}
+		from = f.recentFrom
+		if f.recentFrom != f.uidNext {
+			f.recentFrom = f.uidNext
+			return a.putFolder(id, &f)
+		}
+		return nil
+	})
+	if err != nil {
+		return view, err
+	}
+	view, err = s.selectView(ctx, acc, name)
+	view.RecentFrom = from
+	return view, err
+}
+
+// selectView reads a folder's state in one read transaction, with
+// RecentFrom as the folder record has it.
+func (s *Store) selectView(ctx context.Context, acc Access, name string) (FolderView, error) {
+	var view FolderView
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		a, id, f, err := openFolder(tx, acc.Account, name)
 		if err != nil {
@@ -84,46 +98,45 @@ func (s *Store) Select(ctx context.Context, acc Access, name string, claimRecent
 		}
 		view.Info = f.info(id)
 		view.TxID = uint64(tx.ID())
-		if !claimRecent || acc.ReadOnly {
-			// Looking without claiming: what is \Recent stays so.
-			view.RecentFrom = f.recentFrom
+		view.RecentFrom = f.recentFrom
+		st, err := readSelectState(tx, a, id, &f, acc)
+		if err != nil {
+			return err
 		}
-		view.UIDs = make([]UID, 0, f.messages)
-		c := a.messages(id).Cursor()
-		var rec messageRecord
-		keywords := make(map[string]bool)
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			uid := binary.BigEndian.Uint32(k)
-			view.UIDs = append(view.UIDs, uid)
-			for _, kw := range keywordsOf(v) {
-				if len(keywords) < MaxFolderKeywords {
-					keywords[kw] = true
-				}
-			}
-			if !acc.SeenPerUser {
-				continue
-			}
-			if err := decodeMessage(v, &rec, false); err != nil {
-				return err
-			}
-			if effectiveFlags(tx, acc, id, uid, rec.flags).bits&flagSeen == 0 {
-				view.Unseen++
-				if view.FirstUnseen == 0 {
-					view.FirstUnseen = uid
-				}
-			}
-		}
-		if !acc.SeenPerUser {
-			view.Unseen = f.unseen
-			if f.unseen > 0 {
-				view.FirstUnseen = firstUnseen(c)
-			}
-		}
+		view.UIDs, view.Unseen, view.FirstUnseen, view.Keywords = st.uids, st.unseen, st.firstUnseen, st.keywords
 		view.Info.Unseen = view.Unseen
-		view.Keywords = slices.Sorted(maps.Keys(keywords))
 		return nil
 	})
 	return view, err
+}
+
+// selectState is what SELECT and STATUS answer, read from the folder's
+// index (index.go) and not from its messages.
+type selectState struct {
+	uids        []UID
+	unseen      uint32
+	firstUnseen UID
+	keywords    []string
+}
+
+func readSelectState(tx *bolt.Tx, a *account, id uint64, f *folderRecord, acc Access) (selectState, error) {
+	ix := a.index(id)
+	if ix == nil || !f.indexed {
+		return selectState{}, fmt.Errorf("folder %q has no index: %w", f.name, errCorrupt)
+	}
+	var st selectState
+	var err error
+	if st.keywords, err = indexKeywords(ix); err != nil {
+		return st, err
+	}
+	st.uids = indexUIDList(ix, f.messages)
+	if acc.SeenPerUser {
+		st.unseen, st.firstUnseen = viewerUnseen(tx, ix, acc, id, f.unseen)
+		return st, nil
+	}
+	st.unseen = f.unseen
+	forEachBit(ix, indexUnseen, func(uid UID) bool { st.firstUnseen = uid; return false })
+	return st, nil
 }
 
 // ClaimRecent records that the messages below uid were shown as \Recent
@@ -144,17 +157,6 @@ func (s *Store) ClaimRecent(ctx context.Context, acc Access, folderID uint64, be
 	})
 }
 
-// firstUnseen finds the first message without the shared \Seen.
-func firstUnseen(c *bolt.Cursor) UID {
-	var rec messageRecord
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if decodeMessage(v, &rec, false) == nil && rec.flags.bits&flagSeen == 0 {
-			return binary.BigEndian.Uint32(k)
-		}
-	}
-	return 0
-}
-
 // Status describes a folder as the viewer sees it (Unseen counts the
 // viewer's own \Seen where it is per-user).
 func (s *Store) Status(ctx context.Context, acc Access, name string) (FolderInfo, error) {
@@ -165,24 +167,14 @@ func (s *Store) Status(ctx context.Context, acc Access, name string) (FolderInfo
 			return err
 		}
 		info = f.info(id)
-		c := a.messages(id).Cursor()
-		for k, _ := c.Seek(u32(f.recentFrom)); k != nil; k, _ = c.Next() {
-			info.Recent++
+		st, err := readSelectState(tx, a, id, &f, acc)
+		if err != nil {
+			return err
 		}
-		if !acc.SeenPerUser {
-			return nil
-		}
-		info.Unseen = 0
-		var rec messageRecord
-		return a.messages(id).ForEach(func(k, v []byte) error {
-			if err := decodeMessage(v, &rec, false); err != nil {
-				return err
-			}
-			if effectiveFlags(tx, acc, id, binary.BigEndian.Uint32(k), rec.flags).bits&flagSeen == 0 {
-				info.Unseen++
-			}
-			return nil
-		})
+		from, _ := slices.BinarySearch(st.uids, f.recentFrom)
+		info.Recent = uint32(len(st.uids) - from)
+		info.Unseen = st.unseen
+		return nil
 	})
 	return info, err
 }
@@ -241,9 +233,34 @@ func (s *Store) Messages(ctx context.Context, acc Access, folderID uint64, uids 
 	return nil
 }
 
+// MessagesInPlace is Messages for a caller that only looks at each
+// message, as SEARCH does: fn runs inside the store's read and info, Meta
+// included, is valid only during the call, so nothing is copied; fn must
+// not call the store.
+func (s *Store) MessagesInPlace(ctx context.Context, acc Access, folderID uint64, uids []UID, fn func(info *MessageInfo) error) error {
+	for len(uids) > 0 {
+		n := min(len(uids), messagesChunk)
+		if err := s.scanMessages(ctx, acc, folderID, uids[:n], false, fn); err != nil {
+			return err
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
 func (s *Store) readMessages(ctx context.Context, acc Access, folderID uint64, uids []UID) ([]MessageInfo, error) {
 	out := make([]MessageInfo, 0, len(uids))
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.scanMessages(ctx, acc, folderID, uids, true, func(info *MessageInfo) error {
+		out = append(out, *info)
+		return nil
+	})
+	return out, err
+}
+
+// scanMessages calls fn, inside one read, with each of the given messages
+// that exists; with copyBytes, info.Meta outlives the read.
+func (s *Store) scanMessages(ctx context.Context, acc Access, folderID uint64, uids []UID, copyBytes bool, fn func(info *MessageInfo) error) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
 		a, _, err := openFolderID(tx, acc.Account, folderID)
 		if err != nil {
 			return err
@@ -261,20 +278,23 @@ func (s *Store) readMessages(ctx context.Context, acc Access, folderID uint64, u
 			if binary.BigEndian.Uint32(k) != uid {
 				continue
 			}
-			if err := decodeMessage(v, &rec, true); err != nil {
+			if err := decodeMessage(v, &rec, copyBytes); err != nil {
 				return fmt.Errorf("message %d: %w", uid, err)
 			}
-			out = append(out, MessageInfo{
+			info := MessageInfo{
 				UID:          uid,
 				Flags:        effectiveFlags(tx, acc, folderID, uid, rec.flags).list(),
 				InternalDate: rec.date,
 				Size:         rec.size,
 				Meta:         rec.meta,
-			})
+				Prefix:       rec.prefix,
+			}
+			if err := fn(&info); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	return out, err
 }
 
 // Body returns a message's full text: the header lines added for this

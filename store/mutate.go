@@ -59,6 +59,9 @@ func (s *Store) StoreFlags(ctx context.Context, acc Access, folderID uint64, uid
 					return ErrReadOnly
 				}
 				f.unseen = adjustUnseen(f.unseen, rec.flags, after)
+				if err := indexFlags(a.index(folderID), uid, rec.flags, after); err != nil {
+					return err
+				}
 				rec.flags = after
 				if err := msgs.Put(u32(uid), rec.encode()); err != nil {
 					return err
@@ -202,6 +205,9 @@ func removeMessages(tx *bolt.Tx, a *account, folderID uint64, f *folderRecord, u
 		if err := msgs.Delete(u32(uid)); err != nil {
 			return nil, err
 		}
+		if err := indexRemove(a.index(folderID), uid, rec.flags); err != nil {
+			return nil, err
+		}
 		if err := unrefBlob(tx, hash); err != nil {
 			return nil, err
 		}
@@ -303,6 +309,9 @@ func copyInto(tx *bolt.Tx, src Access, sa *account, folderID uint64, uids []UID,
 			df.unseen++
 		}
 		if err := dmsgs.Put(u32(newUID), rec.encode()); err != nil {
+			return err
+		}
+		if err := indexAdd(da.index(did), newUID, rec.flags); err != nil {
 			return err
 		}
 		if err := addBlobRef(tx, rec.hash); err != nil {

@@ -192,6 +192,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := (&Store{db: db, log: log}).buildMissingIndexes(); err != nil {
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("open store %s: %w", opts.Path, err)
+	}
 	observe := opts.ObserveCommit
 	if observe == nil {
 		observe = func(time.Duration) {}

@@ -20,7 +20,8 @@ func runFetch(args []string) error {
 	repeat := fs.Int("repeat", 5, "FETCH repetitions")
 	fs.Parse(args)
 	if *fill > 0 {
-		if err := fillFolder(*addr, *user, *pass, *folder, *fill, *conc, *size); err != nil {
+		gen := func(int) []byte { return testMessage("filler@mailbench.invalid", *user, *size) }
+		if err := fillFolder(*addr, *user, *pass, *folder, *fill, *conc, gen); err != nil {
 			return err
 		}
 	}
@@ -75,7 +76,8 @@ func runFetch(args []string) error {
 	return nil
 }
 
-func fillFolder(addr, user, pass, folder string, n, conc, size int) error {
+// fillFolder APPENDs n messages, gen(0) to gen(n-1), over conc connections.
+func fillFolder(addr, user, pass, folder string, n, conc int, gen func(i int) []byte) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, conc)
 	per := (n + conc - 1) / conc
@@ -91,7 +93,7 @@ func fillFolder(addr, user, pass, folder string, n, conc, size int) error {
 			}
 			defer c.Logout()
 			for i := w * per; i < min(n, (w+1)*per); i++ {
-				if err := appendMessage(c, folder, testMessage("filler@mailbench.invalid", user, size)); err != nil {
+				if err := appendMessage(c, folder, gen(i)); err != nil {
 					errs <- err
 					return
 				}
@@ -103,6 +105,7 @@ func fillFolder(addr, user, pass, folder string, n, conc, size int) error {
 	if err := <-errs; err != nil {
 		return err
 	}
-	report("fetch: fill", [][2]string{{"appended", fmt.Sprintf("%d in %v", n, time.Since(start).Round(time.Millisecond))}})
+	d := time.Since(start)
+	report("fill", [][2]string{{"appended", fmt.Sprintf("%d in %v (%.0f/s)", n, d.Round(time.Millisecond), float64(n)/d.Seconds())}})
 	return nil
 }

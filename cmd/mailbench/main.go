@@ -5,6 +5,7 @@
 //	mailbench smtp   -smtp HOST:PORT -rcpt ADDR [-n 20000 -c 32 -size 4096] [-imap HOST:PORT -user U -pass P]
 //	mailbench fanout -smtp HOST:PORT -imap HOST:PORT -rcpt-pattern 'user%d@example.org' -count 1000 -pass P
 //	mailbench fetch  -imap HOST:PORT -user U -pass P [-fill 100000] [-repeat 5]
+//	mailbench search -imap HOST:PORT -user U -pass P [-fill 100000] [-repeat 3]
 //	mailbench idle   -smtp HOST:PORT -imap HOST:PORT -user-pattern 'user%d@example.org' -conns 1000 -pass P [-same-folder] [-pid PID]
 //
 // Every loop is bounded in count and time; targets come from flags only.
@@ -20,7 +21,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: mailbench smtp|fanout|fetch|idle [flags]  (mailbench CMD -h for flags)")
+		fmt.Fprintln(os.Stderr, "usage: mailbench smtp|fanout|fetch|search|idle [flags]  (mailbench CMD -h for flags)")
 		os.Exit(2)
 	}
 	raiseFileLimit()
@@ -32,6 +33,8 @@ func main() {
 		err = runFanout(os.Args[2:])
 	case "fetch":
 		err = runFetch(os.Args[2:])
+	case "search":
+		err = runSearch(os.Args[2:])
 	case "idle":
 		err = runIdle(os.Args[2:])
 	default:

@@ -16,6 +16,9 @@ import (
 type rawIMAP struct {
 	conn net.Conn
 	r    *bufio.Reader
+	// hits is the number of numbers in the last * SEARCH response and
+	// exists the last * n EXISTS.
+	hits, exists int
 }
 
 func dialRaw(addr, user, pass, folder string) (*rawIMAP, error) {
@@ -28,10 +31,11 @@ func dialRaw(addr, user, pass, folder string) (*rawIMAP, error) {
 		conn.Close()
 		return nil, err
 	}
-	for i, cmd := range []string{
-		fmt.Sprintf("l LOGIN %s %s", quote(user), quote(pass)),
-		fmt.Sprintf("s SELECT %s", quote(folder)),
-	} {
+	cmds := []string{fmt.Sprintf("l LOGIN %s %s", quote(user), quote(pass))}
+	if folder != "" {
+		cmds = append(cmds, fmt.Sprintf("s SELECT %s", quote(folder)))
+	}
+	for i, cmd := range cmds {
 		if _, err := c.command(cmd); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("step %d: %w", i, err)
@@ -61,11 +65,26 @@ func (c *rawIMAP) command(cmd string) (int, error) {
 		if bytes.HasPrefix(line, []byte("* ")) && bytes.Contains(line, []byte(" FETCH ")) {
 			fetches++
 		}
+		c.count(line)
 		if bytes.HasPrefix(line, tag) {
 			if !bytes.HasPrefix(line[len(tag):], []byte("OK")) {
 				return fetches, fmt.Errorf("%s", line)
 			}
 			return fetches, nil
+		}
+	}
+}
+
+// count notes the hits of a SEARCH response and the size of an EXISTS.
+func (c *rawIMAP) count(line []byte) {
+	line = bytes.TrimRight(line, "\r\n")
+	if rest, ok := bytes.CutPrefix(line, []byte("* SEARCH")); ok {
+		c.hits = len(bytes.Fields(rest))
+		return
+	}
+	if rest, ok := bytes.CutPrefix(line, []byte("* ")); ok {
+		if n, ok := bytes.CutSuffix(rest, []byte(" EXISTS")); ok {
+			c.exists, _ = strconv.Atoi(string(n))
 		}
 	}
 }

@@ -203,6 +203,13 @@ func (s *Store) Messages(ctx context.Context, acc store.Access, folderID uint64,
 	return nil
 }
 
+// MessagesInPlace is Messages: the rows are copied out of the database
+// anyway, so there is nothing to save by looking at them in place (bbolt
+// can). fn must not call the store.
+func (s *Store) MessagesInPlace(ctx context.Context, acc store.Access, folderID uint64, uids []UID, fn func(info *store.MessageInfo) error) error {
+	return s.Messages(ctx, acc, folderID, uids, fn)
+}
+
 func uidArgs(uids []UID) []int64 {
 	out := make([]int64, len(uids))
 	for i, u := range uids {
@@ -223,7 +230,7 @@ func (s *Store) readMessages(ctx context.Context, acc store.Access, folderID uin
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT uid, flags, keywords, date_ns, size, meta FROM messages
+		rows, err := tx.Query(ctx, `SELECT uid, flags, keywords, date_ns, size, meta, prefix FROM messages
 			WHERE account = $1 AND folder = $2 AND uid = ANY($3) ORDER BY uid`, acc.Account, folderID, want)
 		if err != nil {
 			return err
@@ -231,11 +238,12 @@ func (s *Store) readMessages(ctx context.Context, acc store.Access, folderID uin
 		var uid, dateNS int64
 		var fs flagSet
 		var m store.MessageInfo
-		_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords, &dateNS, &m.Size, &m.Meta}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords, &dateNS, &m.Size, &m.Meta, &m.Prefix}, func() error {
 			m.UID = UID(uid)
 			m.Flags = effective(acc, overrides, m.UID, fs).list()
 			m.InternalDate = time.Unix(0, dateNS)
 			m.Meta = append([]byte(nil), m.Meta...)
+			m.Prefix = append([]byte(nil), m.Prefix...)
 			out = append(out, m)
 			return nil
 		})
