@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,22 +20,15 @@ import (
 // cmdBackup writes a consistent copy of the whole store to a file, through
 // the running server or directly, and checks the copy.
 func cmdBackup(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file")
-	if fs.Parse(args) != nil || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: postkasse backup [-config FILE] FILE")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	c := newCommand("backup", "configuration file", stderr)
+	cfg, code := c.load(args, exactly(1), "usage: postkasse backup [-config FILE] FILE")
+	if cfg == nil {
+		return code
 	}
 	if bboltOnly("backup", cfg, stderr) {
 		return 1
 	}
-	file := fs.Arg(0)
+	file := c.fs.Arg(0)
 	start := time.Now()
 	size, err := backupTo(cfg, file)
 	if err == nil {
@@ -194,17 +186,10 @@ func (s *server) Backup(ctx context.Context, write func(size int64, snapshot io.
 
 // cmdRestore puts a backup in place of the store, with the server stopped.
 func cmdRestore(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file")
-	if fs.Parse(args) != nil || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: postkasse restore [-config FILE] FILE")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	c := newCommand("restore", "configuration file", stderr)
+	cfg, code := c.load(args, exactly(1), "usage: postkasse restore [-config FILE] FILE")
+	if cfg == nil {
+		return code
 	}
 	if bboltOnly("restore", cfg, stderr) {
 		return 1
@@ -214,7 +199,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	db := storePath(cfg)
-	err = store.Restore(context.Background(), db, fs.Arg(0))
+	err := store.Restore(context.Background(), db, c.fs.Arg(0))
 	if errors.Is(err, store.ErrInUse) {
 		fmt.Fprintf(stderr, "postkasse restore: %s is in use: stop the server first (systemctl stop postkasse)\n", db)
 		return 1
@@ -223,7 +208,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "postkasse restore:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s restored from %s; the store it replaced is %s.old\n", db, fs.Arg(0), db)
+	fmt.Fprintf(stdout, "%s restored from %s; the store it replaced is %s.old\n", db, c.fs.Arg(0), db)
 	return 0
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,23 +22,17 @@ import (
 
 // loadDirectory reads the file named by -config and builds the directory.
 func loadDirectory(name string, args []string, stderr io.Writer) (*config.Config, *policy.Directory, []string, int) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file")
-	if fs.Parse(args) != nil {
-		return nil, nil, nil, 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return nil, nil, nil, 1
+	c := newCommand(name, "configuration file", stderr)
+	cfg, code := c.load(args, anyArgs, "")
+	if cfg == nil {
+		return nil, nil, nil, code
 	}
 	dir, err := policy.NewDirectory(directoryOptions(cfg))
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		fmt.Fprintf(stderr, "%s: %v\n", cfg.File, err)
 		return nil, nil, nil, 1
 	}
-	return cfg, dir, fs.Args(), 0
+	return cfg, dir, c.fs.Args(), 0
 }
 
 // cmdCheck validates the file and prints what it means.
@@ -168,19 +161,13 @@ func cmdPasswd(stdin io.Reader, stdout, stderr io.Writer) int {
 
 // cmdQueue lists, flushes or deletes queued mail of a running server.
 func cmdQueue(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file")
-	if fs.Parse(args) != nil {
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	c := newCommand("queue", "configuration file", stderr)
+	cfg, code := c.load(args, anyArgs, "")
+	if cfg == nil {
+		return code
 	}
 	sock := filepath.Join(cfg.DataDir, controlSocketName)
-	rest := fs.Args()
+	rest := c.fs.Args()
 	switch {
 	case len(rest) == 0 || len(rest) == 1 && rest[0] == "list":
 		ans, err := askControl(sock, "queue list")

@@ -3,28 +3,19 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
-	"postkasse.dev/postkasse/config"
 	"postkasse.dev/postkasse/store"
 )
 
 // cmdCompact rewrites the store file without its free space. The server
 // must be stopped: the store refuses a second user.
 func cmdCompact(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("compact", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file (for the data directory)")
-	if fs.Parse(args) != nil || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: postkasse compact [-config FILE]")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	c := newCommand("compact", "configuration file (for the data directory)", stderr)
+	cfg, code := c.load(args, exactly(0), "usage: postkasse compact [-config FILE]")
+	if cfg == nil {
+		return code
 	}
 	if bboltOnly("compact", cfg, stderr) {
 		return 1

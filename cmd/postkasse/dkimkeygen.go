@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"postkasse.dev/postkasse/config"
 	"postkasse.dev/postkasse/dkim"
 	"postkasse.dev/postkasse/internal/fileowner"
 )
@@ -19,22 +17,15 @@ import (
 // the DNS record. It does not replace an existing key unless told to: the
 // published record would no longer match the key that signs.
 func cmdDKIMKeygen(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dkim-keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file (domains, data directory)")
-	selector := fs.String("selector", "pk1", "DKIM selector")
-	out := fs.String("out", "", "key file to write (default DATA_DIR/dkim/DOMAIN.pem)")
-	force := fs.Bool("force", false, "replace an existing key file")
-	if fs.Parse(args) != nil || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: postkasse dkim-keygen [-config FILE] [-selector S] [-out FILE] [-force] DOMAIN")
-		return 2
+	c := newCommand("dkim-keygen", "configuration file (domains, data directory)", stderr)
+	selector := c.fs.String("selector", "pk1", "DKIM selector")
+	out := c.fs.String("out", "", "key file to write (default DATA_DIR/dkim/DOMAIN.pem)")
+	force := c.fs.Bool("force", false, "replace an existing key file")
+	cfg, code := c.load(args, exactly(1), "usage: postkasse dkim-keygen [-config FILE] [-selector S] [-out FILE] [-force] DOMAIN")
+	if cfg == nil {
+		return code
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	domain := strings.TrimSuffix(strings.ToLower(fs.Arg(0)), ".")
+	domain := strings.TrimSuffix(strings.ToLower(c.fs.Arg(0)), ".")
 	if !slices.Contains(cfg.Domains, domain) {
 		fmt.Fprintf(stderr, "postkasse dkim-keygen: %s is not one of the domains of %s (%s)\n", domain, cfg.File, strings.Join(cfg.Domains, ", "))
 		return 1

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,21 +21,14 @@ const dnsTTL = 3600
 // cmdDNS prints, per domain, the records to publish (SPEC §10) as
 // zone-file lines.
 func cmdDNS(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dns", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file")
-	if fs.Parse(args) != nil || fs.NArg() > 1 {
-		fmt.Fprintln(stderr, "usage: postkasse dns [-config FILE] [DOMAIN]")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	c := newCommand("dns", "configuration file", stderr)
+	cfg, code := c.load(args, func(n int) bool { return n <= 1 }, "usage: postkasse dns [-config FILE] [DOMAIN]")
+	if cfg == nil {
+		return code
 	}
 	domains := cfg.Domains
-	if fs.NArg() == 1 {
-		want := strings.ToLower(strings.TrimSuffix(fs.Arg(0), "."))
+	if c.fs.NArg() == 1 {
+		want := strings.ToLower(strings.TrimSuffix(c.fs.Arg(0), "."))
 		domains = nil
 		for _, d := range cfg.Domains {
 			if d == want {
@@ -44,11 +36,11 @@ func cmdDNS(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if domains == nil {
-			fmt.Fprintf(stderr, "postkasse dns: %s is not one of the domains of %s\n", want, *path)
+			fmt.Fprintf(stderr, "postkasse dns: %s is not one of the domains of %s\n", want, cfg.File)
 			return 1
 		}
 	}
-	fmt.Fprintf(stdout, "; Records for %s. The host %s needs A/AAAA records (and a PTR) of this server.\n", *path, cfg.Hostname)
+	fmt.Fprintf(stdout, "; Records for %s. The host %s needs A/AAAA records (and a PTR) of this server.\n", cfg.File, cfg.Hostname)
 	for _, d := range domains {
 		rrs, err := zoneRecords(cfg, d)
 		if err != nil {

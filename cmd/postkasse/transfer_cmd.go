@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -25,25 +24,18 @@ var errFull = errors.New("the mailbox is full")
 
 // cmdImport files a Maildir or an mbox into a mailbox.
 func cmdImport(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file")
-	folder := fs.String("folder", "", "folder to file an mbox into (default INBOX); for a Maildir, the folder its INBOX becomes, with its subfolders below")
-	if fs.Parse(args) != nil || fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "usage: postkasse import [-config FILE] [-folder NAME] ADDRESS PATH")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	c := newCommand("import", "configuration file", stderr)
+	folder := c.fs.String("folder", "", "folder to file an mbox into (default INBOX); for a Maildir, the folder its INBOX becomes, with its subfolders below")
+	cfg, code := c.load(args, exactly(2), "usage: postkasse import [-config FILE] [-folder NAME] ADDRESS PATH")
+	if cfg == nil {
+		return code
 	}
 	dir, err := directoryFor(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	addr, src := fs.Arg(0), fs.Arg(1)
+	addr, src := c.fs.Arg(0), c.fs.Arg(1)
 	t, err := mailboxOf(dir, addr)
 	if err != nil {
 		fmt.Fprintln(stderr, "postkasse import:", err)
@@ -199,24 +191,17 @@ func (p *progress) end() {
 
 // cmdExport writes every folder of a mailbox as a Maildir.
 func cmdExport(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "configuration file")
-	if fs.Parse(args) != nil || fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "usage: postkasse export [-config FILE] ADDRESS DIR")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	c := newCommand("export", "configuration file", stderr)
+	cfg, code := c.load(args, exactly(2), "usage: postkasse export [-config FILE] ADDRESS DIR")
+	if cfg == nil {
+		return code
 	}
 	dir, err := directoryFor(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	addr, out := fs.Arg(0), fs.Arg(1)
+	addr, out := c.fs.Arg(0), c.fs.Arg(1)
 	t, err := mailboxOf(dir, addr)
 	if err == nil {
 		var n int
