@@ -46,14 +46,14 @@ type folderCount struct {
 
 // NewLoader starts loading a new store at path. It refuses a path where a
 // file is already (a copy goes into a new store, never over
-// one; errors.Is(err, os.ErrExist)), and holds the store's lock until Commit or Abort, so a server
+// one: ErrNotEmpty), and holds the store's lock until Commit or Abort, so a server
 // cannot start on the path meanwhile.
 func NewLoader(ctx context.Context, path string) (*Loader, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(path); err == nil {
-		return nil, fmt.Errorf("load %s: %w", path, os.ErrExist)
+		return nil, fmt.Errorf("load %s: %w: the file exists, a copy goes into a new one", path, ErrNotEmpty)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -72,8 +71,8 @@ func TestExportLoadKeepsEverything(t *testing.T) {
 		t.Error("the export wrote to its source")
 	}
 	want, got := storetest.Records(t, exportOf(src)), storetest.Records(t, exportOf(dst))
-	if !slices.Equal(want, got) {
-		t.Errorf("records differ:\nsource %q\ncopy   %q", want, got)
+	if diff := storetest.Diff(want, got); diff != "" {
+		t.Errorf("records differ:%s", diff)
 	}
 	srcKeys, dstKeys := topKeys(t, src), topKeys(t, dst)
 	for name, n := range srcKeys {
@@ -176,7 +175,7 @@ func TestLoaderLeavesNothingOnFailure(t *testing.T) {
 	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("target after a failed load: %v", err)
 	}
-	if _, err := store.NewLoader(ctx, src); !errors.Is(err, os.ErrExist) {
+	if _, err := store.NewLoader(ctx, src); !errors.Is(err, store.ErrNotEmpty) {
 		t.Fatalf("load over an existing store: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,11 @@ func Fill(t *testing.T, s Backend) {
 	carl := store.Access{Account: "info", Viewer: "carl", SeenPerUser: true}
 	_, err = s.StoreFlags(ctx, carl, info.ID, []store.UID{4}, store.FlagsRemove, []string{store.FlagSeen})
 	check(err)
+	// carl's own "not seen" of a message others see as read.
+	_, err = s.StoreFlags(ctx, store.Access{Account: "info", Viewer: "info"}, info.ID, []store.UID{3}, store.FlagsAdd, []string{store.FlagSeen})
+	check(err)
+	_, err = s.StoreFlags(ctx, carl, info.ID, []store.UID{3}, store.FlagsRemove, []string{store.FlagSeen})
+	check(err)
 	fillMemories(t, s, date)
 }
 
@@ -102,6 +108,26 @@ func fillMemories(t *testing.T, s Backend, date time.Time) {
 	check(s.PutCacheEntry(ctx, "acme/account-key", []byte("secret key")))
 }
 
+// Diff lists the records only one of want and got has (both sorted, as
+// Records gives them), or "" when they are the same.
+func Diff(want, got []string) string {
+	var b strings.Builder
+	for _, w := range want {
+		if _, ok := slices.BinarySearch(got, w); !ok {
+			fmt.Fprintf(&b, "\n  missing %s", w)
+		}
+	}
+	for _, g := range got {
+		if _, ok := slices.BinarySearch(want, g); !ok {
+			fmt.Fprintf(&b, "\n  extra   %s", g)
+		}
+	}
+	if b.Len() == 0 && len(want) != len(got) {
+		return fmt.Sprintf("\n  %d records, %d expected (duplicates)", len(got), len(want))
+	}
+	return b.String()
+}
+
 // Records collects what export hands out, each record in a canonical text
 // (JSON, times in UTC, empty byte slices as none), sorted: two stores hold
 // the same when their records are equal.
@@ -120,29 +146,33 @@ func Records(t *testing.T, export func(fn func(store.Record) error) error) []str
 	return out
 }
 
-func canonical(r store.Record) (string, error) {
-	switch r := r.(type) {
+func canonical(rec store.Record) (string, error) {
+	out := rec
+	switch r := rec.(type) {
 	case *store.MessageRecord:
 		c := *r
 		c.Date = c.Date.UTC()
 		c.Prefix, c.Meta = nilEmpty(c.Prefix), nilEmpty(c.Meta)
-		r = &c
+		if len(c.Flags) == 0 {
+			c.Flags = nil
+		}
+		out = &c
 	case *store.AutoReplyRecord:
 		c := *r
 		c.Last = c.Last.UTC()
-		r = &c
+		out = &c
 	case *store.QueueRecord:
 		c := *r
 		c.Message.Created, c.Message.NextAttempt = c.Message.Created.UTC(), c.Message.NextAttempt.UTC()
-		r = &c
+		out = &c
 	case *store.CardRecord:
 		c := *r
 		c.Card.Modified = c.Card.Modified.UTC()
 		c.Card.Data = nilEmpty(c.Card.Data)
-		r = &c
+		out = &c
 	}
-	data, err := json.Marshal(r)
-	return fmt.Sprintf("%T %s", r, data), err
+	data, err := json.Marshal(out)
+	return fmt.Sprintf("%T %s", out, data), err
 }
 
 func nilEmpty(b []byte) []byte {
