@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -63,6 +64,9 @@ func TestCopyStoreToPostgresAndBack(t *testing.T) {
 	fillThroughServer(t, ts)
 	want := ts.everyoneSees()
 	wantQueue := ts.queueState()
+	if !strings.Contains(want, "card: 200") || !strings.Contains(want, "UID 3 [] to-anna-2@test") {
+		t.Fatalf("the filled store shows:\n%s", want)
+	}
 
 	ts.stop()
 	dsn := pgtest.DB(t, cluster)
@@ -217,6 +221,10 @@ func fillThroughServer(t *testing.T, ts *testServer) {
 	}
 	must(anna.Store(goimap.UIDSetNum(1), &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Flags: []goimap.Flag{goimap.FlagSeen}}, nil).Close())
 	anna.Logout()
+	contacts := ts.discoverBooks("anna@contoso.test", "anna-secret")["contacts"].Path
+	if code, _, _ := ts.davDo("anna@contoso.test", "anna-secret", "PUT", contacts+"paul.vcf", "text/vcard", []byte(annaCard)); code != http.StatusCreated {
+		t.Fatalf("PUT card: %d", code)
+	}
 	bo := ts.login("bo@contoso.test", "bo-secret", nil)
 	must(bo.Unsubscribe("Shared/info@contoso.test/Junk").Wait())
 	bo.Logout()
@@ -237,9 +245,13 @@ func fillThroughServer(t *testing.T, ts *testServer) {
 	}
 }
 
-// everyoneSees renders what anna and bo see over IMAP.
+// everyoneSees renders what anna and bo see over IMAP, and anna's card
+// over CardDAV.
 func (ts *testServer) everyoneSees() string {
-	return ts.imapView("anna@contoso.test", "anna-secret") + ts.imapView("bo@contoso.test", "bo-secret")
+	contacts := ts.discoverBooks("anna@contoso.test", "anna-secret")["contacts"].Path
+	code, card, h := ts.davDo("anna@contoso.test", "anna-secret", "GET", contacts+"paul.vcf", "", nil)
+	return ts.imapView("anna@contoso.test", "anna-secret") + ts.imapView("bo@contoso.test", "bo-secret") +
+		fmt.Sprintf("card: %d ETag %s\n%s", code, h.Get("ETag"), card)
 }
 
 // imapView renders what user sees over IMAP: every folder with its
