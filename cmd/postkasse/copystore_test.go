@@ -319,3 +319,23 @@ func (ts *testServer) queueState() string {
 	}
 	return b.String()
 }
+
+// FuzzCopyWhere: whatever -to holds, describing it never panics, and a
+// refusal never quotes it (a DSN may hold a password).
+func FuzzCopyWhere(f *testing.F) {
+	for _, s := range []string{"bbolt:/var/lib/postkasse/mail.db", "bbolt:", "postgres://u:pw@db/postkasse", "host=db password=pw dbname=x", "postgres://u:pw@[::1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, to string) {
+		where, err := copyWhere(to)
+		if err != nil {
+			if len(to) >= 8 && strings.Contains(err.Error(), to) {
+				t.Fatalf("refusal quotes -to: %v", err)
+			}
+			return
+		}
+		if !strings.HasPrefix(where, "bbolt ") && !strings.HasPrefix(where, "postgres ") {
+			t.Fatalf("%q described as %q", to, where)
+		}
+	})
+}
