@@ -156,6 +156,10 @@ func (l *Loader) putMemory(r Record) (int, error) {
 	case *RemoteRecord:
 		return 32, putRemoteState(l.tx, string(r.Key), r.State)
 	case *RemoteFiledRecord:
+		// Only the digest's length tells where the key ends (Export).
+		if len(r.Digest) != digestLen {
+			return 0, fmt.Errorf("%w: digest of %d bytes", ErrInvalid, len(r.Digest))
+		}
 		return 64, l.tx.Bucket(bucketRemoteFiled).Put(remoteDigestKey(string(r.Key), r.Digest), []byte{1})
 	case *ImportedRecord:
 		return 64, l.tx.Bucket(bucketImported).Put(append([]byte(r.Account+"\x00"), r.Digest...), []byte{1})
