@@ -106,13 +106,13 @@ func (l *Loader) Put(ctx context.Context, r store.Record) error {
 	if l.tx == nil {
 		return fmt.Errorf("load: %w", store.ErrClosed)
 	}
+	if m, ok := r.(*store.MetaRecord); ok {
+		l.meta = max(l.meta, int64(m.LastUIDValidity)) // set in Commit
+		return nil
+	}
 	table, cols, row, size, err := loadRow(r)
 	if err != nil {
 		return fmt.Errorf("load: %T: %w", r, err)
-	}
-	if m, ok := r.(*store.MetaRecord); ok {
-		l.meta = max(l.meta, int64(m.LastUIDValidity))
-		return nil
 	}
 	if table != l.table {
 		if err := l.flush(ctx); err != nil {
@@ -144,8 +144,6 @@ func (l *Loader) flush(ctx context.Context) error {
 // takes. The record's slices are the exporter's: the row has copies.
 func loadRow(r store.Record) (table string, cols []string, row []any, size int, err error) {
 	switch r := r.(type) {
-	case *store.MetaRecord:
-		return "meta", nil, nil, 0, nil
 	case *store.BodyRecord:
 		return "blobs", []string{"hash", "refs", "body"}, []any{bytes.Clone(r.Hash[:]), 0, nonNil(bytes.Clone(r.Body))}, len(r.Body), nil
 	case *store.AccountRecord:
@@ -219,12 +217,13 @@ func (l *Loader) Commit(ctx context.Context) error {
 		err = l.tx.Commit(ctx)
 	}
 	if err == nil {
-		// Fresh statistics for the planner, rather than waiting for
-		// autovacuum to notice the new rows.
-		_, err = l.pool.Exec(ctx, `ANALYZE`)
+		l.tx = nil
+		// Fresh statistics for the planner rather than waiting for
+		// autovacuum to notice the new rows. The copy is whole without
+		// them: a failure here is no failure of the copy.
+		l.pool.Exec(ctx, `ANALYZE`)
 	}
-	l.tx = nil
-	l.Abort()
+	l.Abort() // a transaction still open is rolled back
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
