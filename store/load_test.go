@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,6 +175,22 @@ func TestLoaderLeavesNothingOnFailure(t *testing.T) {
 	l.Abort()
 	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("target after a failed load: %v", err)
+	}
+	// A copy that does not verify is not committed.
+	l, err = store.NewLoader(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range storetest.Inconsistent() {
+		if err := l.Put(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Commit(ctx); err == nil || !strings.Contains(err.Error(), "UIDNEXT") {
+		t.Fatalf("commit of an inconsistent store: %v", err)
+	}
+	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("target after a refused commit: %v", err)
 	}
 	if _, err := store.NewLoader(ctx, src); !errors.Is(err, store.ErrNotEmpty) {
 		t.Fatalf("load over an existing store: %v", err)

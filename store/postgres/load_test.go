@@ -179,4 +179,19 @@ func TestCopyRefusals(t *testing.T) {
 	if got := storetest.Records(t, pgExport(empty)); len(got) != 1 {
 		t.Fatalf("a failed copy left %q", got)
 	}
+	// A copy that does not pass the checks is not committed.
+	if l, err = NewLoader(ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range storetest.Inconsistent() {
+		if err := l.Put(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Commit(ctx); err == nil || !strings.Contains(err.Error(), "folder counters") {
+		t.Fatalf("commit of an inconsistent store: %v", err)
+	}
+	if got := storetest.Records(t, pgExport(empty)); len(got) != 1 {
+		t.Fatalf("a refused commit left %q", got)
+	}
 }

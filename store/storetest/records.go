@@ -181,3 +181,18 @@ func nilEmpty(b []byte) []byte {
 	}
 	return bytes.Clone(b)
 }
+
+// Inconsistent is a store whose records contradict each other: a message
+// at a UID its folder has not handed out yet. A loader must refuse to
+// commit it.
+func Inconsistent() []store.Record {
+	body := msg("inconsistent")
+	hash := sha256.Sum256(body)
+	return []store.Record{
+		&store.MetaRecord{LastUIDValidity: 1},
+		&store.BodyRecord{Hash: hash, Body: body},
+		&store.AccountRecord{ID: "anna", NextFolder: 2},
+		&store.FolderRecord{Account: "anna", ID: 1, Name: "INBOX", UIDValidity: 1, UIDNext: 1, RecentFrom: 1},
+		&store.MessageRecord{Account: "anna", Folder: 1, UID: 1, Size: int64(len(body)), Hash: hash},
+	}
+}
