@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -50,15 +51,26 @@ func (v *validator) store(raw *rawConfig, cfg *Config) {
 			v.errorf("store.dsn", "must name the PostgreSQL database, e.g. \"postgres://postkasse@db.example.org/postkasse\"")
 			break
 		}
-		pc, err := pgconn.ParseConfig(s.DSN)
+		where, err := DSNWhere(s.DSN)
 		if err != nil {
-			// pgx's message may quote the DSN, password and all.
-			v.errorf("store.dsn", "is not a PostgreSQL connection string (libpq's URL or key=value form)")
+			v.errorf("store.dsn", "%v", err)
 			break
 		}
-		s.Where = fmt.Sprintf("%s@%s:%d/%s", pc.User, pc.Host, pc.Port, pc.Database)
+		s.Where = where
 	default:
 		v.errorf("store.backend", "%q is neither \"bbolt\" nor \"postgres\"", raw.Store.Backend)
 	}
 	cfg.Store = s
+}
+
+// DSNWhere says what a PostgreSQL DSN names without its password (user,
+// host, port, database), as Store.Where does; an error, which never quotes
+// the DSN, when pgx cannot read it.
+func DSNWhere(dsn string) (string, error) {
+	pc, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message may quote the DSN, password and all.
+		return "", errors.New("is not a PostgreSQL connection string (libpq's URL or key=value form)")
+	}
+	return fmt.Sprintf("%s@%s:%d/%s", pc.User, pc.Host, pc.Port, pc.Database), nil
 }

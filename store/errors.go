@@ -24,6 +24,8 @@ var (
 	ErrConflict = errors.New("store: changed since it was read")
 	// ErrInUse: another process has the store open (a running server).
 	ErrInUse = errors.New("store: in use by another process")
+	// ErrNotEmpty: a copy's target already holds a store (Loader).
+	ErrNotEmpty = errors.New("store: the target of the copy is not empty")
 	// ErrUnsupported: the backend does not do this; the error says what to use instead.
 	ErrUnsupported = errors.New("store: not supported by this backend")
 )

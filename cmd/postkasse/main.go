@@ -31,6 +31,7 @@ commands:
   restore     [-config FILE] FILE           check a backup and put it in place (server stopped)
   import      [-config FILE] [-folder NAME] ADDRESS PATH   file a Maildir or an mbox into a mailbox
   export      [-config FILE] ADDRESS DIR    write every folder of a mailbox as a Maildir
+  copy-store  [-config FILE] -to DSN|bbolt:PATH   copy the whole store into a new one (server stopped)
 
 The default FILE is /etc/postkasse/config.toml.
 `
@@ -71,6 +72,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdImport(rest, stdout, stderr)
 	case "export":
 		return cmdExport(rest, stdout, stderr)
+	case "copy-store":
+		return cmdCopyStore(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

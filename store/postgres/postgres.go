@@ -113,6 +113,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if !strings.Contains(opts.DSN, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns
 	}
+	// Named, a node's sessions tell copy-store that a node is running
+	// (see connectForCopy).
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = serverAppName
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
