@@ -2,7 +2,6 @@ package imap
 
 import (
 	"context"
-	"errors"
 
 	goimap "github.com/emersion/go-imap/v2"
 
@@ -26,7 +25,7 @@ type decoded struct {
 // messageReader is the part of the store readAhead reads from.
 type messageReader interface {
 	Messages(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(*store.MessageInfo) error) error
-	Body(ctx context.Context, acc store.Access, folderID uint64, uid store.UID) ([]byte, error)
+	Bodies(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(uid store.UID, body []byte) error) error
 }
 
 // readPlan says what readAhead reads besides each message's record.
@@ -137,32 +136,44 @@ func decodeRecord(m *store.MessageInfo, plan readPlan, zones zoneCache, a *arena
 
 // readBodies reads the text of the messages of batch that want picks and
 // sends the batch on in parts of at most readAheadBytes of text (a single
-// larger message goes alone).
+// larger message goes alone), one store read per part.
 func readBodies(ctx context.Context, st messageReader, acc store.Access, folderID uint64, batch []decoded, want func(*decoded) bool, send func([]decoded) error) error {
-	start, size := 0, 0
-	for i := range batch {
-		d := &batch[i]
-		if !want(d) {
-			continue
+	for len(batch) > 0 {
+		n, size := 0, int64(0)
+		var uids []store.UID
+		for ; n < len(batch); n++ {
+			d := &batch[n]
+			if !want(d) {
+				continue
+			}
+			if len(uids) > 0 && size+d.info.Size > readAheadBytes {
+				break
+			}
+			uids, size = append(uids, d.info.UID), size+d.info.Size
 		}
-		body, err := st.Body(ctx, acc, folderID, d.info.UID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			d.gone = true
-			continue
-		case err != nil:
-			return err
-		}
-		if size > 0 && size+len(body) > readAheadBytes {
-			if err := send(batch[start:i]); err != nil {
+		part := batch[:n]
+		batch = batch[n:]
+		if len(uids) > 0 {
+			// A picked message stays gone unless its text comes: it was
+			// expunged meanwhile.
+			for j := range part {
+				part[j].gone = want(&part[j])
+			}
+			i := 0
+			err := st.Bodies(ctx, acc, folderID, uids, func(uid store.UID, body []byte) error {
+				for part[i].info.UID != uid {
+					i++
+				}
+				part[i].body, part[i].gone = body, false
+				return nil
+			})
+			if err != nil {
 				return err
 			}
-			start, size = i, 0
 		}
-		d.body, size = body, size+len(body)
-	}
-	if start < len(batch) {
-		return send(batch[start:])
+		if err := send(part); err != nil {
+			return err
+		}
 	}
 	return nil
 }

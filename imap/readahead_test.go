@@ -34,7 +34,7 @@ func (r countingReader) Messages(ctx context.Context, _ store.Access, _ uint64, 
 		if int(uid) > r.n {
 			continue
 		}
-		info = store.MessageInfo{UID: uid, Meta: r.meta}
+		info = store.MessageInfo{UID: uid, Meta: r.meta, Size: int64(r.bodySize)}
 		if err := fn(&info); err != nil {
 			return err
 		}
@@ -42,11 +42,16 @@ func (r countingReader) Messages(ctx context.Context, _ store.Access, _ uint64, 
 	return nil
 }
 
-func (r countingReader) Body(_ context.Context, _ store.Access, _ uint64, uid store.UID) ([]byte, error) {
-	if r.gone[uid] {
-		return nil, store.ErrNotFound
+func (r countingReader) Bodies(_ context.Context, _ store.Access, _ uint64, uids []store.UID, fn func(store.UID, []byte) error) error {
+	for _, uid := range uids {
+		if r.gone[uid] {
+			continue
+		}
+		if err := fn(uid, bytes.Repeat([]byte{byte(uid)}, r.bodySize)); err != nil {
+			return err
+		}
 	}
-	return bytes.Repeat([]byte{byte(uid)}, r.bodySize), nil
+	return nil
 }
 
 // upTo returns the UIDs 1 to n.
