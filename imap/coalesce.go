@@ -14,6 +14,7 @@ import (
 // waits for a timer, and an idle connection holds no goroutine.
 type coalescingConn struct {
 	net.Conn
+	buffers *sendBuffers
 
 	mu      sync.Mutex
 	idle    *sync.Cond // signalled when a send finishes
@@ -32,8 +33,29 @@ const maxPending = 256 << 10
 // output has gone quiet.
 const keepBuffer = 16 << 10
 
-func newCoalescingConn(c net.Conn) *coalescingConn {
-	cc := &coalescingConn{Conn: c}
+// sendBuffers lends buffers of maxPending bytes to connections while their
+// output flows. A large FETCH fills one quickly, and growing a connection's
+// own buffer to that size for every burst, then dropping it when the
+// output went quiet (an idle connection must not keep it), copied each
+// byte about twice more. The pool keeps memory with the connections that
+// are sending, not with every connection.
+type sendBuffers struct{ pool sync.Pool }
+
+func newSendBuffers() *sendBuffers {
+	return &sendBuffers{pool: sync.Pool{New: func() any { b := make([]byte, 0, maxPending); return &b }}}
+}
+
+func (b *sendBuffers) get() []byte { return (*b.pool.Get().(*[]byte))[:0] }
+
+// put takes back a buffer that get lent; others are left to the collector.
+func (b *sendBuffers) put(buf []byte) {
+	if cap(buf) == maxPending {
+		b.pool.Put(&buf)
+	}
+}
+
+func newCoalescingConn(c net.Conn, buffers *sendBuffers) *coalescingConn {
+	cc := &coalescingConn{Conn: c, buffers: buffers}
 	cc.idle = sync.NewCond(&cc.mu)
 	return cc
 }
@@ -51,6 +73,11 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	}
 	if c.closed {
 		return 0, net.ErrClosed
+	}
+	if len(c.buf)+len(p) > cap(c.buf) && len(c.buf)+len(p) <= maxPending && cap(c.buf) < maxPending {
+		big := append(c.buffers.get(), c.buf...)
+		c.buffers.put(c.buf)
+		c.buf = big
 	}
 	c.buf = append(c.buf, p...)
 	if !c.sending {
@@ -79,9 +106,11 @@ func (c *coalescingConn) send() {
 		c.idle.Broadcast()
 	}
 	if cap(c.buf) > keepBuffer {
+		c.buffers.put(c.buf)
 		c.buf = nil
 	}
 	if cap(c.spare) > keepBuffer {
+		c.buffers.put(c.spare)
 		c.spare = nil
 	}
 	c.sending = false
@@ -106,12 +135,15 @@ func (c *coalescingConn) Close() error {
 }
 
 // coalescingListener hands out coalescing connections.
-type coalescingListener struct{ net.Listener }
+type coalescingListener struct {
+	net.Listener
+	buffers *sendBuffers
+}
 
 func (l coalescingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return newCoalescingConn(c), nil
+	return newCoalescingConn(c, l.buffers), nil
 }

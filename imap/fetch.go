@@ -38,8 +38,14 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		}
 	}
 	next, missing := 0, 0 // readAhead answers in the ascending UID order of refs
-	decode := options.Envelope || options.BodyStructure != nil
-	err = readAhead(s.ctx, s.srv.opts.Store, acc, sel.folderID, uidsOf(refs), decode, func(m *decoded) error {
+	plan := readPlan{decode: options.Envelope || options.BodyStructure != nil}
+	if needsText(options) {
+		plan.body = func(*decoded) bool { return true }
+	} else if plan.decode {
+		// A message whose cache is unusable is parsed from its text.
+		plan.body = func(d *decoded) bool { return !d.cached }
+	}
+	err = readAhead(s.ctx, s.srv.opts.Store, acc, sel.folderID, uidsOf(refs), plan, func(m *decoded) error {
 		for next < len(refs) && refs[next].uid < m.info.UID {
 			next, missing = next+1, missing+1
 		}
@@ -48,18 +54,14 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		}
 		seq := refs[next].seq
 		next++
-		// Everything that can fail is read before the response begins:
+		// Everything that can fail was read before the response begins:
 		// an error must never land inside a half-written FETCH.
-		body, err := s.bodyFor(acc, sel, m, options)
-		if errors.Is(err, store.ErrNotFound) {
+		if m.gone {
 			missing++
 			return nil
 		}
-		if err != nil {
-			return err
-		}
 		rw := w.CreateMessage(seq)
-		if err := s.fetchOne(rw, acc, sel, m, body, options, markSeen); err != nil {
+		if err := s.fetchOne(rw, acc, sel, m, m.body, options, markSeen); err != nil {
 			rw.Close()
 			return err
 		}
@@ -105,20 +107,10 @@ func (s *session) unseenAmong(acc store.Access, sel *selection, refs []msgRef) (
 	return out, mapError(s.srv.log, err)
 }
 
-// bodyFor reads a message's text when the FETCH needs it: for body
-// sections, or to parse a message whose cache is unusable. A message
-// expunged meanwhile is store.ErrNotFound.
-func (s *session) bodyFor(acc store.Access, sel *selection, d *decoded, options *goimap.FetchOptions) ([]byte, error) {
-	needParse := (options.Envelope || options.BodyStructure != nil) && !d.cached
-	needText := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
-	if !needParse && !needText {
-		return nil, nil
-	}
-	body, err := s.srv.opts.Store.Body(s.ctx, acc, sel.folderID, d.info.UID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	return body, mapError(s.srv.log, err)
+// needsText reports whether a FETCH needs the messages' text: for body
+// sections, or for the size of a decoded part.
+func needsText(options *goimap.FetchOptions) bool {
+	return len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 }
 
 func (s *session) fetchOne(w *imapserver.FetchResponseWriter, acc store.Access, sel *selection, d *decoded, body []byte, options *goimap.FetchOptions, markSeen bool) error {

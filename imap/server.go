@@ -109,6 +109,8 @@ type Server struct {
 	cancel   context.CancelFunc
 	// refreshed is closed when the refresh of old message caches ended.
 	refreshed chan struct{}
+	// sendBuffers are the output buffers the connections borrow.
+	sendBuffers *sendBuffers
 }
 
 // New creates a server. Call Serve for each listener and Close at the end.
@@ -125,7 +127,8 @@ func New(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts: opts, log: log, sessions: make(map[*session]struct{}),
+		sendBuffers: newSendBuffers(),
+		opts:        opts, log: log, sessions: make(map[*session]struct{}),
 		ctx: ctx, cancel: cancel,
 	}
 	s.hub = newHub(opts.Store, log)
@@ -171,14 +174,14 @@ func capabilities() goimap.CapSet {
 
 // Serve accepts IMAP connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.serve(coalescingListener{ln}, s.opts.TLSConfig, s.opts.InsecureAuth && isLoopback(ln.Addr()))
+	return s.serve(coalescingListener{ln, s.sendBuffers}, s.opts.TLSConfig, s.opts.InsecureAuth && isLoopback(ln.Addr()))
 }
 
 // ServeSTARTTLS is Serve offering STARTTLS with config, whatever
 // Options.TLSConfig says: for a certificate that arrived after the server
 // was built (ACME).
 func (s *Server) ServeSTARTTLS(ln net.Listener, config *tls.Config) error {
-	return s.serve(coalescingListener{ln}, config, s.opts.InsecureAuth && isLoopback(ln.Addr()))
+	return s.serve(coalescingListener{ln, s.sendBuffers}, config, s.opts.InsecureAuth && isLoopback(ln.Addr()))
 }
 
 // ServeTLS accepts implicit-TLS connections (imaps, port 993) on ln.
@@ -193,7 +196,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	// go-imap takes a connection for TLS only if it is a *tls.Conn, which
 	// the wireConn above it is not: the listener is TLS, so authentication
 	// is allowed, and there is no STARTTLS to offer.
-	return s.serve(tls.NewListener(coalescingListener{ln}, config), nil, true)
+	return s.serve(tls.NewListener(coalescingListener{ln, s.sendBuffers}, config), nil, true)
 }
 
 func (s *Server) serve(ln net.Listener, startTLS *tls.Config, insecureAuth bool) error {

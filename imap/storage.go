@@ -13,6 +13,7 @@ import (
 type Store interface {
 	Append(ctx context.Context, acc store.Access, folder string, body []byte, flags []string, date time.Time, quota int64) (store.TargetResult, error)
 	Body(ctx context.Context, acc store.Access, folderID uint64, uid store.UID) ([]byte, error)
+	Bodies(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(uid store.UID, body []byte) error) error
 	ClaimRecent(ctx context.Context, acc store.Access, folderID uint64, below store.UID) error
 	Copy(ctx context.Context, src store.Access, folderID uint64, uids []store.UID, dst store.Access, dstName string, quota int64, move bool) (store.CopyResult, error)
 	CreateFolder(ctx context.Context, accountID string, spec store.FolderSpec) error

@@ -18,6 +18,7 @@ func runFetch(args []string) error {
 	conc := fs.Int("c", 8, "concurrent APPEND connections when filling")
 	size := fs.Int("size", 4096, "size of filled messages")
 	repeat := fs.Int("repeat", 5, "FETCH repetitions")
+	body := fs.Bool("body", false, "also time UID FETCH 1:* BODY.PEEK[] (whole messages)")
 	fs.Parse(args)
 	if *fill > 0 {
 		gen := func(int) []byte { return testMessage("filler@mailbench.invalid", *user, *size) }
@@ -72,8 +73,40 @@ func runFetch(args []string) error {
 		rows = append(rows, [2]string{fmt.Sprintf("UID FETCH 1:* run %d", i+1), d.Round(time.Millisecond).String()})
 	}
 	rows = append(rows, [2]string{"UID FETCH 1:* min / median", fmt.Sprintf("%v / %v", quantile(fetches, 0).Round(time.Millisecond), quantile(fetches, 0.5).Round(time.Millisecond))})
+	if *body {
+		more, err := timeBodies(raw, int(n), *repeat)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, more...)
+	}
 	report("fetch: large folder", rows)
 	return nil
+}
+
+// timeBodies times UID FETCH 1:* BODY.PEEK[] repeat times on raw and
+// reports the rate of message bytes the server sent.
+func timeBodies(raw *rawIMAP, n, repeat int) ([][2]string, error) {
+	var rows [][2]string
+	var best float64
+	for i := range repeat {
+		raw.literalBytes = 0
+		start := time.Now()
+		got, err := raw.command(fmt.Sprintf("b%d UID FETCH 1:* BODY.PEEK[]", i))
+		if err != nil {
+			return nil, err
+		}
+		d := time.Since(start)
+		if got != n {
+			return nil, fmt.Errorf("FETCH BODY.PEEK[] returned %d of %d messages", got, n)
+		}
+		rate := float64(raw.literalBytes) / d.Seconds() / 1e6
+		best = max(best, rate)
+		rows = append(rows, [2]string{fmt.Sprintf("UID FETCH 1:* BODY.PEEK[] run %d", i+1),
+			fmt.Sprintf("%v, %.0f MB, %.0f MB/s", d.Round(time.Millisecond), float64(raw.literalBytes)/1e6, rate)})
+	}
+	rows = append(rows, [2]string{"BODY.PEEK[] best", fmt.Sprintf("%.0f MB/s", best)})
+	return rows, nil
 }
 
 // fillFolder APPENDs n messages, gen(0) to gen(n-1), over conc connections.

@@ -19,6 +19,8 @@ type rawIMAP struct {
 	// hits is the number of numbers in the last * SEARCH response and
 	// exists the last * n EXISTS.
 	hits, exists int
+	// literalBytes counts the bytes of every literal read.
+	literalBytes int64
 }
 
 func dialRaw(addr, user, pass, folder string) (*rawIMAP, error) {
@@ -115,6 +117,7 @@ func (c *rawIMAP) readLine() ([]byte, error) {
 		if _, err := c.r.Discard(n); err != nil {
 			return nil, err
 		}
+		c.literalBytes += int64(n)
 	}
 }
 

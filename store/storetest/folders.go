@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -307,6 +308,43 @@ func testMessagesAndBodies(t *testing.T, s Backend) {
 	}
 	if _, err := s.Expunge(ctx, store.Access{Account: "anna", ReadOnly: true}, id, nil); !errors.Is(err, store.ErrReadOnly) {
 		t.Fatalf("read-only expunge: %v", err)
+	}
+}
+
+// testManyBodies: Bodies gives each existing message's text, the same as
+// Body, in UID order, leaving out expunged ones; a missing folder is
+// ErrNoFolder.
+func testManyBodies(t *testing.T, s Backend) {
+	ctx := context.Background()
+	acc := store.Access{Account: "anna", Viewer: "anna"}
+	for i := range 6 {
+		deliver(t, s, msg(strings.Repeat(fmt.Sprint(i), 10*i+1)), "anna")
+	}
+	id := inbox(t, s, "anna").ID
+	if _, err := s.StoreFlags(ctx, acc, id, []store.UID{2, 5}, store.FlagsAdd, []string{store.FlagDeleted}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctx, acc, id, []store.UID{2, 5}); err != nil {
+		t.Fatal(err)
+	}
+	var got []store.UID
+	err := s.Bodies(ctx, acc, id, []store.UID{1, 2, 3, 4, 5, 6, 9}, func(uid store.UID, body []byte) error {
+		want, err := s.Body(ctx, acc, id, uid)
+		if err != nil || string(body) != string(want) {
+			t.Fatalf("UID %d: %q, Body gives %q (%v)", uid, body, want, err)
+		}
+		got = append(got, uid)
+		return nil
+	})
+	if err != nil || !slices.Equal(got, []store.UID{1, 3, 4, 6}) {
+		t.Fatalf("Bodies gave UIDs %v: %v", got, err)
+	}
+	stop := errors.New("enough")
+	if err := s.Bodies(ctx, acc, id, []store.UID{1, 3}, func(store.UID, []byte) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("fn's error: %v", err)
+	}
+	if err := s.Bodies(ctx, acc, id+100, []store.UID{1}, func(store.UID, []byte) error { return nil }); !errors.Is(err, store.ErrNoFolder) {
+		t.Fatalf("bodies of a missing folder: %v", err)
 	}
 }
 

@@ -34,6 +34,7 @@ type Backend interface {
 	Status(ctx context.Context, acc store.Access, name string) (store.FolderInfo, error)
 	Messages(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(info *store.MessageInfo) error) error
 	Body(ctx context.Context, acc store.Access, folderID uint64, uid store.UID) ([]byte, error)
+	Bodies(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(uid store.UID, body []byte) error) error
 	StoreFlags(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, op store.FlagOp, flags []string) ([]store.ChangedMessage, error)
 	Expunge(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID) ([]store.UID, error)
 	Copy(ctx context.Context, src store.Access, folderID uint64, uids []store.UID, dst store.Access, dstName string, quota int64, move bool) (store.CopyResult, error)
@@ -101,6 +102,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"FailingWriteDoesNotSinkOthers", testFailingWriteDoesNotSinkOthers},
 		{"FailingDeliveriesDoNotSinkOthers", testFailingDeliveriesDoNotSinkOthers},
 		{"MessagesAndBodies", testMessagesAndBodies},
+		{"ManyBodies", testManyBodies},
 		{"SelectKeywords", testSelectKeywords},
 		{"Subscriptions", testSubscriptions},
 		{"QueueAndAutoReplyMemory", testQueueAndAutoReplyMemory},
