@@ -49,6 +49,9 @@ const maxText = 200
 // header: printable ASCII only (a CR or LF would end the field and let a
 // sender append fields of its own), and not too long.
 func clean(s string) string {
+	if len(s) <= maxText && !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r > '~' }) {
+		return s
+	}
 	var b strings.Builder
 	for _, r := range s {
 		if b.Len() >= maxText {
@@ -131,7 +134,7 @@ func fieldEnd(msg []byte, start int) int {
 // field with authservID as its authserv-id.
 func isOwnResults(field []byte, authservID string) bool {
 	name, value, ok := bytes.Cut(field, []byte(":"))
-	if !ok || !strings.EqualFold(strings.TrimSpace(string(name)), headerName) {
+	if !ok || !bytes.EqualFold(bytes.TrimSpace(name), []byte(headerName)) {
 		return false
 	}
 	return strings.EqualFold(AuthservID(string(value)), authservID)
