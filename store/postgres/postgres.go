@@ -93,7 +93,7 @@ type Store struct {
 	analyze func([]byte) []byte
 	node    string
 	lease   time.Duration
-	keep    time.Duration // ChangeRetention
+	keep    time.Duration       // ChangeRetention
 	observe func(time.Duration) // never nil
 
 	feed   *feed
