@@ -21,17 +21,17 @@
 # deliver through node 1 and watch through node 2, so their figures are the
 # push from one node to another. The FETCH scenario runs on bbolt only.
 #
-# PROFILE=1: node 1 writes a CPU profile of its whole run, printed with
-# `go tool pprof -top` at the end. SCENARIOS="smtp" runs only those named
+# PROFILE=FILE: node 1 writes a CPU profile of its whole run to FILE,
+# printed with `go tool pprof -top -cum` at the end. SCENARIOS="smtp" runs only those named
 # (of smtp fanout fetch idle), e.g. to profile the SMTP scenario alone.
 set -euo pipefail
+PROFILE=${PROFILE:+$(realpath -m "$PROFILE")} # before the cd below
 cd "$(dirname "$0")/.."
 go build -o bin/postkasse ./cmd/postkasse
 go build -o bin/mailbench ./cmd/mailbench
 CHECKS=${CHECKS:-}
 STORE=${STORE:-bbolt}
 NODES=${NODES:-1}
-PROFILE=${PROFILE:-}
 SCENARIOS=${SCENARIOS:-smtp fanout fetch idle}
 if [ "$STORE" != postgres ] && [ "$NODES" != 1 ]; then
   echo "NODES=$NODES needs STORE=postgres: a bbolt store serves one process" >&2
@@ -139,7 +139,7 @@ for node in $(seq 1 "$NODES"); do
   SMTP=127.0.0.1:$(port); IMAP=127.0.0.1:$(port)
   config "$node" "$SMTP" "$IMAP" > "$work/config$node.toml"
   PROF=()
-  [ -n "$PROFILE" ] && [ "$node" = 1 ] && PROF=(-cpuprofile "$work/cpu.pprof")
+  [ -n "$PROFILE" ] && [ "$node" = 1 ] && PROF=(-cpuprofile "$PROFILE")
   ./bin/postkasse serve -config "$work/config$node.toml" "${PROF[@]}" 2> "$work/server$node.log" &
   PIDS+=($!)
   for _ in $(seq 1 100); do
@@ -178,6 +178,6 @@ if [ "$CHECKS" = on ]; then
   echo "messages checked with spf, dkim and dmarc pass: $(cat "$work"/server*.log | grep -c 'auth="spf=pass dkim=pass(mailbench.invalid) dmarc=pass verdict=accept"' || true)"
 fi
 if [ -n "$PROFILE" ]; then
-  echo "== cpu profile of node 1 (go tool pprof -top)"
-  go tool pprof -top -nodecount=35 bin/postkasse "$work/cpu.pprof" 2>/dev/null
+  echo "== cpu profile of node 1 (go tool pprof -top -cum $PROFILE)"
+  go tool pprof -top -cum -nodecount=40 bin/postkasse "$PROFILE" 2>/dev/null
 fi
