@@ -79,6 +79,19 @@ start_postgres() {
   DSN="host=127.0.0.1 port=$port user=postkasse dbname=postkasse sslmode=disable"
 }
 
+# cpu_ticks prints the CPU time (user + system, in clock ticks) the nodes
+# and the database's processes have used so far, to see who had the cores.
+cpu_ticks() {
+  local nodes=0 db=0 pid
+  ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+  for pid in "${PIDS[@]}"; do nodes=$((nodes + $(ticks "$pid"))); done
+  if [ -f "$work/pg/data/postmaster.pid" ]; then
+    local pm; pm=$(head -1 "$work/pg/data/postmaster.pid")
+    for pid in "$pm" $(ps -o pid= --ppid "$pm"); do db=$((db + $(ticks "$pid"))); done
+  fi
+  echo "$nodes $db"
+}
+
 # top_statements prints the statements since the last reset by total time.
 top_statements() {
   echo "== postgres: statements of the SMTP scenario by total time (pg_stat_statements)"
@@ -156,8 +169,13 @@ echo "postkasse $(git rev-parse --short HEAD 2>/dev/null || echo dev) on $(nproc
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if has smtp; then
   [ "$STORE" = postgres ] && "${PSQL[@]}" -c "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" > /dev/null
-  ./bin/mailbench smtp -smtp "$SMTP_ALL" -rcpt user1@contoso.test -n "$N" -c 32 -size 4096 \
+  read -r nodes0 db0 < <(cpu_ticks)
+  t0=$(date +%s.%N)
+  /usr/bin/time -f "mailbench: %U s user, %S s system" ./bin/mailbench smtp -smtp "$SMTP_ALL" -rcpt user1@contoso.test -n "$N" -c 32 -size 4096 \
     -imap "$IMAP_ALL" -user user1@contoso.test -pass "$PASS" "${SIGN[@]}"
+  read -r nodes1 db1 < <(cpu_ticks)
+  hz=$(getconf CLK_TCK)
+  echo "CPU seconds in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s of smtp: postkasse $(((nodes1 - nodes0) / hz)), postgres $(((db1 - db0) / hz))"
   echo "load average after smtp: $(cut -d' ' -f1-3 /proc/loadavg)"
   [ "$STORE" = postgres ] && top_statements
 fi
