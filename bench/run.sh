@@ -92,9 +92,14 @@ cpu_ticks() {
   echo "$nodes $db"
 }
 
+# reset_stats forgets the statements and WAL figures so far.
+reset_stats() {
+  [ "$STORE" != postgres ] || "${PSQL[@]}" -c "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" > /dev/null
+}
+
 # top_statements prints the statements since the last reset by total time.
 top_statements() {
-  echo "== postgres: statements of the SMTP scenario by total time (pg_stat_statements)"
+  echo "== postgres: statements of the $1 scenario by total time (pg_stat_statements)"
   "${PSQL[@]}" -P pager=off -c "SELECT calls, round(total_exec_time) AS total_ms,
       round(mean_exec_time::numeric, 3) AS mean_ms, rows,
       left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
@@ -168,7 +173,7 @@ SMTP1=${SMTPS[0]}; IMAPN=${IMAPS[-1]}; PIDN=${PIDS[-1]}
 echo "postkasse $(git rev-parse --short HEAD 2>/dev/null || echo dev) on $(nproc) cores, $(date -u +%F)${CHECKS:+, inbound checks $CHECKS}, store $STORE, $NODES node(s)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if has smtp; then
-  [ "$STORE" = postgres ] && "${PSQL[@]}" -c "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" > /dev/null
+  reset_stats
   read -r nodes0 db0 < <(cpu_ticks)
   t0=$(date +%s.%N)
   /usr/bin/time -f "mailbench: %U s user, %S s system" ./bin/mailbench smtp -smtp "$SMTP_ALL" -rcpt user1@contoso.test -n "$N" -c 32 -size 4096 \
@@ -177,10 +182,12 @@ if has smtp; then
   hz=$(getconf CLK_TCK)
   echo "CPU seconds in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s of smtp: postkasse $(((nodes1 - nodes0) / hz)), postgres $(((db1 - db0) / hz))"
   echo "load average after smtp: $(cut -d' ' -f1-3 /proc/loadavg)"
-  [ "$STORE" = postgres ] && top_statements
+  [ "$STORE" = postgres ] && top_statements SMTP
 fi
 if has fanout; then
+  reset_stats
   ./bin/mailbench fanout -smtp "$SMTP1" -imap "$IMAPN" -rcpt-pattern 'user%d@contoso.test' -count "$FANOUT" -pass "$PASS" "${SIGN[@]}"
+  [ "$STORE" = postgres ] && top_statements fan-out
 fi
 if has fetch && [ "$STORE" = bbolt ]; then
   ./bin/mailbench fetch -imap "$IMAPN" -user big@contoso.test -pass "$PASS" -fill "$FILL" -repeat 5

@@ -94,9 +94,9 @@ func (op *delivery) plan(accounts map[string]*account, p *uidPlan) error {
 }
 
 // file carries out one planned delivery in tx once p has taken the UIDs: it
-// queues the rows on batch, counts the references to the body in bodies,
-// and queues its outbound copies.
-func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, p *uidPlan, batch *pgx.Batch, bodies newBodies) error {
+// adds its message rows to rows, counts the references to the body in
+// bodies, and queues its outbound copies.
+func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, p *uidPlan, batch *pgx.Batch, rows *newRows, bodies newBodies) error {
 	d := op.d
 	// One change per folder, listing its new messages, as bbolt has it.
 	changes := make(map[folderKey]*store.Change)
@@ -110,13 +110,9 @@ func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, p *uidPlan,
 		if !f.found {
 			return fmt.Errorf("deliver to %s/%s: %w", t.Account, t.Folder, store.ErrNoFolder)
 		}
-		uid := f.next
+		uid, m := f.next, &op.msgs[i]
 		f.next++
-		m := &op.msgs[i]
-		batch.Queue(`INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			t.Account, f.id, uid, m.flags.bits, m.flags.keywordList(), m.date.UnixNano(), m.size, m.hash,
-			nonNil(m.prefix), nonNil(m.meta))
+		rows.add(batch, t.Account, f.id, uid, m)
 		r.UID, r.UIDValidity = UID(uid), uint32(f.validity)
 		k := folderKey{t.Account, f.id}
 		c := changes[k]
@@ -157,6 +153,45 @@ func (s *Store) Append(ctx context.Context, acc store.Access, folderName string,
 		return store.TargetResult{}, err
 	}
 	return r.Targets[0], r.Targets[0].Err
+}
+
+// newRows collects a group's message rows, to be inserted with one
+// statement: a delivery to a thousand mailboxes is one INSERT, not a
+// thousand. A row with keywords (APPEND, import) goes alone: an array
+// of text[] does not unnest into rows of arrays.
+type newRows struct {
+	accounts                []string
+	folders, uids           []int64
+	flags                   []int32
+	dates, sizes            []int64
+	hashes, prefixes, metas [][]byte
+}
+
+// add adds a row, or queues it on batch when it has keywords.
+func (r *newRows) add(batch *pgx.Batch, account string, folder uint64, uid int64, m *newMessage) {
+	if len(m.flags.keywords) > 0 {
+		batch.Queue(`INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			account, folder, uid, m.flags.bits, m.flags.keywordList(), m.date.UnixNano(), m.size, m.hash,
+			nonNil(m.prefix), nonNil(m.meta))
+		return
+	}
+	r.accounts = append(r.accounts, account)
+	r.folders, r.uids = append(r.folders, int64(folder)), append(r.uids, uid)
+	r.flags = append(r.flags, m.flags.bits)
+	r.dates, r.sizes = append(r.dates, m.date.UnixNano()), append(r.sizes, m.size)
+	r.hashes, r.prefixes, r.metas = append(r.hashes, m.hash), append(r.prefixes, nonNil(m.prefix)), append(r.metas, nonNil(m.meta))
+}
+
+// queue queues the insert of the rows added on batch.
+func (r *newRows) queue(batch *pgx.Batch) {
+	if len(r.accounts) == 0 {
+		return
+	}
+	batch.Queue(`INSERT INTO messages (account, folder, uid, flags, date_ns, size, hash, prefix, meta)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[], $5::bigint[], $6::bigint[],
+			$7::bytea[], $8::bytea[], $9::bytea[])`,
+		r.accounts, r.folders, r.uids, r.flags, r.dates, r.sizes, r.hashes, r.prefixes, r.metas)
 }
 
 // newBodies counts the references a transaction adds to bodies.

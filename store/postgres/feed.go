@@ -287,7 +287,7 @@ func (f *feed) sequences(ctx context.Context) (map[folderKey]uint64, error) {
 }
 
 // parsePayload reads a notification: "seq folder token account" (see
-// recordChange). Anyone allowed to connect can NOTIFY on the channel, so a
+// recordChanges). Anyone allowed to connect can NOTIFY on the channel, so a
 // malformed payload is an error, never a panic.
 func parsePayload(p string) (k folderKey, seq, token uint64, err error) {
 	parts := strings.SplitN(p, " ", 4)

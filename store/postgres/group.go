@@ -109,12 +109,13 @@ func (s *Store) commitGroup(group []*delivery) {
 			if err := uids.take(ctx, tx); err != nil {
 				return err
 			}
-			batch, bodies := &pgx.Batch{}, newBodies{}
+			batch, rows, bodies := &pgx.Batch{}, &newRows{}, newBodies{}
 			for i, op := range group {
-				if err := op.file(ctx, tx, w, uids, batch, bodies); err != nil {
+				if err := op.file(ctx, tx, w, uids, batch, rows, bodies); err != nil {
 					return fail(i, err)
 				}
 			}
+			rows.queue(batch)
 			bodies.queue(batch)
 			queueAccounts(batch, accounts)
 			return tx.SendBatch(ctx, batch).Close()
