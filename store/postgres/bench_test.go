@@ -79,3 +79,25 @@ func BenchmarkCrossNodePush(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkDeliver500 is store's BenchmarkDeliver500 on PostgreSQL: one
+// message to 500 mailboxes, one commit (the store's half of a fan-out).
+// The test cluster runs with fsync off.
+func BenchmarkDeliver500(b *testing.B) {
+	s, err := Open(context.Background(), Options{DSN: pgtest.DB(b, cluster), Analyze: func([]byte) []byte { return make([]byte, 600) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	targets := make([]store.Target, 500)
+	for i := range targets {
+		targets[i] = store.Target{Account: fmt.Sprint("user", i), Folder: "INBOX", Prefix: []byte(fmt.Sprintf("Delivered-To: user%d@contoso.test\r\n", i))}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := s.Deliver(ctx, &store.Delivery{Body: benchBody(i), Targets: targets}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -215,17 +215,22 @@ func (f *feed) listen(ctx context.Context, conn *pgx.Conn) error {
 
 // A commit that changed many folders (a delivery to a thousand mailboxes)
 // notifies each, all at once. The listener takes the notifications that
-// arrive within drainWait of each other, up to maxNotes, and reads the
-// changes of all their folders in one query: one by one, another node's
-// big delivery cost a round trip per folder before the last was pushed.
+// have arrived already and, once there are several, those that follow
+// within drainWait of each other, up to maxNotes, and reads the changes of
+// all their folders in one query: one by one, another node's big delivery
+// cost a round trip per folder before the last was pushed. A lone
+// notification is delivered without waiting.
 const (
 	drainWait = time.Millisecond
 	maxNotes  = 1000
 )
 
-// drain adds to notes the notifications that follow within drainWait.
+// drain adds to notes the notifications that follow (see drainWait).
 func (f *feed) drain(ctx context.Context, conn *pgx.Conn, notes []note) ([]note, error) {
 	for len(notes) < maxNotes {
+		if len(notes) <= 1 && conn.PgConn().Frontend().ReadBufferLen() == 0 {
+			return notes, nil
+		}
 		wait, cancel := context.WithTimeout(ctx, drainWait)
 		n, err := conn.WaitForNotification(wait)
 		cancel()
