@@ -49,7 +49,8 @@ func runIdle(args []string) error {
 	}
 	defer conn.close()
 	var start time.Time
-	if _, err := conn.sendTimed("bench@mailbench.invalid", rcpts, testMessage("bench@mailbench.invalid", rcpts[0], 4096), &start); err != nil {
+	reply, err := conn.sendTimed("bench@mailbench.invalid", rcpts, testMessage("bench@mailbench.invalid", rcpts[0], 4096), &start)
+	if err != nil {
 		return err
 	}
 	delays, err := waitAll(ws, start, time.Minute)
@@ -58,6 +59,7 @@ func runIdle(args []string) error {
 	}
 	rows := [][2]string{
 		{"connections, distinct users", fmt.Sprintf("%d, %d", *conns, nUsers)},
+		{"250 after (from DATA end)", reply.Round(time.Microsecond).String()},
 		{"push to all after (from DATA end)", quantile(delays, 1).Round(time.Microsecond).String()},
 		{"push p50 / p99", fmt.Sprintf("%v / %v", quantile(delays, 0.5).Round(time.Microsecond), quantile(delays, 0.99).Round(time.Microsecond))},
 	}
