@@ -180,7 +180,7 @@ if has smtp; then
     -imap "$IMAP_ALL" -user user1@contoso.test -pass "$PASS" "${SIGN[@]}"
   read -r nodes1 db1 < <(cpu_ticks)
   hz=$(getconf CLK_TCK)
-  echo "CPU seconds in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s of smtp: postkasse $(((nodes1 - nodes0) / hz)), postgres $(((db1 - db0) / hz))"
+  echo "CPU seconds in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s of smtp: postkasse $(((nodes1 - nodes0) / hz))${DSN:+, postgres $(((db1 - db0) / hz))}"
   echo "load average after smtp: $(cut -d' ' -f1-3 /proc/loadavg)"
   [ "$STORE" = postgres ] && top_statements SMTP
 fi
