@@ -18,6 +18,7 @@ import (
 type txState struct {
 	token  uint64
 	groups []*changeGroup
+	queued bool // the record is on the write's own batch (queueRecord)
 }
 
 // newTxState starts a write's attempt with a fresh random token: 63 bits,
@@ -65,26 +66,49 @@ WITH v AS (
 SELECT account, folder, seq, pg_notify($4, seq || ' ' || folder || ' ' || $5::bigint || ' ' || account) FROM s`
 
 // record stores the write's changes and notifies every node, in the write's
-// transaction; then it holds the changes for delivery after the commit.
+// transaction, unless the write queued that on a batch of its own already
+// (queueRecord); then it holds the changes for delivery after the commit.
 // The changes' TxID is the folder's new sequence number.
 func (w *txState) record(ctx context.Context, tx pgx.Tx, f *feed) error {
-	if len(w.groups) > 0 {
-		accounts := make([]string, len(w.groups))
-		folders := make([]int64, len(w.groups))
-		data := make([]string, len(w.groups))
-		at := make(map[folderKey]*changeGroup, len(w.groups))
-		for i, g := range w.groups {
-			var err error
-			if data[i], err = encodeChanges(g.changes); err != nil {
-				return err
-			}
-			accounts[i], folders[i] = g.key.account, int64(g.key.folder)
-			at[g.key] = g
+	if !w.queued && len(w.groups) > 0 {
+		batch := &pgx.Batch{}
+		if err := w.queueRecord(batch); err != nil {
+			return err
 		}
-		rows, err := tx.Query(ctx, recordChanges, accounts, folders, data, notifyChannel, int64(w.token))
-		if err != nil {
-			return fmt.Errorf("record change: %w", err)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return err
 		}
+	}
+	for _, g := range w.groups {
+		for i := range g.changes {
+			g.changes[i].TxID = g.seq
+		}
+	}
+	f.hold(w)
+	return nil
+}
+
+// queueRecord queues on batch the statement that records the changes
+// published so far; a write that sends a batch anyway (a group of
+// deliveries) saves a round trip so. Nothing may be published after it.
+func (w *txState) queueRecord(batch *pgx.Batch) error {
+	w.queued = true
+	if len(w.groups) == 0 {
+		return nil
+	}
+	accounts := make([]string, len(w.groups))
+	folders := make([]int64, len(w.groups))
+	data := make([]string, len(w.groups))
+	at := make(map[folderKey]*changeGroup, len(w.groups))
+	for i, g := range w.groups {
+		var err error
+		if data[i], err = encodeChanges(g.changes); err != nil {
+			return err
+		}
+		accounts[i], folders[i] = g.key.account, int64(g.key.folder)
+		at[g.key] = g
+	}
+	batch.Queue(recordChanges, accounts, folders, data, notifyChannel, int64(w.token)).Query(func(rows pgx.Rows) error {
 		var k folderKey
 		var seq uint64
 		n, err := pgx.ForEachRow(rows, []any{&k.account, &k.folder, &seq, nil}, func() error {
@@ -99,13 +123,8 @@ func (w *txState) record(ctx context.Context, tx pgx.Tx, f *feed) error {
 		if err != nil {
 			return fmt.Errorf("record change: %w", err)
 		}
-	}
-	for _, g := range w.groups {
-		for i := range g.changes {
-			g.changes[i].TxID = g.seq
-		}
-	}
-	f.hold(w)
+		return nil
+	})
 	return nil
 }
 

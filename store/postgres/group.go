@@ -118,6 +118,9 @@ func (s *Store) commitGroup(group []*delivery) {
 			rows.queue(batch)
 			bodies.queue(batch)
 			queueAccounts(batch, accounts)
+			if err := w.queueRecord(batch); err != nil {
+				return err
+			}
 			return tx.SendBatch(ctx, batch).Close()
 		})
 		cancel()
