@@ -75,7 +75,7 @@ func TestBigQueueIsReadAtMostOncePerInterval(t *testing.T) {
 	m.WatchStore(func(context.Context) (int, time.Time, error) {
 		reads++
 		return length, now.Add(-time.Minute), nil
-	}, "")
+	}, nil)
 	scrape := func() float64 { return gathered(t, m, "postkasse_queue_messages") }
 	scrape()
 	scrape()

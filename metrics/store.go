@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"os"
 	"sync"
 	"time"
 
@@ -24,14 +23,17 @@ const (
 // entry was queued (zero when empty).
 type QueueStats func(ctx context.Context) (messages int, oldest time.Time, err error)
 
+// StoreSize reads how many bytes the store takes.
+type StoreSize func(ctx context.Context) (int64, error)
+
 // WatchStore sets where the gauges read at scrape time come from: the
-// queue's length and oldest entry's age, through queue, and the size of
-// the store's file at path ("" for a store without one). Until it is
-// called, or after WatchStore(nil, ""), they are left out.
-func (m *Metrics) WatchStore(queue QueueStats, path string) {
+// queue's length and oldest entry's age, through queue, and the store's
+// size, through size (nil: no size gauge). Until it is called, or after
+// WatchStore(nil, nil), they are left out.
+func (m *Metrics) WatchStore(queue QueueStats, size StoreSize) {
 	m.store.mu.Lock()
 	defer m.store.mu.Unlock()
-	m.store.queue, m.store.path = queue, path
+	m.store.queue, m.store.size = queue, size
 	m.store.messages = 0 // forget a reading of another store
 }
 
@@ -42,7 +44,7 @@ type storeCollector struct {
 
 	mu       sync.Mutex // serializes reads, so concurrent scrapes share one
 	queue    QueueStats // nil: no store to read
-	path     string
+	size     StoreSize
 	read     time.Time // when messages and oldest were read
 	messages int
 	oldest   time.Time
@@ -56,7 +58,7 @@ func newStoreCollector(now func() time.Time) *storeCollector {
 		oldestDesc: prometheus.NewDesc("postkasse_queue_oldest_age_seconds",
 			"Age of the oldest message on the outbound queue; 0 when it is empty.", nil, nil),
 		sizeDesc: prometheus.NewDesc("postkasse_store_size_bytes",
-			"Size of the store's database file (it never shrinks without compaction).", nil, nil),
+			"Size of the store: the bbolt database file (it never shrinks without compaction), or the PostgreSQL store's tables with their indexes.", nil, nil),
 	}
 }
 
@@ -75,11 +77,14 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.queue == nil {
 		return
 	}
-	if c.path != "" {
-		if fi, err := os.Stat(c.path); err != nil {
+	if c.size != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), statTimeout)
+		size, err := c.size(ctx)
+		cancel()
+		if err != nil {
 			ch <- prometheus.NewInvalidMetric(c.sizeDesc, err)
 		} else {
-			ch <- prometheus.MustNewConstMetric(c.sizeDesc, prometheus.GaugeValue, float64(fi.Size()))
+			ch <- prometheus.MustNewConstMetric(c.sizeDesc, prometheus.GaugeValue, float64(size))
 		}
 	}
 	messages, oldest, err := c.queueStats()

@@ -9,8 +9,8 @@ import (
 // measures how long until it is visible in every recipient's INBOX.
 func runFanout(args []string) error {
 	fs := newFlags("fanout")
-	addr := fs.String("smtp", "127.0.0.1:2525", "SMTP address")
-	imapAddr := fs.String("imap", "127.0.0.1:2143", "IMAP address")
+	addr := fs.String("smtp", "127.0.0.1:2525", "SMTP address (the first of a comma-separated list)")
+	imapAddr := fs.String("imap", "127.0.0.1:2143", "IMAP address(es), comma-separated: IDLE connections take them in turn")
 	pattern := fs.String("rcpt-pattern", "user%d@contoso.test", "recipient address pattern (1-based %d)")
 	count := fs.Int("count", 1000, "recipients")
 	pass := fs.String("pass", "", "password of every recipient")
@@ -19,7 +19,7 @@ func runFanout(args []string) error {
 	dkimSelector := fs.String("dkim-selector", "mb", "selector of -dkim-key")
 	fs.Parse(args)
 	user := func(i int) string { return fmt.Sprintf(*pattern, i+1) }
-	ws, err := openWatchers(*imapAddr, *count, user, *pass, "INBOX", 32)
+	ws, err := openWatchers(splitAddrs(*imapAddr), *count, user, *pass, "INBOX", 32)
 	if err != nil {
 		return err
 	}
@@ -28,7 +28,7 @@ func runFanout(args []string) error {
 	for i := range rcpts {
 		rcpts[i] = user(i)
 	}
-	conn, err := dialSMTP(*addr)
+	conn, err := dialSMTP(firstAddr(*addr))
 	if err != nil {
 		return err
 	}

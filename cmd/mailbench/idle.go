@@ -13,8 +13,8 @@ import (
 // after, delivers one message and measures the push to every connection.
 func runIdle(args []string) error {
 	fs := newFlags("idle")
-	addr := fs.String("smtp", "127.0.0.1:2525", "SMTP address")
-	imapAddr := fs.String("imap", "127.0.0.1:2143", "IMAP address")
+	addr := fs.String("smtp", "127.0.0.1:2525", "SMTP address (the first of a comma-separated list)")
+	imapAddr := fs.String("imap", "127.0.0.1:2143", "IMAP address(es), comma-separated: IDLE connections take them in turn")
 	pattern := fs.String("user-pattern", "user%d@contoso.test", "login pattern (1-based %d); also the recipients")
 	conns := fs.Int("conns", 1000, "IDLE connections")
 	users := fs.Int("users", 0, "distinct users (0: one per connection)")
@@ -31,7 +31,7 @@ func runIdle(args []string) error {
 	}
 	user := func(i int) string { return fmt.Sprintf(*pattern, i%nUsers+1) }
 	before := rss(*pid)
-	ws, err := openWatchers(*imapAddr, *conns, user, *pass, "INBOX", 32)
+	ws, err := openWatchers(splitAddrs(*imapAddr), *conns, user, *pass, "INBOX", 32)
 	if err != nil {
 		return err
 	}
@@ -43,13 +43,14 @@ func runIdle(args []string) error {
 	for i := range rcpts {
 		rcpts[i] = user(i)
 	}
-	conn, err := dialSMTP(*addr)
+	conn, err := dialSMTP(firstAddr(*addr))
 	if err != nil {
 		return err
 	}
 	defer conn.close()
 	var start time.Time
-	if _, err := conn.sendTimed("bench@mailbench.invalid", rcpts, testMessage("bench@mailbench.invalid", rcpts[0], 4096), &start); err != nil {
+	reply, err := conn.sendTimed("bench@mailbench.invalid", rcpts, testMessage("bench@mailbench.invalid", rcpts[0], 4096), &start)
+	if err != nil {
 		return err
 	}
 	delays, err := waitAll(ws, start, time.Minute)
@@ -58,6 +59,7 @@ func runIdle(args []string) error {
 	}
 	rows := [][2]string{
 		{"connections, distinct users", fmt.Sprintf("%d, %d", *conns, nUsers)},
+		{"250 after (from DATA end)", reply.Round(time.Microsecond).String()},
 		{"push to all after (from DATA end)", quantile(delays, 1).Round(time.Microsecond).String()},
 		{"push p50 / p99", fmt.Sprintf("%v / %v", quantile(delays, 0.5).Round(time.Microsecond), quantile(delays, 0.99).Round(time.Microsecond))},
 	}

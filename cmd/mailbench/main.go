@@ -8,6 +8,13 @@
 //	mailbench search -imap HOST:PORT -user U -pass P [-fill 100000] [-repeat 3]
 //	mailbench idle   -smtp HOST:PORT -imap HOST:PORT -user-pattern 'user%d@example.org' -conns 1000 -pass P [-same-folder] [-pid PID]
 //
+// Servers of several nodes sharing one store are measured by giving -smtp
+// and -imap several addresses, comma-separated: smtp spreads its
+// connections over them in turn and waits until the messages are visible
+// through every IMAP address; fanout and idle send through the first SMTP
+// address and spread their IDLE connections over the IMAP addresses, so
+// `-smtp A -imap B` times the push from one node to another.
+//
 // Every loop is bounded in count and time; targets come from flags only.
 package main
 
@@ -16,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -57,6 +65,25 @@ func quantile(d []time.Duration, q float64) time.Duration {
 	}
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	return d[min(len(d)-1, int(float64(len(d))*q))]
+}
+
+// splitAddrs splits a comma-separated list of addresses.
+func splitAddrs(list string) []string {
+	var addrs []string
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
+}
+
+// firstAddr is the first address of a comma-separated list ("" if none).
+func firstAddr(list string) string {
+	if addrs := splitAddrs(list); len(addrs) > 0 {
+		return addrs[0]
+	}
+	return ""
 }
 
 func report(title string, rows [][2]string) {

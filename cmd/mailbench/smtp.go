@@ -11,13 +11,13 @@ import (
 // every one of them is visible in the recipient's folder.
 func runSMTP(args []string) error {
 	fs := newFlags("smtp")
-	addr := fs.String("smtp", "127.0.0.1:2525", "SMTP address")
+	addr := fs.String("smtp", "127.0.0.1:2525", "SMTP address(es), comma-separated: connections take them in turn")
 	rcpt := fs.String("rcpt", "", "recipient(s), comma-separated")
 	from := fs.String("from", "bench@mailbench.invalid", "envelope sender")
 	n := fs.Int("n", 20000, "messages")
 	conc := fs.Int("c", 32, "concurrent connections")
 	size := fs.Int("size", 4096, "message size in bytes")
-	imapAddr := fs.String("imap", "", "IMAP address to check visibility (optional)")
+	imapAddr := fs.String("imap", "", "IMAP address(es) to check visibility through, comma-separated (optional)")
 	user := fs.String("user", "", "IMAP user owning the recipient's folder")
 	pass := fs.String("pass", "", "IMAP password")
 	folder := fs.String("folder", "INBOX", "folder the messages land in")
@@ -29,9 +29,13 @@ func runSMTP(args []string) error {
 		return fmt.Errorf("-rcpt is required")
 	}
 	rcpts := strings.Split(*rcpt, ",")
+	smtpAddrs, imapAddrs := splitAddrs(*addr), splitAddrs(*imapAddr)
+	if len(smtpAddrs) == 0 {
+		return fmt.Errorf("-smtp is required")
+	}
 	var before uint32
-	if *imapAddr != "" {
-		c, err := dialIMAP(*imapAddr, *user, *pass, nil)
+	if len(imapAddrs) > 0 {
+		c, err := dialIMAP(imapAddrs[0], *user, *pass, nil)
 		if err != nil {
 			return err
 		}
@@ -46,31 +50,33 @@ func runSMTP(args []string) error {
 	}
 	deadline := time.Now().Add(*timeout)
 	start := time.Now()
-	latencies, failures := sendAll(*addr, *from, rcpts, msg, *n, *conc, deadline)
+	latencies, failures := sendAll(smtpAddrs, *from, rcpts, msg, *n, *conc, deadline)
 	accepted := time.Since(start)
 	rows := [][2]string{
 		{"messages accepted", fmt.Sprintf("%d of %d (%d failed)", len(latencies), *n, failures)},
-		{"connections, size", fmt.Sprintf("%d, %d bytes", *conc, len(msg))},
+		{"connections, size", fmt.Sprintf("%d over %d address(es), %d bytes", *conc, len(smtpAddrs), len(msg))},
 		{"accepted per second", fmt.Sprintf("%.0f", float64(len(latencies))/accepted.Seconds())},
 		{"DATA reply latency p50 / p99", fmt.Sprintf("%v / %v", quantile(latencies, 0.5), quantile(latencies, 0.99))},
 	}
-	if *imapAddr != "" {
-		visible, err := waitVisible(*imapAddr, *user, *pass, *folder, before+uint32(len(latencies)*countLocal(rcpts, *user)), deadline)
+	if len(imapAddrs) > 0 {
+		want := before + uint32(len(latencies)*countLocal(rcpts, *user))
+		visible, err := waitVisibleAll(imapAddrs, *user, *pass, *folder, want, deadline)
 		if err != nil {
 			return err
 		}
 		total := visible.Sub(start)
 		rows = append(rows,
-			[2]string{"all visible over IMAP after", total.Round(time.Millisecond).String()},
+			[2]string{"all visible over IMAP after", fmt.Sprintf("%v (through %d address(es))", total.Round(time.Millisecond), len(imapAddrs))},
 			[2]string{"visible over IMAP per second", fmt.Sprintf("%.0f", float64(len(latencies))/total.Seconds())})
 	}
 	report("smtp: concurrent delivery", rows)
 	return nil
 }
 
-// sendAll sends n copies of msg over conc connections until deadline and
-// returns the DATA reply latency of each accepted one and the failures.
-func sendAll(addr, from string, rcpts []string, msg []byte, n, conc int, deadline time.Time) ([]time.Duration, int) {
+// sendAll sends n copies of msg over conc connections, the i-th to
+// addrs[i mod len(addrs)], until deadline and returns the DATA reply latency
+// of each accepted one and the failures.
+func sendAll(addrs []string, from string, rcpts []string, msg []byte, n, conc int, deadline time.Time) ([]time.Duration, int) {
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -78,11 +84,11 @@ func sendAll(addr, from string, rcpts []string, msg []byte, n, conc int, deadlin
 		next      int
 	)
 	var wg sync.WaitGroup
-	for range conc {
+	for i := range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := dialSMTP(addr)
+			conn, err := dialSMTP(addrs[i%len(addrs)])
 			if err != nil {
 				mu.Lock()
 				failures++
@@ -122,6 +128,34 @@ func countLocal(rcpts []string, user string) int {
 		}
 	}
 	return max(n, 1)
+}
+
+// waitVisibleAll waits until the folder holds want messages as seen through
+// every address and returns when the last one did.
+func waitVisibleAll(addrs []string, user, pass, folder string, want uint32, deadline time.Time) (time.Time, error) {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		last    time.Time
+		lastErr error
+	)
+	for _, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t, err := waitVisible(a, user, pass, folder, want, deadline)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				lastErr = fmt.Errorf("%s: %w", a, err)
+			}
+			if t.After(last) {
+				last = t
+			}
+		}()
+	}
+	wg.Wait()
+	return last, lastErr
 }
 
 // waitVisible polls STATUS until the folder holds want messages.

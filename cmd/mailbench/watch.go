@@ -15,9 +15,13 @@ type watcher struct {
 	seen chan time.Time
 }
 
-// openWatchers logs in N connections (user(i) names the login of the i-th),
-// selects the folder and starts IDLE, with at most `parallel` logins at once.
-func openWatchers(addr string, n int, user func(int) string, pass, folder string, parallel int) ([]*watcher, error) {
+// openWatchers logs in N connections (user(i) names the login of the i-th,
+// which goes to addrs[i mod len(addrs)]), selects the folder and starts
+// IDLE, with at most `parallel` logins at once.
+func openWatchers(addrs []string, n int, user func(int) string, pass, folder string, parallel int) ([]*watcher, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("no IMAP address")
+	}
 	ws := make([]*watcher, n)
 	errs := make(chan error, n)
 	sem := make(chan struct{}, parallel)
@@ -39,7 +43,7 @@ func openWatchers(addr string, n int, user func(int) string, pass, folder string
 					}
 				},
 			}
-			c, err := dialIMAP(addr, user(i), pass, handler)
+			c, err := dialIMAP(addrs[i%len(addrs)], user(i), pass, handler)
 			if err != nil {
 				errs <- err
 				return

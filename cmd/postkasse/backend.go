@@ -40,6 +40,8 @@ type storeBackend interface {
 	// Backup writes a consistent snapshot; the PostgreSQL store refuses
 	// with store.ErrUnsupported, the database's own tools back it up.
 	Backup(ctx context.Context, write func(size int64, snapshot io.WriterTo) error) error
+	// Size is the bytes the store takes, for the metrics.
+	Size(ctx context.Context) (int64, error)
 	Close() error
 }
 
@@ -51,11 +53,11 @@ var (
 
 // openStore opens the store [store] names: the bbolt file in the data
 // directory, or the PostgreSQL database of store.dsn. observe is told how
-// long each bbolt commit took (nil: nothing); timeout bounds the wait for
-// the bbolt file's lock (0: the store's default).
+// long each commit took (nil: nothing); timeout bounds the wait for the
+// bbolt file's lock (0: the store's default).
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, observe func(time.Duration), timeout time.Duration) (storeBackend, error) {
 	if cfg.Store.Backend == config.BackendPostgres {
-		st, err := postgres.Open(ctx, postgres.Options{DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze})
+		st, err := postgres.Open(ctx, postgres.Options{DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze, ObserveCommit: observe})
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", cfg.Store.Where, err)
 		}
@@ -68,15 +70,6 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, observ
 		return nil, err // not st: a nil *store.Store in the interface is not nil
 	}
 	return st, nil
-}
-
-// storeFile is the store's file, whose size the metrics show; "" when
-// the store is a PostgreSQL database.
-func storeFile(cfg *config.Config) string {
-	if cfg.Store.Backend == config.BackendPostgres {
-		return ""
-	}
-	return storePath(cfg)
 }
 
 // describeStore says where the store is, for `postkasse check`; a DSN is

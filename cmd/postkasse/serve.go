@@ -29,6 +29,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", config.DefaultPath, "configuration file")
 	debug := fs.Bool("debug", false, "log debug messages and raw protocol traces (which include credentials)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for measuring)")
 	if fs.Parse(args) != nil {
 		return 2
 	}
@@ -42,6 +43,16 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "postkasse: %v\n", err)
 		return 1
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "postkasse: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			log.Error("cpu profile", "err", err)
+		}
+	}()
 	// From here a SIGTERM waits for the server to be up, then stops it
 	// gracefully; /healthz says serving only once that is so.
 	signals := make(chan os.Signal, 1)

@@ -157,7 +157,7 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 		return nil, err
 	}
 	s.store = st
-	s.metrics.WatchStore(queueStats(st), storeFile(cfg))
+	s.metrics.WatchStore(queueStats(st), st.Size)
 	if err := s.build(cfg, opts); err != nil {
 		st.Close()
 		return nil, err
@@ -368,7 +368,7 @@ func (s *server) stop(grace time.Duration) {
 		<-s.queueDone
 	}
 	s.serving.Wait()
-	s.metrics.WatchStore(nil, "") // scrapes from now on do not read a closed store
+	s.metrics.WatchStore(nil, nil) // scrapes from now on do not read a closed store
 	if err := s.store.Close(); err != nil {
 		s.log.Error("close store", "err", err)
 	}

@@ -65,13 +65,23 @@ func selectAccounts(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*a
 	return out, err
 }
 
-// queueAccounts queues on batch the writes saveAccounts would make.
+// queueAccounts queues on batch the writes saveAccounts would make, as one
+// statement (a delivery to a thousand mailboxes changes a thousand).
 func queueAccounts(batch *pgx.Batch, accounts map[string]*account) {
+	var ids []string
+	var usage []int64
+	var warned []bool
 	for _, a := range accounts {
 		if a.dirty {
-			batch.Queue(`UPDATE accounts SET usage = $2, warned = $3 WHERE id = $1`, a.id, a.usage, a.warned)
+			ids, usage, warned = append(ids, a.id), append(usage, a.usage), append(warned, a.warned)
 		}
 	}
+	if len(ids) == 0 {
+		return
+	}
+	batch.Queue(`UPDATE accounts a SET usage = v.usage, warned = v.warned
+		FROM unnest($1::text[], $2::bigint[], $3::boolean[]) AS v(id, usage, warned) WHERE a.id = v.id`,
+		ids, usage, warned)
 }
 
 // saveAccounts writes back the accounts whose usage or warning changed.

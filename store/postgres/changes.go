@@ -18,6 +18,7 @@ import (
 type txState struct {
 	token  uint64
 	groups []*changeGroup
+	queued bool // the record is on the write's own batch (queueRecord)
 }
 
 // newTxState starts a write's attempt with a fresh random token: 63 bits,
@@ -45,37 +46,85 @@ func (w *txState) publish(c store.Change) {
 	w.groups = append(w.groups, &changeGroup{key: k, changes: []store.Change{c}})
 }
 
-// recordChange advances a folder's change sequence (locking its row until
-// the commit, so one folder's numbers commit in order), stores the changes
-// under the new number and notifies every node, in one statement.
-const recordChange = `
-WITH s AS (
-	INSERT INTO folder_seq AS f (account, folder, seq) VALUES ($1, $2, 1)
+// recordChanges advances the change sequence of each of the write's folders
+// (locking their rows until the commit, in the order the folders were first
+// changed, so one folder's numbers commit in order), stores the changes
+// under the new numbers and notifies every node, in one statement: a
+// delivery to a thousand mailboxes records a thousand changes at once.
+const recordChanges = `
+WITH v AS (
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS v(account, folder, data, n)
+), s AS (
+	INSERT INTO folder_seq AS f (account, folder, seq)
+	SELECT account, folder, 1 FROM v ORDER BY n
 	ON CONFLICT (account, folder) DO UPDATE SET seq = f.seq + 1
-	RETURNING seq
+	RETURNING account, folder, seq
 ), c AS (
-	INSERT INTO changes (account, folder, seq, token, data) SELECT $1, $2, s.seq, $5, $3::jsonb FROM s
+	INSERT INTO changes (account, folder, seq, token, data)
+	SELECT s.account, s.folder, s.seq, $5, v.data::jsonb FROM s JOIN v ON v.account = s.account AND v.folder = s.folder
 )
-SELECT s.seq, pg_notify($4, s.seq || ' ' || $2::bigint || ' ' || $5::bigint || ' ' || $1::text) FROM s`
+SELECT account, folder, seq, pg_notify($4, seq || ' ' || folder || ' ' || $5::bigint || ' ' || account) FROM s`
 
 // record stores the write's changes and notifies every node, in the write's
-// transaction; then it holds the changes for delivery after the commit.
+// transaction, unless the write queued that on a batch of its own already
+// (queueRecord); then it holds the changes for delivery after the commit.
 // The changes' TxID is the folder's new sequence number.
 func (w *txState) record(ctx context.Context, tx pgx.Tx, f *feed) error {
-	for _, g := range w.groups {
-		data, err := encodeChanges(g.changes)
-		if err != nil {
+	if !w.queued && len(w.groups) > 0 {
+		batch := &pgx.Batch{}
+		if err := w.queueRecord(batch); err != nil {
 			return err
 		}
-		err = tx.QueryRow(ctx, recordChange, g.key.account, g.key.folder, data, notifyChannel, int64(w.token)).Scan(&g.seq, nil)
-		if err != nil {
-			return fmt.Errorf("record change: %w", err)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return err
 		}
+	}
+	for _, g := range w.groups {
 		for i := range g.changes {
 			g.changes[i].TxID = g.seq
 		}
 	}
 	f.hold(w)
+	return nil
+}
+
+// queueRecord queues on batch the statement that records the changes
+// published so far; a write that sends a batch anyway (a group of
+// deliveries) saves a round trip so. Nothing may be published after it.
+func (w *txState) queueRecord(batch *pgx.Batch) error {
+	w.queued = true
+	if len(w.groups) == 0 {
+		return nil
+	}
+	accounts := make([]string, len(w.groups))
+	folders := make([]int64, len(w.groups))
+	data := make([]string, len(w.groups))
+	at := make(map[folderKey]*changeGroup, len(w.groups))
+	for i, g := range w.groups {
+		var err error
+		if data[i], err = encodeChanges(g.changes); err != nil {
+			return err
+		}
+		accounts[i], folders[i] = g.key.account, int64(g.key.folder)
+		at[g.key] = g
+	}
+	batch.Queue(recordChanges, accounts, folders, data, notifyChannel, int64(w.token)).Query(func(rows pgx.Rows) error {
+		var k folderKey
+		var seq uint64
+		n, err := pgx.ForEachRow(rows, []any{&k.account, &k.folder, &seq, nil}, func() error {
+			if g := at[k]; g != nil {
+				g.seq = seq
+			}
+			return nil
+		})
+		if err == nil && n.RowsAffected() != int64(len(w.groups)) {
+			err = fmt.Errorf("%d sequence numbers for %d folders", n.RowsAffected(), len(w.groups))
+		}
+		if err != nil {
+			return fmt.Errorf("record change: %w", err)
+		}
+		return nil
+	})
 	return nil
 }
 

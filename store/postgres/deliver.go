@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -40,6 +39,7 @@ type delivery struct {
 	date time.Time
 	sum  [32]byte
 	meta []byte
+	msgs []newMessage // per target, by plan
 	res  store.DeliveryResult
 	done chan error
 }
@@ -62,30 +62,62 @@ func (s *Store) deliverWith(ctx context.Context, d *store.Delivery, also func(tx
 	return &op.res, nil
 }
 
-// file carries out one delivery in tx: it takes the UIDs, queues the rows
-// on batch, counts the references to the body in bodies, and queues its
-// outbound copies. The accounts of its targets are locked already.
-func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, accounts map[string]*account, batch *pgx.Batch, bodies newBodies) error {
+// plan checks each target of the delivery against its account's quota and
+// books the accepted ones in p, which takes their UIDs for the whole group
+// at once. The accounts of its targets are locked already.
+func (op *delivery) plan(accounts map[string]*account, p *uidPlan) error {
 	d := op.d
 	op.res = store.DeliveryResult{Targets: make([]store.TargetResult, len(d.Targets))}
+	op.msgs = make([]newMessage, len(d.Targets))
+	for i, t := range d.Targets {
+		a := accounts[t.Account]
+		if a == nil {
+			return fmt.Errorf("deliver to %s/%s: %w: empty account id", t.Account, t.Folder, store.ErrInvalid)
+		}
+		m := newMessage{flags: parseFlags(t.Flags), date: op.date, size: int64(len(t.Prefix) + len(d.Body)),
+			hash: op.sum[:], prefix: t.Prefix, meta: op.meta}
+		usage := a.usage
+		if !t.SoftQuota && overQuota(usage, m.size, t.Quota) {
+			op.res.Targets[i].Err = store.ErrQuota
+			continue
+		}
+		p.book(t, &m)
+		a.addUsage(m.size)
+		if t.Quota > 0 {
+			over := pastWarning(usage+m.size, t.Quota)
+			op.res.Targets[i].QuotaWarning = over && !a.warned
+			a.warned = over
+		}
+		op.msgs[i] = m
+	}
+	return nil
+}
+
+// file carries out one planned delivery in tx once p has taken the UIDs: it
+// adds its message rows to rows, counts the references to the body in
+// bodies, and queues its outbound copies.
+func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, p *uidPlan, batch *pgx.Batch, rows *newRows, bodies newBodies) error {
+	d := op.d
 	// One change per folder, listing its new messages, as bbolt has it.
 	changes := make(map[folderKey]*store.Change)
 	var order []folderKey
 	for i, t := range d.Targets {
-		m := newMessage{flags: parseFlags(t.Flags), date: op.date, size: int64(len(t.Prefix) + len(d.Body)),
-			hash: op.sum[:], prefix: t.Prefix, meta: op.meta}
-		r, id, err := fileMessage(ctx, tx, batch, accounts[t.Account], t, &m)
-		if err != nil {
-			return fmt.Errorf("deliver to %s/%s: %w", t.Account, t.Folder, err)
-		}
-		op.res.Targets[i] = r
+		r := &op.res.Targets[i]
 		if r.Err != nil {
 			continue
 		}
-		k := folderKey{t.Account, id}
+		f := p.folders[folderName{t.Account, t.Folder}]
+		if !f.found {
+			return fmt.Errorf("deliver to %s/%s: %w", t.Account, t.Folder, store.ErrNoFolder)
+		}
+		uid, m := f.next, &op.msgs[i]
+		f.next++
+		rows.add(batch, t.Account, f.id, uid, m)
+		r.UID, r.UIDValidity = UID(uid), uint32(f.validity)
+		k := folderKey{t.Account, f.id}
 		c := changes[k]
 		if c == nil {
-			c = &store.Change{Kind: store.ChangeNew, Account: t.Account, FolderID: id, Folder: t.Folder, Origin: t.Origin}
+			c = &store.Change{Kind: store.ChangeNew, Account: t.Account, FolderID: f.id, Folder: t.Folder, Origin: t.Origin}
 			changes[k] = c
 			order = append(order, k)
 		}
@@ -100,59 +132,6 @@ func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, accounts ma
 		return err
 	}
 	return op.also(tx, &op.res)
-}
-
-// fileMessage files m in t's folder under the UID it takes from the
-// folder's row; the message row is queued on batch. Over quota it returns
-// a result with Err set and changes nothing.
-func fileMessage(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, a *account, t store.Target, m *newMessage) (store.TargetResult, uint64, error) {
-	if a == nil {
-		return store.TargetResult{}, 0, fmt.Errorf("%w: empty account id", store.ErrInvalid)
-	}
-	usage := a.usage
-	if !t.SoftQuota && overQuota(usage, m.size, t.Quota) {
-		return store.TargetResult{Err: store.ErrQuota}, 0, nil
-	}
-	id, validity, uid, err := takeUID(ctx, tx, t.Account, t.Folder, m)
-	if errors.Is(err, store.ErrNoFolder) && !t.NoCreate {
-		_, err = createFolder(ctx, tx, t.Account, store.FolderSpec{Name: t.Folder, SpecialUse: t.SpecialUse})
-		if err == nil {
-			id, validity, uid, err = takeUID(ctx, tx, t.Account, t.Folder, m)
-		}
-	}
-	if err != nil {
-		return store.TargetResult{}, 0, err
-	}
-	batch.Queue(`INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		t.Account, id, uid, m.flags.bits, m.flags.keywordList(), m.date.UnixNano(), m.size, m.hash,
-		nonNil(m.prefix), nonNil(m.meta))
-	a.addUsage(m.size)
-	r := store.TargetResult{UID: UID(uid), UIDValidity: uint32(validity)}
-	if t.Quota > 0 {
-		over := pastWarning(usage+m.size, t.Quota)
-		r.QuotaWarning = over && !a.warned
-		a.warned = over
-	}
-	return r, id, nil
-}
-
-// takeUID takes the next UID of a folder for m and counts m in the
-// folder's counters. The UPDATE locks the folder's row until the commit, so
-// concurrent deliveries, from any node, get distinct, increasing UIDs.
-func takeUID(ctx context.Context, tx pgx.Tx, accountID, name string, m *newMessage) (id uint64, validity, uid int64, err error) {
-	unseen := 0
-	if !m.flags.seen() {
-		unseen = 1
-	}
-	err = tx.QueryRow(ctx, `UPDATE folders SET uid_next = uid_next + 1, messages = messages + 1,
-			size = size + $3, unseen = unseen + $4
-		WHERE account = $1 AND name = $2 RETURNING id, uid_validity, uid_next - 1`,
-		accountID, name, m.size, unseen).Scan(&id, &validity, &uid)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = store.ErrNoFolder
-	}
-	return id, validity, uid, err
 }
 
 func nonNil(b []byte) []byte {
@@ -174,6 +153,45 @@ func (s *Store) Append(ctx context.Context, acc store.Access, folderName string,
 		return store.TargetResult{}, err
 	}
 	return r.Targets[0], r.Targets[0].Err
+}
+
+// newRows collects a group's message rows, to be inserted with one
+// statement: a delivery to a thousand mailboxes is one INSERT, not a
+// thousand. A row with keywords (APPEND, import) goes alone: an array
+// of text[] does not unnest into rows of arrays.
+type newRows struct {
+	accounts                []string
+	folders, uids           []int64
+	flags                   []int32
+	dates, sizes            []int64
+	hashes, prefixes, metas [][]byte
+}
+
+// add adds a row, or queues it on batch when it has keywords.
+func (r *newRows) add(batch *pgx.Batch, account string, folder uint64, uid int64, m *newMessage) {
+	if len(m.flags.keywords) > 0 {
+		batch.Queue(`INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			account, folder, uid, m.flags.bits, m.flags.keywordList(), m.date.UnixNano(), m.size, m.hash,
+			nonNil(m.prefix), nonNil(m.meta))
+		return
+	}
+	r.accounts = append(r.accounts, account)
+	r.folders, r.uids = append(r.folders, int64(folder)), append(r.uids, uid)
+	r.flags = append(r.flags, m.flags.bits)
+	r.dates, r.sizes = append(r.dates, m.date.UnixNano()), append(r.sizes, m.size)
+	r.hashes, r.prefixes, r.metas = append(r.hashes, m.hash), append(r.prefixes, nonNil(m.prefix)), append(r.metas, nonNil(m.meta))
+}
+
+// queue queues the insert of the rows added on batch.
+func (r *newRows) queue(batch *pgx.Batch) {
+	if len(r.accounts) == 0 {
+		return
+	}
+	batch.Queue(`INSERT INTO messages (account, folder, uid, flags, date_ns, size, hash, prefix, meta)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[], $5::bigint[], $6::bigint[],
+			$7::bytea[], $8::bytea[], $9::bytea[])`,
+		r.accounts, r.folders, r.uids, r.flags, r.dates, r.sizes, r.hashes, r.prefixes, r.metas)
 }
 
 // newBodies counts the references a transaction adds to bodies.

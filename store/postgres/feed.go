@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"postkasse.dev/postkasse/store"
@@ -58,7 +59,7 @@ type feed struct {
 	retry time.Duration
 
 	// mu serialises delivery. It is never taken by a goroutine that holds
-	// a pooled connection, as deliverUpTo may need one.
+	// a pooled connection, as deliverAll may need one.
 	mu   sync.Mutex
 	last map[folderKey]uint64 // delivered up to
 
@@ -69,9 +70,10 @@ type feed struct {
 	// pings its connection.
 	idle time.Duration
 	// reconnects counts the listener's new connections after a loss, pings
-	// its pings (tests read them).
+	// its pings, fetches the queries for recorded changes (tests read them).
 	reconnects atomic.Int64
 	pings      atomic.Int64
+	fetches    atomic.Int64
 
 	subMu   sync.RWMutex
 	subs    map[int]func(store.Change)
@@ -201,15 +203,57 @@ func (f *feed) listen(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
-		k, seq, token, err := parsePayload(n.Payload)
+		notes, err := f.drain(ctx, conn, f.parse(nil, n))
 		if err != nil {
-			f.log.Error("change notification", "payload", n.Payload, "err", err)
-			continue
+			return err
 		}
-		if err := f.deliverUpTo(ctx, k, seq, token); err != nil {
+		if err := f.deliverAll(ctx, notes); err != nil {
 			return err
 		}
 	}
+}
+
+// A commit that changed many folders (a delivery to a thousand mailboxes)
+// notifies each, all at once. The listener takes the notifications that
+// have arrived already and, once there are several, those that follow
+// within drainWait of each other, up to maxNotes, and reads the changes of
+// all their folders in one query: one by one, another node's big delivery
+// cost a round trip per folder before the last was pushed. A lone
+// notification is delivered without waiting.
+const (
+	drainWait = time.Millisecond
+	maxNotes  = 1000
+)
+
+// drain adds to notes the notifications that follow (see drainWait).
+func (f *feed) drain(ctx context.Context, conn *pgx.Conn, notes []note) ([]note, error) {
+	for len(notes) < maxNotes {
+		if len(notes) <= 1 && conn.PgConn().Frontend().ReadBufferLen() == 0 {
+			return notes, nil
+		}
+		wait, cancel := context.WithTimeout(ctx, drainWait)
+		n, err := conn.WaitForNotification(wait)
+		cancel()
+		if err != nil && ctx.Err() == nil && wait.Err() != nil {
+			return notes, nil // none waiting; the connection stays usable
+		}
+		if err != nil {
+			return nil, err
+		}
+		notes = f.parse(notes, n)
+	}
+	return notes, nil
+}
+
+// parse appends the notification's note to notes; a malformed one is
+// logged and left out.
+func (f *feed) parse(notes []note, n *pgconn.Notification) []note {
+	k, seq, token, err := parsePayload(n.Payload)
+	if err != nil {
+		f.log.Error("change notification", "payload", n.Payload, "err", err)
+		return notes
+	}
+	return append(notes, note{k, seq, token})
 }
 
 // catchUp delivers whatever was committed while the listener was away.
@@ -218,12 +262,17 @@ func (f *feed) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	notes := make([]note, 0, min(len(seqs), maxNotes))
 	for k, seq := range seqs {
-		if err := f.deliverUpTo(ctx, k, seq, 0); err != nil {
-			return err
+		notes = append(notes, note{k: k, seq: seq})
+		if len(notes) == maxNotes {
+			if err := f.deliverAll(ctx, notes); err != nil {
+				return err
+			}
+			notes = notes[:0]
 		}
 	}
-	return nil
+	return f.deliverAll(ctx, notes)
 }
 
 // sequences reads every folder's change sequence number.
@@ -243,7 +292,7 @@ func (f *feed) sequences(ctx context.Context) (map[folderKey]uint64, error) {
 }
 
 // parsePayload reads a notification: "seq folder token account" (see
-// recordChange). Anyone allowed to connect can NOTIFY on the channel, so a
+// recordChanges). Anyone allowed to connect can NOTIFY on the channel, so a
 // malformed payload is an error, never a panic.
 func parsePayload(p string) (k folderKey, seq, token uint64, err error) {
 	parts := strings.SplitN(p, " ", 4)
@@ -341,46 +390,95 @@ func (f *feed) giveBack(k folderKey, hs map[uint64]held) {
 func (f *feed) delivered(ctx context.Context, w *txState) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	for _, g := range w.groups {
-		if err := f.deliverUpTo(ctx, g.key, g.seq, w.token); err != nil {
-			f.log.Warn("delivering changes", "account", g.key.account, "folder", g.key.folder, "err", err)
-		}
+	notes := make([]note, len(w.groups))
+	for i, g := range w.groups {
+		notes[i] = note{g.key, g.seq, w.token}
+	}
+	if err := f.deliverAll(ctx, notes); err != nil {
+		f.log.Warn("delivering changes", "folders", len(notes), "err", err)
 	}
 }
 
-// deliverUpTo delivers a folder's changes after the last delivered, up to
-// and including seq. token, when not 0, is the token of the write known to
-// have committed seq; this node's held changes of other numbers are
-// checked against the change records.
-func (f *feed) deliverUpTo(ctx context.Context, k folderKey, seq, token uint64) error {
+// note says that a folder's changes are committed up to seq; token, when
+// not 0, is the token of the write known to have committed seq.
+type note struct {
+	k     folderKey
+	seq   uint64
+	token uint64
+}
+
+// deliverAll delivers, for each folder noted, its changes after the last
+// delivered up to and including the noted number; a later note of a folder
+// covers an earlier. This node's held changes of numbers not proven by a
+// note's token are checked against the change records, which are read for
+// all the folders in one query.
+func (f *feed) deliverAll(ctx context.Context, notes []note) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	last := f.last[k]
-	if seq <= last {
+	var todo []note
+	at := make(map[folderKey]int)
+	for _, n := range notes {
+		if n.seq <= f.last[n.k] {
+			continue
+		}
+		if i, ok := at[n.k]; ok {
+			if n.seq > todo[i].seq {
+				todo[i] = n
+			}
+			continue
+		}
+		at[n.k] = len(todo)
+		todo = append(todo, n)
+	}
+	if len(todo) == 0 {
 		return nil
 	}
-	hs := f.takeHeld(k, last, seq)
-	proven := func(s uint64) bool { h, ok := hs[s]; return ok && s == seq && token != 0 && h.token == token }
-	var stored map[uint64]held
-	if !proven(seq) || seq-last > 1 {
-		var err error
-		if stored, err = f.fetch(ctx, k, last, seq); err != nil {
-			f.giveBack(k, hs)
-			return err
+	hs := make([]map[uint64]held, len(todo))
+	var ranges []changeRange
+	for i, n := range todo {
+		last := f.last[n.k]
+		hs[i] = f.takeHeld(n.k, last, n.seq)
+		if !proven(hs[i], n, n.seq) || n.seq-last > 1 {
+			ranges = append(ranges, changeRange{n.k, last, n.seq})
 		}
+	}
+	stored, err := f.fetch(ctx, ranges)
+	if err != nil {
+		for i, n := range todo {
+			f.giveBack(n.k, hs[i])
+		}
+		return err
 	}
 	f.subMu.RLock()
 	defer f.subMu.RUnlock()
-	for s := last + 1; s <= seq; s++ {
+	for i, n := range todo {
+		f.deliverRange(n, hs[i], stored[n.k])
+	}
+	return nil
+}
+
+// proven reports whether this node's held changes of s are the ones the
+// note's write committed.
+func proven(hs map[uint64]held, n note, s uint64) bool {
+	h, ok := hs[s]
+	return ok && s == n.seq && n.token != 0 && h.token == n.token
+}
+
+// deliverRange hands a folder's changes after the last delivered up to
+// n.seq to the subscribers: this node's own (hs, with their Origin) where
+// proven, the recorded ones (stored) otherwise. The caller holds f.mu and
+// f.subMu.
+func (f *feed) deliverRange(n note, hs, stored map[uint64]held) {
+	for s := f.last[n.k] + 1; s <= n.seq; s++ {
 		h, ok := hs[s]
 		rec, recorded := stored[s]
 		switch {
-		case ok && (proven(s) || recorded && rec.token == h.token):
+		case ok && (proven(hs, n, s) || recorded && rec.token == h.token):
 			// This node's own write: its changes carry their Origin.
 		case recorded:
 			h = rec
 		default:
-			f.log.Error("change record missing", "account", k.account, "folder", k.folder, "seq", s)
+			f.log.Error("change record missing", "account", n.k.account, "folder", n.k.folder, "seq", s)
 		}
 		for _, c := range h.changes {
 			for _, fn := range f.subs {
@@ -388,27 +486,49 @@ func (f *feed) deliverUpTo(ctx context.Context, k folderKey, seq, token uint64) 
 			}
 		}
 	}
-	f.last[k] = seq
-	return nil
+	f.last[n.k] = n.seq
 }
 
-// fetch reads a folder's recorded changes in (after, upTo].
-func (f *feed) fetch(ctx context.Context, k folderKey, after, upTo uint64) (map[uint64]held, error) {
-	rows, err := f.pool.Query(ctx, `SELECT seq, token, data FROM changes
-		WHERE account = $1 AND folder = $2 AND seq > $3 AND seq <= $4`, k.account, k.folder, after, upTo)
+// changeRange names a folder's changes in (after, upTo].
+type changeRange struct {
+	k           folderKey
+	after, upTo uint64
+}
+
+// fetch reads the recorded changes of the ranges, by folder and number.
+func (f *feed) fetch(ctx context.Context, ranges []changeRange) (map[folderKey]map[uint64]held, error) {
+	out := make(map[folderKey]map[uint64]held)
+	if len(ranges) == 0 {
+		return out, nil
+	}
+	accounts := make([]string, len(ranges))
+	folders, after, upTo := make([]int64, len(ranges)), make([]int64, len(ranges)), make([]int64, len(ranges))
+	for i, r := range ranges {
+		accounts[i], folders[i], after[i], upTo[i] = r.k.account, int64(r.k.folder), int64(r.after), int64(r.upTo)
+	}
+	f.fetches.Add(1)
+	rows, err := f.pool.Query(ctx, `SELECT c.account, c.folder, c.seq, c.token, c.data
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS r(account, folder, after, upto)
+		JOIN changes c ON c.account = r.account AND c.folder = r.folder AND c.seq > r.after AND c.seq <= r.upto`,
+		accounts, folders, after, upTo)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[uint64]held)
-	var seq uint64
-	var token int64
-	var data []byte
-	_, err = pgx.ForEachRow(rows, []any{&seq, &token, &data}, func() error {
+	var (
+		k     folderKey
+		seq   uint64
+		token int64
+		data  []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k.account, &k.folder, &seq, &token, &data}, func() error {
 		cs, err := decodeChanges(data, k, seq)
 		if err != nil {
 			return fmt.Errorf("change %d of %s/%d: %w", seq, k.account, k.folder, err)
 		}
-		out[seq] = held{uint64(token), cs}
+		if out[k] == nil {
+			out[k] = make(map[uint64]held)
+		}
+		out[k][seq] = held{uint64(token), cs}
 		return nil
 	})
 	return out, err

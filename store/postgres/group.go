@@ -93,18 +93,34 @@ func (s *Store) commitGroup(group []*delivery) {
 			if err != nil {
 				return err
 			}
-			batch, bodies := &pgx.Batch{}, newBodies{}
+			fail := func(i int, err error) error {
+				if len(group) > 1 {
+					failed = i
+					return errInGroup
+				}
+				return err
+			}
+			uids := newUIDPlan()
 			for i, op := range group {
-				if err := op.file(ctx, tx, w, accounts, batch, bodies); err != nil {
-					if len(group) > 1 {
-						failed = i
-						return errInGroup
-					}
-					return err
+				if err := op.plan(accounts, uids); err != nil {
+					return fail(i, err)
 				}
 			}
+			if err := uids.take(ctx, tx); err != nil {
+				return err
+			}
+			batch, rows, bodies := &pgx.Batch{}, &newRows{}, newBodies{}
+			for i, op := range group {
+				if err := op.file(ctx, tx, w, uids, batch, rows, bodies); err != nil {
+					return fail(i, err)
+				}
+			}
+			rows.queue(batch)
 			bodies.queue(batch)
 			queueAccounts(batch, accounts)
+			if err := w.queueRecord(batch); err != nil {
+				return err
+			}
 			return tx.SendBatch(ctx, batch).Close()
 		})
 		cancel()

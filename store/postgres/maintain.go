@@ -38,7 +38,7 @@ const pruneEvery = 10 * time.Minute
 
 // pruneChanges deletes change records older than the retention. A listener
 // away for longer than that misses changes, and says so in the log (see
-// feed.deliverUpTo); folder_seq stays, so sequence numbers never repeat.
+// feed.deliverAll); folder_seq stays, so sequence numbers never repeat.
 func (s *Store) pruneChanges(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE created < now() - $1 * interval '1 millisecond'`,
 		s.keep.Milliseconds())

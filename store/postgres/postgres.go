@@ -70,6 +70,11 @@ type Options struct {
 	// ChangeRetention is how long recorded changes are kept for nodes
 	// that lost their listening connection to catch up from; 0 means a day.
 	ChangeRetention time.Duration
+	// ObserveCommit, when set, is told how long each write transaction
+	// took, from BEGIN to the end of its COMMIT (with synchronous_commit,
+	// the WAL flush), failed ones included, for monitoring. It runs on the
+	// writing goroutine: it must return at once.
+	ObserveCommit func(time.Duration)
 
 	// listenIdle is how long the change listener waits before it pings its
 	// connection; 0 means 15 s. Tests shorten it.
@@ -88,7 +93,8 @@ type Store struct {
 	analyze func([]byte) []byte
 	node    string
 	lease   time.Duration
-	keep    time.Duration // ChangeRetention
+	keep    time.Duration       // ChangeRetention
+	observe func(time.Duration) // never nil
 
 	feed   *feed
 	closed atomic.Bool
@@ -130,7 +136,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, log: log, analyze: opts.Analyze, node: opts.Node, lease: opts.QueueLease}
+	s := &Store{pool: pool, log: log, analyze: opts.Analyze, node: opts.Node, lease: opts.QueueLease, observe: opts.ObserveCommit}
+	if s.observe == nil {
+		s.observe = func(time.Duration) {}
+	}
 	if s.node == "" {
 		s.node = nodeName()
 	}
@@ -223,12 +232,14 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, w *txState) error)
 	}
 	for attempt := 1; ; attempt++ {
 		w := newTxState()
+		start := time.Now()
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if err := fn(tx, w); err != nil {
 				return err
 			}
 			return w.record(ctx, tx, s.feed)
 		})
+		s.observe(time.Since(start))
 		if err != nil {
 			s.feed.forget(w)
 			if retryable(err) && attempt < maxAttempts {

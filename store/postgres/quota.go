@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"postkasse.dev/postkasse/store"
 )
 
@@ -36,10 +34,13 @@ func (s *Store) CheckRoom(ctx context.Context, accountID string, quota, size int
 	if accountID == "" {
 		return fmt.Errorf("%w: empty account id", store.ErrInvalid)
 	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	// One statement reads one snapshot: no transaction around it, which
+	// would cost two more round trips at every RCPT.
 	var usage int64
-	err := s.read(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT coalesce((SELECT usage FROM accounts WHERE id = $1), 0)`, accountID).Scan(&usage)
-	})
+	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT usage FROM accounts WHERE id = $1), 0)`, accountID).Scan(&usage)
 	if err != nil {
 		return err
 	}

@@ -30,3 +30,24 @@ func (s *Store) QueueStats(ctx context.Context) (store.QueueStats, error) {
 	})
 	return st, err
 }
+
+// Size reports the bytes the store's tables take in the database, with
+// their indexes and TOAST (where the bodies are): the tables of the schema
+// the store lives in (the first of the search path, as in migrate). Not
+// pg_database_size, which also counts the system catalogues (about 7 MiB)
+// and whatever else the database holds. Like the bbolt file, it shrinks
+// only when the database gives space back (VACUUM FULL), not at every
+// expunge.
+func (s *Store) Size(ctx context.Context) (int64, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	var size int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind = 'r'`).Scan(&size)
+	if err != nil {
+		return 0, fmt.Errorf("store size: %w", err)
+	}
+	return size, nil
+}
