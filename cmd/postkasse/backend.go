@@ -54,8 +54,15 @@ var (
 // long each bbolt commit took (nil: nothing); timeout bounds the wait for
 // the bbolt file's lock (0: the store's default).
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, observe func(time.Duration), timeout time.Duration) (storeBackend, error) {
+	return openStoreWith(ctx, cfg, log, observe, timeout, 0)
+}
+
+// openStoreWith is openStore with the PostgreSQL queue claims' lease
+// (0: the store's default, one minute): tests shorten it to see a dead
+// node's claims pass to another without waiting a minute.
+func openStoreWith(ctx context.Context, cfg *config.Config, log *slog.Logger, observe func(time.Duration), timeout, queueLease time.Duration) (storeBackend, error) {
 	if cfg.Store.Backend == config.BackendPostgres {
-		st, err := postgres.Open(ctx, postgres.Options{DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze})
+		st, err := postgres.Open(ctx, postgres.Options{DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze, QueueLease: queueLease})
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", cfg.Store.Where, err)
 		}

@@ -95,6 +95,9 @@ type serverOptions struct {
 	trusted func(net.IP) bool
 	// unknownRecipientDelay slows answers to harvesting; 0: one second.
 	unknownRecipientDelay time.Duration
+	// queueLease is how long a PostgreSQL queue claim holds without
+	// renewal (0: the store's default); tests of a dead node shorten it.
+	queueLease time.Duration
 	// metrics counts what the server does; nil: a new one, served nowhere.
 	metrics *metrics.Metrics
 	// dnsTimeout bounds each DNS lookup; 0 is resolver.DefaultTimeout.
@@ -152,7 +155,7 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := openStore(context.Background(), cfg, log, s.metrics.ObserveCommit, 0)
+	st, err := openStoreWith(context.Background(), cfg, log, s.metrics.ObserveCommit, 0, opts.queueLease)
 	if err != nil {
 		return nil, err
 	}
