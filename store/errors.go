@@ -24,6 +24,10 @@ var (
 	ErrConflict = errors.New("store: changed since it was read")
 	// ErrInUse: another process has the store open (a running server).
 	ErrInUse = errors.New("store: in use by another process")
+	// ErrUnavailable: the store cannot be reached for now (a database
+	// server that is down or unreachable); trying again later may work,
+	// and nothing was changed unless the error says a commit was cut off.
+	ErrUnavailable = errors.New("store: temporarily unavailable")
 	// ErrUnsupported: the backend does not do this; the error says what to use instead.
 	ErrUnsupported = errors.New("store: not supported by this backend")
 )

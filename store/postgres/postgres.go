@@ -96,6 +96,8 @@ type Store struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 
+	reach reachability // logs the database's going and coming back
+
 	// deliveries feed the group writers (group.go).
 	deliveries  chan *delivery
 	groupMu     sync.RWMutex
@@ -222,6 +224,12 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, w *txState) error)
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
+	err := s.writeOnce(ctx, fn)
+	s.reach.note(s, err)
+	return err
+}
+
+func (s *Store) writeOnce(ctx context.Context, fn func(tx pgx.Tx, w *txState) error) error {
 	for attempt := 1; ; attempt++ {
 		w := newTxState()
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -235,7 +243,7 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, w *txState) error)
 			if retryable(err) && attempt < maxAttempts {
 				continue
 			}
-			return err
+			return unavailable(err)
 		}
 		s.feed.delivered(ctx, w)
 		return nil
@@ -248,7 +256,9 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	err := unavailable(pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn))
+	s.reach.note(s, err)
+	return err
 }
 
 // BlobStats reports how many distinct bodies are stored and their bytes.
