@@ -16,8 +16,10 @@ const (
 	// enqueued without a Kick, or a clock jump, is noticed within a minute.
 	maxWait = time.Minute
 	// storageRetry is how long a message whose state could not be saved
-	// rests before it is tried again, so a failing store is not hammered.
-	storageRetry = time.Minute
+	// rests before it is tried again, so a failing store is not hammered;
+	// short enough that a returning database (SPEC §13: recovery within
+	// 30 s) finds the queue at work.
+	storageRetry = 20 * time.Second
 	// dueRetry is how long the runner rests after it could not read the
 	// due messages (the database is away), so it is back at work soon
 	// after the store is, without hammering it meanwhile.

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,7 +70,17 @@ func (l *lossLoad) counts() (acked, temp int, lastAck time.Time) {
 func TestDatabaseLostUnderLoad(t *testing.T) {
 	t.Parallel()
 	cluster := pgtest.Own(t)
-	ts := startServer(t, fmt.Sprintf("\n[store]\nbackend = \"postgres\"\ndsn = %q\n", pgtest.DB(t, cluster)))
+	remote := newDeferringSink(t)
+	ts := startServer(t, fmt.Sprintf("[outbound]\nsmarthost = %q\nsmarthost_tls = \"none\"\nretry_after = \"1s\"\n", remote.addr)+
+		fmt.Sprintf("\n[store]\nbackend = \"postgres\"\ndsn = %q\n", pgtest.DB(t, cluster)))
+	// A message waits in the queue across the loss: the remote server
+	// defers it until the database is gone.
+	outbound := map[string]bool{"queued across the loss": true}
+	if err := ts.submit("anna@contoso.test", "anna-secret", "anna@contoso.test", []string{"partner@fabrikam.example"},
+		"From: anna@contoso.test\nTo: partner@fabrikam.example\nSubject: queued across the loss\n\nx\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "the remote server deferring the queued message", func() bool { return remote.deferred.Load() > 0 })
 	load := &lossLoad{acked: map[string]time.Time{}, replies: map[string]int{}}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -126,6 +138,7 @@ func TestDatabaseLostUnderLoad(t *testing.T) {
 		return temp >= 10 && poller.refusals() >= 3 && time.Since(halted) > 3*time.Second
 	})
 	_, _, lastAck := load.counts()
+	remote.deferring.Store(false)
 	if err := cluster.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +157,9 @@ func TestDatabaseLostUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	waitUntil(t, 30*time.Second, "SMTP, IMAP and IDLE working again after the database's return", func() bool {
+	waitUntil(t, 30*time.Second, "SMTP, IMAP, IDLE and the queue working again after the database's return", func() bool {
 		_, _, last := load.counts()
-		return last.After(back) && poller.okSince(back) && idleBack()
+		return last.After(back) && poller.okSince(back) && idleBack() && len(received(remote.sink, outbound)) == 1
 	})
 	t.Logf("database away %v; last 250 %v after it was stopped, working again %v after it came back",
 		back.Sub(halted).Round(time.Millisecond), lastAck.Sub(halted).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
@@ -303,4 +316,43 @@ func (p *imapPoller) kinds() map[string]int {
 func refText(text string) string {
 	before, _, _ := strings.Cut(text, ", reference ")
 	return before
+}
+
+// deferringSink is a remote server that answers RCPT with 451 while
+// deferring is set.
+type deferringSink struct {
+	*sink
+	deferring atomic.Bool
+	deferred  atomic.Int32 // RCPTs it answered with 451
+}
+
+func newDeferringSink(t *testing.T) *deferringSink {
+	t.Helper()
+	d := &deferringSink{sink: &sink{got: make(chan struct{}, 100)}}
+	d.deferring.Store(true)
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
+		return &deferringSession{sinkSession: &sinkSession{sink: d.sink, conn: c}, d: d}, nil
+	}))
+	srv.Domain = "sink.example"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.addr = ln.Addr().String()
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return d
+}
+
+type deferringSession struct {
+	*sinkSession
+	d *deferringSink
+}
+
+func (s *deferringSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	if s.d.deferring.Load() {
+		s.d.deferred.Add(1)
+		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	}
+	return s.sinkSession.Rcpt(to, opts)
 }
