@@ -78,6 +78,13 @@ type server struct {
 	serving   sync.WaitGroup
 }
 
+// storeTxTimeout bounds each transaction of a PostgreSQL store while
+// serving (SPEC §13): a database that hangs, or that the network cuts
+// off, gets try-again-later answers (SMTP 451, IMAP NO) after this long
+// instead of clients waiting for it. It is far above any transaction's
+// time on a working database.
+const storeTxTimeout = 30 * time.Second
+
 // serverOptions are settings that are not in the file: tests shorten the
 // queue's waits and point it at their own DNS server and port.
 type serverOptions struct {
@@ -98,6 +105,9 @@ type serverOptions struct {
 	// queueLease is how long a PostgreSQL queue claim holds without
 	// renewal (0: the store's default); tests of a dead node shorten it.
 	queueLease time.Duration
+	// storeTxTimeout replaces storeTxTimeout, for tests of a hanging
+	// database.
+	storeTxTimeout time.Duration
 	// metrics counts what the server does; nil: a new one, served nowhere.
 	metrics *metrics.Metrics
 	// dnsTimeout bounds each DNS lookup; 0 is resolver.DefaultTimeout.
@@ -155,7 +165,13 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := openStoreWith(context.Background(), cfg, log, s.metrics.ObserveCommit, 0, opts.queueLease)
+	txTimeout := opts.storeTxTimeout
+	if txTimeout == 0 {
+		txTimeout = storeTxTimeout
+	}
+	st, err := openStoreWith(context.Background(), cfg, log, storeOptions{
+		observe: s.metrics.ObserveCommit, queueLease: opts.queueLease, txTimeout: txTimeout,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,12 @@ type Options struct {
 	// only a dead node's claims pass to the others, after at most this
 	// long.
 	QueueLease time.Duration
+	// TxTimeout bounds each transaction, waiting for a connection
+	// included; one that runs out fails with store.ErrUnavailable, so a
+	// database that hangs or is cut off by the network gets a
+	// try-again-later answer, not a client waiting forever. 0: no bound,
+	// for commands that read or copy the whole store.
+	TxTimeout time.Duration
 	// ListenRetry is the pause before the change listener reconnects after
 	// losing its connection; 0 means one second.
 	ListenRetry time.Duration
@@ -90,6 +96,8 @@ type Store struct {
 	node    string
 	lease   time.Duration
 	keep    time.Duration // ChangeRetention
+	// txTimeout is Options.TxTimeout.
+	txTimeout time.Duration
 
 	feed   *feed
 	closed atomic.Bool
@@ -116,6 +124,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if !strings.Contains(opts.DSN, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns
 	}
+	if !strings.Contains(opts.DSN, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -128,7 +139,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, log: log, analyze: opts.Analyze, node: opts.Node, lease: opts.QueueLease}
+	s := &Store{pool: pool, log: log, analyze: opts.Analyze, node: opts.Node, lease: opts.QueueLease, txTimeout: opts.TxTimeout}
 	if s.node == "" {
 		s.node = nodeName()
 	}
@@ -224,7 +235,9 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, w *txState) error)
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	err := s.writeOnce(ctx, fn)
+	ctx, cancel, bounded := s.bound(ctx)
+	defer cancel()
+	err := bounded(s.writeOnce(ctx, fn))
 	s.reach.note(s, err)
 	return err
 }
@@ -233,6 +246,7 @@ func (s *Store) writeOnce(ctx context.Context, fn func(tx pgx.Tx, w *txState) er
 	for attempt := 1; ; attempt++ {
 		w := newTxState()
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			defer cutOff(ctx, tx)()
 			if err := fn(tx, w); err != nil {
 				return err
 			}
@@ -256,7 +270,12 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	err := unavailable(pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn))
+	ctx, cancel, bounded := s.bound(ctx)
+	defer cancel()
+	err := bounded(unavailable(pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		defer cutOff(ctx, tx)()
+		return fn(tx)
+	})))
 	s.reach.note(s, err)
 	return err
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"postkasse.dev/postkasse/store"
@@ -40,6 +42,40 @@ func connectionTrouble(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// defaultConnectTimeout bounds connecting to the database unless the DSN
+// says otherwise (connect_timeout): pgx would wait for the operating
+// system, minutes, for a server that does not answer.
+const defaultConnectTimeout = 10 * time.Second
+
+// bound applies Options.TxTimeout to ctx. The returned function turns the
+// error of a transaction that ran out of that time (and not of the
+// caller's own) into store.ErrUnavailable.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc, func(error) error) {
+	if s.txTimeout <= 0 {
+		return ctx, func() {}, func(err error) error { return err }
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, s.txTimeout)
+	return ctx, cancel, func(err error) error {
+		if err == nil || errors.Is(err, store.ErrUnavailable) || ctx.Err() == nil || parent.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: no answer from the database within %v: %w", store.ErrUnavailable, s.txTimeout, err)
+	}
+}
+
+// cutOff makes the statements of tx fail once ctx, the transaction's
+// bound, ends, and returns the function that stops watching. The
+// statements run under their callers' contexts, which know nothing of
+// the bound, and pgx waits on a silent database for as long as those
+// last; a read deadline in the past ends the wait, and pgx closes the
+// connection.
+func cutOff(ctx context.Context, tx pgx.Tx) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		tx.Conn().PgConn().Conn().SetDeadline(time.Now())
+	})
 }
 
 // reachability logs when the database stops answering and when it answers
