@@ -30,6 +30,8 @@ type storeBackend interface {
 	web.CardStore
 	certs.Store
 
+	// AddCacheEntry shares one value among the nodes (the SRS secret).
+	AddCacheEntry(ctx context.Context, key string, data []byte) ([]byte, error)
 	QueueStats(ctx context.Context) (store.QueueStats, error)
 	QueueList(ctx context.Context) ([]store.QueuedMessage, error)
 	QueueGet(ctx context.Context, id uint64) (store.QueuedMessage, error)

@@ -214,7 +214,7 @@ func uidsByMessageID(t *testing.T, c *imapclient.Client, folder string) (uint32,
 }
 
 // twoNodesConfig: outbound mail goes to the test's sink (SINK), bo is out
-// of the office, small has a small quota.
+// of the office, small has a small quota, dora forwards her mail.
 const twoNodesConfig = `
 [outbound]
 smarthost = "SINK"
@@ -230,6 +230,13 @@ external_audience = "all"
 address  = "small@contoso.test"
 password = "` + annaHash + `"
 quota    = "3KB"
+
+[user.dora]
+address  = "dora@contoso.test"
+password = "` + annaHash + `"
+
+[user.dora.forward]
+to = ["dora@home.example"]
 `
 
 // TestTwoNodes runs SPEC §13's promises on two nodes sharing a database;
@@ -244,6 +251,7 @@ func TestTwoNodes(t *testing.T) {
 	t.Run("OneAutoReplyPerSender", func(t *testing.T) { testOneAutoReplyAcrossNodes(t, nc, sk) })
 	t.Run("SharedQuota", func(t *testing.T) { testSharedQuota(t, nc) })
 	t.Run("QueueExactlyOnce", func(t *testing.T) { testQueueExactlyOnce(t, nc, sk) })
+	t.Run("BounceToForwardThroughOtherNode", func(t *testing.T) { testBounceAcrossNodes(t, nc, sk) })
 }
 
 // testPushAcrossNodes: mail delivered through A reaches an IDLE session
@@ -464,6 +472,40 @@ func testQueueExactlyOnce(t *testing.T, nc *nodeCluster, sk *sink) {
 			t.Errorf("%q reached the remote server %d times", s, n)
 		}
 	}
+}
+
+// testBounceAcrossNodes: mail forwarded by A leaves with an SRS return
+// address; the bounce for it reaches B (the MX is either node) and goes
+// back to the original sender, so both nodes sign SRS alike.
+func testBounceAcrossNodes(t *testing.T, nc *nodeCluster, sk *sink) {
+	msg := message("zoe@example.org", "dora@contoso.test", "to be forwarded", "x")
+	if err := sendMail(nc.nodes[0].smtp, nil, "zoe@example.org", []string{"dora@contoso.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	var returnPath string
+	waitUntil(t, 10*time.Second, "the forwarded copy at the remote server", func() bool {
+		for _, m := range sk.messages() {
+			if slices.Equal(m.To, []string{"dora@home.example"}) {
+				returnPath = m.From
+			}
+		}
+		return returnPath != ""
+	})
+	if !strings.HasPrefix(returnPath, "SRS0=") {
+		t.Fatalf("forwarded with return path %q, want an SRS address", returnPath)
+	}
+	bounce := "From: MAILER-DAEMON@home.example\nTo: " + returnPath + "\nSubject: Undelivered Mail Returned to Sender\nAuto-Submitted: auto-replied\n\nno such user\n"
+	if err := sendMail(nc.nodes[1].smtp, nil, "", []string{returnPath}, bounce); err != nil {
+		t.Fatalf("node B refuses the bounce for node A's forward to %s: %v", returnPath, err)
+	}
+	waitUntil(t, 10*time.Second, "the bounce back at the original sender", func() bool {
+		for _, m := range sk.messages() {
+			if slices.Equal(m.To, []string{"zoe@example.org"}) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // submitAlternately submits n messages from anna to a remote address,

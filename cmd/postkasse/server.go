@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -187,6 +188,9 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	secret, err := srsSecret(cfg.DataDir)
 	if err != nil {
+		return err
+	}
+	if secret, err = sharedSRSSecret(context.Background(), cfg.DataDir, s.store, secret); err != nil {
 		return err
 	}
 	if err := s.setupACME(cfg, opts); err != nil {
@@ -513,6 +517,26 @@ func srsSecret(dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("srs key: %w", err)
 	}
 	return secret, nil
+}
+
+// srsCacheKey names the SRS secret among the store's cache entries.
+const srsCacheKey = "srs-secret"
+
+// sharedSRSSecret makes every node of one store sign SRS return addresses
+// with one secret, since a bounce may reach any node (SPEC §13): the first
+// to start puts its own in the store, the others take that one. Each
+// keeps it in its data directory too, where `postkasse resolve` reads it.
+func sharedSRSSecret(ctx context.Context, dataDir string, st storeBackend, own []byte) ([]byte, error) {
+	shared, err := st.AddCacheEntry(ctx, srsCacheKey, own)
+	if err != nil {
+		return nil, fmt.Errorf("srs key: %w", err)
+	}
+	if !bytes.Equal(shared, own) {
+		if err := os.WriteFile(srsKeyPath(dataDir), shared, 0o600); err != nil {
+			return nil, fmt.Errorf("srs key: %w", err)
+		}
+	}
+	return shared, nil
 }
 
 // dkimSigner loads the DKIM keys; nil when there are none.
