@@ -23,6 +23,9 @@ var (
 	errAccessGone    = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeNoPerm, Text: "Access to this mailbox was removed"}
 	errExpungeIssued = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: "EXPUNGEISSUED", Text: "Some of the requested messages no longer exist"}
 	errTooBig        = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeTooBig, Text: "Message is larger than the append limit"}
+	// errUnavailable: the mail store (a database) cannot be reached for
+	// now (SPEC §13); RFC 5530's UNAVAILABLE says a subsystem is down.
+	errUnavailable = &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeUnavailable, Text: "Mail store temporarily unavailable, try again later"}
 )
 
 // mapError turns an error from the store into an IMAP reply. Unknown
@@ -45,6 +48,8 @@ func mapError(log *slog.Logger, err error) error {
 		return errOverQuota
 	case errors.Is(err, store.ErrReadOnly):
 		return errNoPerm
+	case errors.Is(err, store.ErrUnavailable):
+		return errUnavailable
 	case errors.Is(err, store.ErrInvalid):
 		return &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeCannot, Text: "Cannot do that"}
 	}

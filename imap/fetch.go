@@ -68,7 +68,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		return rw.Close()
 	})
 	if err != nil {
-		return err
+		return mapError(s.srv.log, err) // the store's, read ahead
 	}
 	if missing += len(refs) - next; missing > 0 || sel.goneIn(numSet) {
 		// Expunged by another session since this one was told of them

@@ -16,8 +16,19 @@ const (
 	// enqueued without a Kick, or a clock jump, is noticed within a minute.
 	maxWait = time.Minute
 	// storageRetry is how long a message whose state could not be saved
-	// rests before it is tried again, so a failing store is not hammered.
-	storageRetry = time.Minute
+	// rests before it is tried again, so a failing store is not hammered;
+	// short enough that a returning database (SPEC §13: recovery within
+	// 30 s) finds the queue at work.
+	storageRetry = 20 * time.Second
+	// dueRetry is how long the runner rests after it could not read the
+	// due messages (the database is away), so it is back at work soon
+	// after the store is, without hammering it meanwhile.
+	dueRetry = 5 * time.Second
+	// claimedRetry is how often the runner looks again while due messages
+	// are held by another node (a shared store's claims, see
+	// Storage.QueueDue), so a dead node's messages, whose lease runs out,
+	// are taken over soon after and not only at the next maxWait.
+	claimedRetry = 10 * time.Second
 	// shutdownGrace is how long attempts in flight may go on after Run's
 	// context ends before their connections are cut.
 	shutdownGrace = 30 * time.Second
@@ -109,7 +120,7 @@ func (r *Runner) dispatch(ctx, netCtx context.Context, wg *sync.WaitGroup) time.
 		if ctx.Err() == nil {
 			r.log.Error("reading due messages", "err", err)
 		}
-		return storageRetry
+		return dueRetry
 	}
 	for _, m := range due {
 		if _, started := r.start(ctx, netCtx, m, wg, false); !started && cap(r.msgSlots) == len(r.msgSlots) {
@@ -137,16 +148,22 @@ func (r *Runner) busy() int {
 }
 
 // untilNextDue is the time until the earliest scheduled attempt, at most
-// maxWait.
+// maxWait; at most claimedRetry while a message that is due already is
+// neither in flight here nor held back here (another node claimed it).
 func (r *Runner) untilNextDue(ctx context.Context, now time.Time) time.Duration {
 	all, err := r.opts.Storage.QueueList(ctx)
 	if err != nil {
-		return maxWait
+		return dueRetry
 	}
 	wait := maxWait
 	for _, m := range all {
-		if d := m.NextAttempt.Sub(now); d > 0 && d < wait && !r.isBusy(m.ID) {
+		inFlight := r.isBusy(m.ID)
+		d := m.NextAttempt.Sub(now)
+		switch {
+		case d > 0 && d < wait && !inFlight:
 			wait = d
+		case d <= 0 && !inFlight && !r.isHeld(m.ID):
+			wait = min(wait, claimedRetry)
 		}
 	}
 	return wait
@@ -156,6 +173,14 @@ func (r *Runner) isBusy(id uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.inFlight[id]
+	return ok
+}
+
+// isHeld tells whether id is held back here after storage trouble.
+func (r *Runner) isHeld(id uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.held[id]
 	return ok
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"postkasse.dev/postkasse/delivery"
 	"postkasse.dev/postkasse/policy"
+	"postkasse.dev/postkasse/store"
 )
 
 // The replies of SPEC §4 and §5 that are decided here, in the protocol.
@@ -20,6 +21,9 @@ var (
 	errShuttingDown   = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "Server shutting down, try again later"}
 	errSMTPDisabled   = &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: "SMTP is disabled for this mailbox"}
 	errTooManyUnknown = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "Too many unknown recipients, closing connection"}
+	// errStoreUnavailable: the mail store (a database) cannot be reached
+	// for now (SPEC §13); the sender keeps the message and tries again.
+	errStoreUnavailable = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Mail store temporarily unavailable, try again later"}
 )
 
 // reply is the one place a refusal of the delivery agent or the policy
@@ -59,6 +63,8 @@ func reply(err error) *gosmtp.SMTPError {
 		return refusal(452, 4, 5, 3, "Too many recipients")
 	case errors.Is(err, delivery.ErrBounceOnly):
 		return refusal(550, 5, 7, 1, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		return errStoreUnavailable
 	}
 	return nil
 }

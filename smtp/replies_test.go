@@ -8,6 +8,7 @@ import (
 
 	"postkasse.dev/postkasse/delivery"
 	"postkasse.dev/postkasse/policy"
+	"postkasse.dev/postkasse/store"
 )
 
 // TestReplyTable: every refusal the agent and the policy give has its one
@@ -34,6 +35,7 @@ func TestReplyTable(t *testing.T) {
 		{&delivery.AuthError{Reason: "rejected by the DMARC policy of fabrikam.example"}, "550 5.7.1 rejected by the DMARC policy of fabrikam.example"},
 		{fmt.Errorf("data: %w", &delivery.AuthError{Temporary: true, Reason: "cannot check the sender's DNS records now, try again later"}), "451 4.7.0 cannot check the sender's DNS records now, try again later"},
 		{fmt.Errorf("deliver: %w", errTooBig), "552 5.3.4 Message size exceeds fixed limit"},
+		{fmt.Errorf("deliver: %w", fmt.Errorf("%w: dial error", store.ErrUnavailable)), "451 4.3.0 Mail store temporarily unavailable, try again later"},
 		{errors.New("disk on fire"), ""},
 		{context.Canceled, ""},
 	}

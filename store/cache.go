@@ -49,6 +49,32 @@ func (s *Store) PutCacheEntry(ctx context.Context, key string, data []byte) erro
 	})
 }
 
+// AddCacheEntry stores data under key unless an entry is there already,
+// and returns the entry that is there afterwards: data, or the earlier
+// one. Nodes that start together thus agree on one value (a secret).
+func (s *Store) AddCacheEntry(ctx context.Context, key string, data []byte) ([]byte, error) {
+	if len(data) > maxCacheEntry {
+		return nil, fmt.Errorf("cache entry %q: %w", key, ErrCacheEntryTooLarge)
+	}
+	if key == "" {
+		return nil, errors.New("store: empty cache key")
+	}
+	var out []byte
+	err := s.update(ctx, func(tx *bolt.Tx, _ *txState) error {
+		b := tx.Bucket(bucketCache)
+		if v := b.Get([]byte(key)); v != nil {
+			out = append([]byte(nil), v...) // bytes die with the transaction
+			return nil
+		}
+		out = append([]byte(nil), data...)
+		return b.Put([]byte(key), out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache entry %q: %w", key, err)
+	}
+	return out, nil
+}
+
 // DeleteCacheEntry removes key; removing what is not there is no error.
 func (s *Store) DeleteCacheEntry(ctx context.Context, key string) error {
 	return s.update(ctx, func(tx *bolt.Tx, _ *txState) error {

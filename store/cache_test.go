@@ -31,6 +31,13 @@ func TestCacheEntries(t *testing.T) {
 	if err := s.PutCacheEntry(ctx, "big", make([]byte, 2<<20)); !errors.Is(err, ErrCacheEntryTooLarge) {
 		t.Fatalf("2 MiB entry: %v", err)
 	}
+	// AddCacheEntry keeps what is there.
+	if got, err := s.AddCacheEntry(ctx, "acme_account+key", []byte("key 3")); err != nil || string(got) != "key 2" {
+		t.Fatalf("AddCacheEntry over an entry: %q %v", got, err)
+	}
+	if got, err := s.AddCacheEntry(ctx, "secret", []byte("s1")); err != nil || string(got) != "s1" {
+		t.Fatalf("AddCacheEntry of a new key: %q %v", got, err)
+	}
 	if err := s.DeleteCacheEntry(ctx, "mail.contoso.test"); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,10 @@ var (
 	ErrInUse = errors.New("store: in use by another process")
 	// ErrNotEmpty: a copy's target already holds a store (Loader).
 	ErrNotEmpty = errors.New("store: the target of the copy is not empty")
+	// ErrUnavailable: the store cannot be reached for now (a database
+	// server that is down or unreachable); trying again later may work,
+	// and nothing was changed unless the error says a commit was cut off.
+	ErrUnavailable = errors.New("store: temporarily unavailable")
 	// ErrUnsupported: the backend does not do this; the error says what to use instead.
 	ErrUnsupported = errors.New("store: not supported by this backend")
 )

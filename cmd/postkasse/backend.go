@@ -30,6 +30,8 @@ type storeBackend interface {
 	web.CardStore
 	certs.Store
 
+	// AddCacheEntry shares one value among the nodes (the SRS secret).
+	AddCacheEntry(ctx context.Context, key string, data []byte) ([]byte, error)
 	QueueStats(ctx context.Context) (store.QueueStats, error)
 	QueueList(ctx context.Context) ([]store.QueuedMessage, error)
 	QueueGet(ctx context.Context, id uint64) (store.QueuedMessage, error)
@@ -56,15 +58,35 @@ var (
 // long each commit took (nil: nothing); timeout bounds the wait for the
 // bbolt file's lock (0: the store's default).
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, observe func(time.Duration), timeout time.Duration) (storeBackend, error) {
+	return openStoreWith(ctx, cfg, log, storeOptions{observe: observe, timeout: timeout})
+}
+
+// storeOptions are openStoreWith's settings beyond the file.
+type storeOptions struct {
+	observe func(time.Duration) // told each commit's duration; may be nil
+	timeout time.Duration       // the wait for the bbolt file's lock; 0: the store's default
+	// queueLease is the PostgreSQL queue claims' lease (0: the store's
+	// default): tests shorten it to see a dead node's claims pass.
+	queueLease time.Duration
+	// txTimeout bounds each PostgreSQL transaction (0: no bound); the
+	// server sets it so a hanging database gets try-again-later answers.
+	txTimeout time.Duration
+}
+
+// openStoreWith is openStore with every setting.
+func openStoreWith(ctx context.Context, cfg *config.Config, log *slog.Logger, opts storeOptions) (storeBackend, error) {
 	if cfg.Store.Backend == config.BackendPostgres {
-		st, err := postgres.Open(ctx, postgres.Options{DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze, ObserveCommit: observe})
+		st, err := postgres.Open(ctx, postgres.Options{
+			DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze, ObserveCommit: opts.observe,
+			QueueLease: opts.queueLease, TxTimeout: opts.txTimeout,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", cfg.Store.Where, err)
 		}
 		return st, nil
 	}
 	st, err := store.Open(ctx, store.Options{
-		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, ObserveCommit: observe, Timeout: timeout,
+		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, ObserveCommit: opts.observe, Timeout: opts.timeout,
 	})
 	if err != nil {
 		return nil, err // not st: a nil *store.Store in the interface is not nil

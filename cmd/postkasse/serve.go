@@ -25,6 +25,13 @@ const gracePeriod = 30 * time.Second
 const authFailureDelay = 2 * time.Second
 
 func cmdServe(args []string, stderr io.Writer) int {
+	return serveWith(args, stderr, serverOptions{})
+}
+
+// serveWith is `postkasse serve` with settings that are not in the file
+// (serverOptions); the command itself uses none, a test's child process
+// may (see TestMain).
+func serveWith(args []string, stderr io.Writer, opts serverOptions) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", config.DefaultPath, "configuration file")
@@ -64,7 +71,8 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer stopMetrics()
-	srv, err := newServer(cfg, log, serverOptions{debug: *debug, authFailureDelay: authFailureDelay, metrics: m})
+	opts.debug, opts.authFailureDelay, opts.metrics = *debug, authFailureDelay, m
+	srv, err := newServer(cfg, log, opts)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -78,6 +79,13 @@ type server struct {
 	serving   sync.WaitGroup
 }
 
+// storeTxTimeout bounds each transaction of a PostgreSQL store while
+// serving (SPEC §13): a database that hangs, or that the network cuts
+// off, gets try-again-later answers (SMTP 451, IMAP NO) after this long
+// instead of clients waiting for it. It is far above any transaction's
+// time on a working database.
+const storeTxTimeout = 30 * time.Second
+
 // serverOptions are settings that are not in the file: tests shorten the
 // queue's waits and point it at their own DNS server and port.
 type serverOptions struct {
@@ -95,6 +103,12 @@ type serverOptions struct {
 	trusted func(net.IP) bool
 	// unknownRecipientDelay slows answers to harvesting; 0: one second.
 	unknownRecipientDelay time.Duration
+	// queueLease is how long a PostgreSQL queue claim holds without
+	// renewal (0: the store's default); tests of a dead node shorten it.
+	queueLease time.Duration
+	// storeTxTimeout replaces storeTxTimeout, for tests of a hanging
+	// database.
+	storeTxTimeout time.Duration
 	// metrics counts what the server does; nil: a new one, served nowhere.
 	metrics *metrics.Metrics
 	// dnsTimeout bounds each DNS lookup; 0 is resolver.DefaultTimeout.
@@ -152,7 +166,13 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := openStore(context.Background(), cfg, log, s.metrics.ObserveCommit, 0)
+	txTimeout := opts.storeTxTimeout
+	if txTimeout == 0 {
+		txTimeout = storeTxTimeout
+	}
+	st, err := openStoreWith(context.Background(), cfg, log, storeOptions{
+		observe: s.metrics.ObserveCommit, queueLease: opts.queueLease, txTimeout: txTimeout,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +188,9 @@ func newServer(cfg *config.Config, log *slog.Logger, opts serverOptions) (*serve
 func (s *server) build(cfg *config.Config, opts serverOptions) error {
 	secret, err := srsSecret(cfg.DataDir)
 	if err != nil {
+		return err
+	}
+	if secret, err = sharedSRSSecret(context.Background(), cfg.DataDir, s.store, secret); err != nil {
 		return err
 	}
 	if err := s.setupACME(cfg, opts); err != nil {
@@ -494,6 +517,26 @@ func srsSecret(dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("srs key: %w", err)
 	}
 	return secret, nil
+}
+
+// srsCacheKey names the SRS secret among the store's cache entries.
+const srsCacheKey = "srs-secret"
+
+// sharedSRSSecret makes every node of one store sign SRS return addresses
+// with one secret, since a bounce may reach any node (SPEC §13): the first
+// to start puts its own in the store, the others take that one. Each
+// keeps it in its data directory too, where `postkasse resolve` reads it.
+func sharedSRSSecret(ctx context.Context, dataDir string, st storeBackend, own []byte) ([]byte, error) {
+	shared, err := st.AddCacheEntry(ctx, srsCacheKey, own)
+	if err != nil {
+		return nil, fmt.Errorf("srs key: %w", err)
+	}
+	if !bytes.Equal(shared, own) {
+		if err := os.WriteFile(srsKeyPath(dataDir), shared, 0o600); err != nil {
+			return nil, fmt.Errorf("srs key: %w", err)
+		}
+	}
+	return shared, nil
 }
 
 // dkimSigner loads the DKIM keys; nil when there are none.

@@ -50,6 +50,31 @@ func (s *Store) PutCacheEntry(ctx context.Context, key string, data []byte) erro
 	})
 }
 
+// AddCacheEntry stores data under key unless an entry is there already,
+// and returns the entry that is there afterwards: data, or the earlier
+// one. Nodes that start together thus agree on one value (a secret): a
+// concurrent insert waits for the first and then does nothing.
+func (s *Store) AddCacheEntry(ctx context.Context, key string, data []byte) ([]byte, error) {
+	if len(data) > maxCacheEntry {
+		return nil, fmt.Errorf("cache entry %q: %w", key, store.ErrCacheEntryTooLarge)
+	}
+	if key == "" {
+		return nil, errors.New("store: empty cache key")
+	}
+	var out []byte
+	err := s.write(ctx, func(tx pgx.Tx, _ *txState) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO cache (key, data) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
+			[]byte(key), nonNil(data)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT data FROM cache WHERE key = $1`, []byte(key)).Scan(&out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache entry %q: %w", key, err)
+	}
+	return out, nil
+}
+
 // DeleteCacheEntry removes key; removing what is not there is no error.
 func (s *Store) DeleteCacheEntry(ctx context.Context, key string) error {
 	return s.write(ctx, func(tx pgx.Tx, _ *txState) error {

@@ -145,3 +145,28 @@ func TestTwoNodesOwnSeenInFeed(t *testing.T) {
 		t.Fatalf("changes on B: %+v then %+v", own, shared)
 	}
 }
+
+// TestAddCacheEntryAgrees: two nodes adding the same key at once with
+// different values both get the one that was stored.
+func TestAddCacheEntryAgrees(t *testing.T) {
+	t.Parallel()
+	a, b, _ := twoNodes(t, Options{})
+	ctx := context.Background()
+	for i := range 20 {
+		key := fmt.Sprintf("secret-%d", i)
+		var got [2][]byte
+		var errs [2]error
+		var wg sync.WaitGroup
+		for j, s := range []*Store{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[j], errs[j] = s.AddCacheEntry(ctx, key, []byte{byte(j)})
+			}()
+		}
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil || !bytes.Equal(got[0], got[1]) {
+			t.Fatalf("%s: A got %v (%v), B got %v (%v)", key, got[0], errs[0], got[1], errs[1])
+		}
+	}
+}

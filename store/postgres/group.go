@@ -125,7 +125,9 @@ func (s *Store) commitGroup(group []*delivery) {
 		})
 		cancel()
 		switch {
-		case err == nil || len(group) == 1:
+		// A database that is away fails the whole group at once: alone,
+		// each delivery would wait for it again.
+		case err == nil || len(group) == 1 || errors.Is(err, store.ErrUnavailable):
 			for _, op := range group {
 				op.done <- err
 			}

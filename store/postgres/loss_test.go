@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -66,4 +67,44 @@ func TestDatabaseLossAndReturn(t *testing.T) {
 	if err != nil || !slices.Equal(view.UIDs, []store.UID{1, 2, 3, 4, 5, 6}) {
 		t.Fatalf("after the return: %v %v", view.UIDs, err)
 	}
+}
+
+// TestTxTimeoutOnSilentDatabase: with the database's processes stopped
+// (it neither answers nor refuses), reads and writes give up after
+// TxTimeout with store.ErrUnavailable, and work again once it goes on.
+func TestTxTimeoutOnSilentDatabase(t *testing.T) {
+	t.Parallel()
+	cl := pgtest.Own(t)
+	dsn := pgtest.DB(t, cl)
+	t.Cleanup(func() { cl.Thaw() }) // before the database is dropped
+	const bound = time.Second
+	s := openTest(t, dsn, Options{Node: "A", TxTimeout: bound})
+	ctx := context.Background()
+	deliver := func(i int) error {
+		_, err := s.Deliver(ctx, &store.Delivery{Body: body(i), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}})
+		return err
+	}
+	if err := deliver(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range map[string]func() error{
+		"deliver": func() error { return deliver(1) },
+		"select": func() error {
+			_, err := s.Select(ctx, store.Access{Account: "anna"}, "INBOX", false)
+			return err
+		},
+	} {
+		start := time.Now()
+		err := op()
+		if took := time.Since(start); !errors.Is(err, store.ErrUnavailable) || took > 5*bound {
+			t.Fatalf("%s on a silent database: %v after %v, want store.ErrUnavailable after about %v", name, err, took, bound)
+		}
+	}
+	if err := cl.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return deliver(2) == nil })
 }

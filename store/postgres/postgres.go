@@ -61,9 +61,16 @@ type Options struct {
 	// name, the process id and a random part.
 	Node string
 	// QueueLease is how long a claim on a queued message holds without
-	// renewal; 0 means one minute. A live node renews its claims, so only
-	// a dead node's claims pass to the others, after at most this long.
+	// renewal; 0 means defaultLease. A live node renews its claims, so
+	// only a dead node's claims pass to the others, after at most this
+	// long.
 	QueueLease time.Duration
+	// TxTimeout bounds each transaction, waiting for a connection
+	// included; one that runs out fails with store.ErrUnavailable, so a
+	// database that hangs or is cut off by the network gets a
+	// try-again-later answer, not a client waiting forever. 0: no bound,
+	// for commands that read or copy the whole store.
+	TxTimeout time.Duration
 	// ListenRetry is the pause before the change listener reconnects after
 	// losing its connection; 0 means one second.
 	ListenRetry time.Duration
@@ -95,11 +102,15 @@ type Store struct {
 	lease   time.Duration
 	keep    time.Duration       // ChangeRetention
 	observe func(time.Duration) // never nil
+	// txTimeout is Options.TxTimeout.
+	txTimeout time.Duration
 
 	feed   *feed
 	closed atomic.Bool
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
+
+	reach reachability // logs the database's going and coming back
 
 	// deliveries feed the group writers (group.go).
 	deliveries  chan *delivery
@@ -124,6 +135,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = serverAppName
 	}
+	if !strings.Contains(opts.DSN, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -136,7 +150,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, log: log, analyze: opts.Analyze, node: opts.Node, lease: opts.QueueLease, observe: opts.ObserveCommit}
+	s := &Store{pool: pool, log: log, analyze: opts.Analyze, node: opts.Node, lease: opts.QueueLease, observe: opts.ObserveCommit, txTimeout: opts.TxTimeout}
 	if s.observe == nil {
 		s.observe = func(time.Duration) {}
 	}
@@ -144,7 +158,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.node = nodeName()
 	}
 	if s.lease == 0 {
-		s.lease = time.Minute
+		s.lease = defaultLease
 	}
 	if s.keep = opts.ChangeRetention; s.keep == 0 {
 		s.keep = 24 * time.Hour
@@ -181,6 +195,11 @@ func nodeName() string {
 	rand.Read(b)
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
 }
+
+// defaultLease is the queue claims' lease: with the queue runners' look
+// at claims held elsewhere (every 10 s), a dead node's messages pass to
+// the others within a minute (SPEC §13).
+const defaultLease = 45 * time.Second
 
 // Close waits for queued deliveries, stops the change listener and the
 // maintenance and closes the pool. Calls made after Close fail with
@@ -230,10 +249,19 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, w *txState) error)
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
+	ctx, cancel, bounded := s.bound(ctx)
+	defer cancel()
+	err := bounded(s.writeOnce(ctx, fn))
+	s.reach.note(s, err)
+	return err
+}
+
+func (s *Store) writeOnce(ctx context.Context, fn func(tx pgx.Tx, w *txState) error) error {
 	for attempt := 1; ; attempt++ {
 		w := newTxState()
 		start := time.Now()
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			defer cutOff(ctx, tx)()
 			if err := fn(tx, w); err != nil {
 				return err
 			}
@@ -245,7 +273,7 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, w *txState) error)
 			if retryable(err) && attempt < maxAttempts {
 				continue
 			}
-			return err
+			return unavailable(err)
 		}
 		s.feed.delivered(ctx, w)
 		return nil
@@ -258,7 +286,14 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	ctx, cancel, bounded := s.bound(ctx)
+	defer cancel()
+	err := bounded(unavailable(pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		defer cutOff(ctx, tx)()
+		return fn(tx)
+	})))
+	s.reach.note(s, err)
+	return err
 }
 
 // BlobStats reports how many distinct bodies are stored and their bytes.

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -229,6 +230,7 @@ func (c *Cluster) DSN(name string) string {
 // Halt shuts the server down (fast shutdown: sessions are cut), keeping its
 // data for Resume.
 func (c *Cluster) Halt() error {
+	c.Thaw() // a frozen server would not hear SIGINT
 	if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
@@ -240,6 +242,46 @@ func (c *Cluster) Halt() error {
 		<-c.exited
 		return errors.New("postgres did not stop within 30 s; killed")
 	}
+}
+
+// Freeze stops every process of the server (SIGSTOP) without closing a
+// connection: the database neither answers nor refuses, as when it hangs
+// or the network drops its packets. Thaw undoes it. Linux only (it finds
+// the server's processes in /proc).
+func (c *Cluster) Freeze() error {
+	return c.signalAll(syscall.SIGSTOP)
+}
+
+// Thaw lets a frozen server go on (SIGCONT).
+func (c *Cluster) Thaw() error {
+	return c.signalAll(syscall.SIGCONT)
+}
+
+// signalAll signals the postmaster, then its children: each child starts
+// a session of its own, so the process group does not reach them. A
+// stopped postmaster starts no new ones.
+func (c *Cluster) signalAll(sig syscall.Signal) error {
+	pid := c.cmd.Process.Pid
+	if err := syscall.Kill(pid, sig); err != nil {
+		return err
+	}
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil || len(stats) == 0 {
+		return fmt.Errorf("cannot list processes in /proc: %v", err)
+	}
+	for _, stat := range stats {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ")".
+		_, rest, _ := strings.Cut(string(b), ") ")
+		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(stat)))
+			syscall.Kill(child, sig)
+		}
+	}
+	return nil
 }
 
 // Stop shuts the server down and removes its directory.
