@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -31,6 +32,39 @@ type session struct {
 
 	tx      *delivery.Transaction // the transaction under way, nil between them
 	unknown int                   // RCPTs answered 550 5.1.1 on this connection
+
+	// go-smtp v0.26.0's Server.Close calls Logout on its own goroutine
+	// while the connection's goroutine may be inside Mail, Rcpt or Data
+	// (it takes no lock around session calls), so both would touch tx.
+	// mu guards busy (a command is running) and closed (Logout came); a
+	// Logout during a command leaves the transaction to the command's end.
+	mu     sync.Mutex
+	busy   bool
+	closed bool
+}
+
+// enter begins a command that uses the transaction; false once Logout
+// came, and then the command must not run.
+func (s *session) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.busy = true
+	return true
+}
+
+// leave ends a command, and ends the transaction too when Logout came
+// meanwhile.
+func (s *session) leave() {
+	s.mu.Lock()
+	s.busy = false
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		s.reset()
+	}
 }
 
 func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
@@ -99,6 +133,10 @@ func (s *session) authenticate(username, password string) error {
 
 // Mail starts a transaction.
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	if !s.enter() {
+		return errShuttingDown
+	}
+	defer s.leave()
 	if s.srv.opts.Submission && s.user == "" {
 		return gosmtp.ErrAuthRequired
 	}
@@ -132,6 +170,10 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 
 // Rcpt adds a recipient to the transaction.
 func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	if !s.enter() {
+		return errShuttingDown
+	}
+	defer s.leave()
 	err := s.tx.AddRecipient(s.srv.ctx, to)
 	if err == nil {
 		return nil
@@ -189,6 +231,10 @@ func replyLine(hostname string, e *gosmtp.SMTPError) string {
 
 // Data reads the message and delivers it.
 func (s *session) Data(r io.Reader) error {
+	if !s.enter() {
+		return errShuttingDown
+	}
+	defer s.leave()
 	body, err := io.ReadAll(r)
 	if err != nil {
 		return s.readFailed(err)
@@ -252,7 +298,12 @@ func clientGone(err error) bool {
 }
 
 // Reset ends the transaction.
-func (s *session) Reset() { s.reset() }
+func (s *session) Reset() {
+	if s.enter() {
+		s.reset()
+		s.leave()
+	}
+}
 
 func (s *session) reset() {
 	if s.tx != nil {
@@ -263,9 +314,16 @@ func (s *session) reset() {
 	}
 }
 
-// Logout ends the session.
+// Logout ends the session. Called by go-smtp's Close from another
+// goroutine during a command, it leaves the transaction to that command.
 func (s *session) Logout() error {
-	s.reset()
+	s.mu.Lock()
+	s.closed = true
+	busy := s.busy
+	s.mu.Unlock()
+	if !busy {
+		s.reset()
+	}
 	s.srv.untrack(s)
 	return nil
 }

@@ -133,11 +133,16 @@ func TestCopyStoreRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go serveControl(ctx, ln, ts.srv, ts.srv.log)
+	served := make(chan struct{})
+	go func() {
+		serveControl(ctx, ln, ts.srv, ts.srv.log)
+		close(served)
+	}()
 	if code, out := copyTo("bbolt:" + target); code != 1 || !strings.Contains(out, "the server is running") {
 		t.Fatalf("copy while the server answers: %d %s", code, out)
 	}
 	cancel()
+	<-served // the socket is closed: the copies below must not find it answering
 	ts.stop()
 	for _, c := range []struct {
 		to, want string

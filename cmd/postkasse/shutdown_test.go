@@ -179,3 +179,43 @@ func TestShutdownWithoutTransactions(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestShutdownDuringBlockedMail: a server stops promptly while a MAIL
+// waits on an SPF lookup that never gets an answer, and the client gets
+// an answer or a close. (go-smtp v0.26.0's Close calls the session's
+// Logout on its own goroutine even while a command still runs; session.go
+// leaves the transaction to that command. The race showed under -race in
+// TestDatabaseHangsUnderLoad, a RCPT stuck on a frozen database at
+// shutdown; here the lookup ends with the server's context first.)
+func TestShutdownDuringBlockedMail(t *testing.T) {
+	t.Parallel()
+	w := startInbound(t)
+	w.dns.SilenceAll(true)
+	c := gosmtp.NewClient(dialFrom(t, outsideIP, w.ts.smtp))
+	defer c.Close()
+	if err := c.Hello("mx.sender.example"); err != nil {
+		t.Fatal(err)
+	}
+	mailDone := make(chan error, 1)
+	go func() { mailDone <- c.Mail("bob@pass.example", nil) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.dns.Asked("pass.example.", "TXT") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never asked for the sender's SPF record")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	w.ts.stop()
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("stopping took %v with a MAIL waiting on DNS", took)
+	}
+	select {
+	case err := <-mailDone:
+		if err == nil {
+			t.Error("MAIL was accepted by a server that stopped")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client's MAIL got no answer and no close")
+	}
+}
