@@ -88,12 +88,13 @@ func TestDatabaseHangsUnderLoad(t *testing.T) {
 // brings it back with restore; txTimeout replaces storeTxTimeout (0: not).
 func testDatabaseLoss(t *testing.T, cluster *pgtest.Cluster, lose, restore func() error, txTimeout time.Duration) {
 	dsn := pgtest.DB(t, cluster)
-	// A test that fails with the database frozen must thaw it before the
-	// database is dropped (cleanups run last first).
-	t.Cleanup(func() { cluster.Thaw() })
 	remote := newDeferringSink(t)
 	ts := startServerWith(t, fmt.Sprintf("[outbound]\nsmarthost = %q\nsmarthost_tls = \"none\"\nretry_after = \"1s\"\n", remote.addr)+
 		fmt.Sprintf("\n[store]\nbackend = \"postgres\"\ndsn = %q\n", dsn), serverOptions{storeTxTimeout: txTimeout})
+	// A test that fails with the database frozen must thaw it before the
+	// server stops (a call may be waiting on the database) and before the
+	// database is dropped (cleanups run last first).
+	t.Cleanup(func() { cluster.Thaw() })
 	// A message waits in the queue across the loss: the remote server
 	// defers it until the database is gone.
 	outbound := map[string]bool{"queued across the loss": true}
@@ -127,7 +128,9 @@ func testDatabaseLoss(t *testing.T, cluster *pgtest.Cluster, lose, restore func(
 	go func() { defer wg.Done(); poller.run(stop) }()
 	var once sync.Once
 	stopLoad := func() { once.Do(func() { close(stop); wg.Wait() }) }
-	defer stopLoad()
+	// Likewise before waiting for the senders, which may be waiting on
+	// the server.
+	defer func() { cluster.Thaw(); stopLoad() }()
 	pushed := make(chan time.Time, 1000)
 	idler := ts.login("anna@contoso.test", "anna-secret", &imapclient.UnilateralDataHandler{
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
