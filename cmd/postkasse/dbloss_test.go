@@ -131,11 +131,13 @@ func testDatabaseLoss(t *testing.T, cluster *pgtest.Cluster, lose, restore func(
 	// Likewise before waiting for the senders, which may be waiting on
 	// the server.
 	defer func() { cluster.Thaw(); stopLoad() }()
-	pushed := make(chan time.Time, 1000)
+	// When the IDLE session last heard of new mail. Not a channel: a full
+	// one would stop the client reading, and Close would wait for ever.
+	var pushed atomic.Int64
 	idler := ts.login("anna@contoso.test", "anna-secret", &imapclient.UnilateralDataHandler{
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 			if d.NumMessages != nil {
-				pushed <- time.Now()
+				pushed.Store(time.Now().UnixNano())
 			}
 		},
 	})
@@ -169,22 +171,18 @@ func testDatabaseLoss(t *testing.T, cluster *pgtest.Cluster, lose, restore func(
 	back := time.Now()
 	// The IDLE session opened before the loss hears of new mail again:
 	// the change listener reconnected and caught up.
-	idleBack := func() bool {
-		for {
-			select {
-			case at := <-pushed:
-				if at.After(back) {
-					return true
-				}
-			default:
-				return false
-			}
+	for deadline := back.Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, _, last := load.counts()
+		smtpOK, imapOK := last.After(back), poller.okSince(back)
+		idleOK, queueOK := pushed.Load() > back.UnixNano(), len(received(remote.sink, outbound)) == 1
+		if smtpOK && imapOK && idleOK && queueOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not working again within 30s of the database's return: SMTP %v, IMAP %v, IDLE %v, queue %v",
+				smtpOK, imapOK, idleOK, queueOK)
 		}
 	}
-	waitUntil(t, 30*time.Second, "SMTP, IMAP, IDLE and the queue working again after the database's return", func() bool {
-		_, _, last := load.counts()
-		return last.After(back) && poller.okSince(back) && idleBack() && len(received(remote.sink, outbound)) == 1
-	})
 	t.Logf("database away %v; last 250 %v after it was stopped, working again %v after it came back",
 		back.Sub(halted).Round(time.Millisecond), lastAck.Sub(halted).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	stopLoad()
