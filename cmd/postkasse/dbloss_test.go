@@ -88,12 +88,13 @@ func TestDatabaseHangsUnderLoad(t *testing.T) {
 // brings it back with restore; txTimeout replaces storeTxTimeout (0: not).
 func testDatabaseLoss(t *testing.T, cluster *pgtest.Cluster, lose, restore func() error, txTimeout time.Duration) {
 	dsn := pgtest.DB(t, cluster)
-	// A test that fails with the database frozen must thaw it before the
-	// database is dropped (cleanups run last first).
-	t.Cleanup(func() { cluster.Thaw() })
 	remote := newDeferringSink(t)
 	ts := startServerWith(t, fmt.Sprintf("[outbound]\nsmarthost = %q\nsmarthost_tls = \"none\"\nretry_after = \"1s\"\n", remote.addr)+
 		fmt.Sprintf("\n[store]\nbackend = \"postgres\"\ndsn = %q\n", dsn), serverOptions{storeTxTimeout: txTimeout})
+	// A test that fails with the database frozen must thaw it before the
+	// server stops (a call may be waiting on the database) and before the
+	// database is dropped (cleanups run last first).
+	t.Cleanup(func() { cluster.Thaw() })
 	// A message waits in the queue across the loss: the remote server
 	// defers it until the database is gone.
 	outbound := map[string]bool{"queued across the loss": true}
@@ -127,12 +128,16 @@ func testDatabaseLoss(t *testing.T, cluster *pgtest.Cluster, lose, restore func(
 	go func() { defer wg.Done(); poller.run(stop) }()
 	var once sync.Once
 	stopLoad := func() { once.Do(func() { close(stop); wg.Wait() }) }
-	defer stopLoad()
-	pushed := make(chan time.Time, 1000)
+	// Likewise before waiting for the senders, which may be waiting on
+	// the server.
+	defer func() { cluster.Thaw(); stopLoad() }()
+	// When the IDLE session last heard of new mail. Not a channel: a full
+	// one would stop the client reading, and Close would wait for ever.
+	var pushed atomic.Int64
 	idler := ts.login("anna@contoso.test", "anna-secret", &imapclient.UnilateralDataHandler{
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 			if d.NumMessages != nil {
-				pushed <- time.Now()
+				pushed.Store(time.Now().UnixNano())
 			}
 		},
 	})
@@ -166,22 +171,18 @@ func testDatabaseLoss(t *testing.T, cluster *pgtest.Cluster, lose, restore func(
 	back := time.Now()
 	// The IDLE session opened before the loss hears of new mail again:
 	// the change listener reconnected and caught up.
-	idleBack := func() bool {
-		for {
-			select {
-			case at := <-pushed:
-				if at.After(back) {
-					return true
-				}
-			default:
-				return false
-			}
+	for deadline := back.Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, _, last := load.counts()
+		smtpOK, imapOK := last.After(back), poller.okSince(back)
+		idleOK, queueOK := pushed.Load() > back.UnixNano(), len(received(remote.sink, outbound)) == 1
+		if smtpOK && imapOK && idleOK && queueOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not working again within 30s of the database's return: SMTP %v, IMAP %v, IDLE %v, queue %v",
+				smtpOK, imapOK, idleOK, queueOK)
 		}
 	}
-	waitUntil(t, 30*time.Second, "SMTP, IMAP, IDLE and the queue working again after the database's return", func() bool {
-		_, _, last := load.counts()
-		return last.After(back) && poller.okSince(back) && idleBack() && len(received(remote.sink, outbound)) == 1
-	})
 	t.Logf("database away %v; last 250 %v after it was stopped, working again %v after it came back",
 		back.Sub(halted).Round(time.Millisecond), lastAck.Sub(halted).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	stopLoad()

@@ -58,10 +58,13 @@ type feed struct {
 	log   *slog.Logger
 	retry time.Duration
 
-	// mu serialises delivery. It is never taken by a goroutine that holds
-	// a pooled connection, as deliverAll may need one.
-	mu   sync.Mutex
-	last map[folderKey]uint64 // delivered up to
+	// turn, holding one token, serialises delivery (a lock that a waiter
+	// can give up on: the listener may hold it while it waits on a silent
+	// database, and a write that committed must not wait for it longer
+	// than its own bound). It is never taken by a goroutine that holds a
+	// pooled connection, as deliverAll may need one.
+	turn chan struct{}
+	last map[folderKey]uint64 // delivered up to; guarded by turn
 
 	pendMu  sync.Mutex
 	pending map[folderKey]map[uint64]held // this node's writes, not yet delivered
@@ -83,6 +86,7 @@ type feed struct {
 func newFeed(pool *pgxpool.Pool, log *slog.Logger, retry, idle time.Duration) *feed {
 	return &feed{
 		pool: pool, log: log, retry: retry, idle: idle,
+		turn:    make(chan struct{}, 1),
 		last:    make(map[folderKey]uint64),
 		pending: make(map[folderKey]map[uint64]held),
 		subs:    make(map[int]func(store.Change)),
@@ -114,11 +118,11 @@ func (f *feed) start(ctx, runCtx context.Context, wg *sync.WaitGroup) error {
 		conn.Close(ctx)
 		return err
 	}
-	f.mu.Lock()
+	f.turn <- struct{}{}
 	for k, seq := range seqs {
 		f.last[k] = seq
 	}
-	f.mu.Unlock()
+	<-f.turn
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -413,8 +417,12 @@ type note struct {
 // note's token are checked against the change records, which are read for
 // all the folders in one query.
 func (f *feed) deliverAll(ctx context.Context, notes []note) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	select {
+	case f.turn <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the change feed: %w", ctx.Err())
+	}
+	defer func() { <-f.turn }()
 	var todo []note
 	at := make(map[folderKey]int)
 	for _, n := range notes {
@@ -466,7 +474,7 @@ func proven(hs map[uint64]held, n note, s uint64) bool {
 
 // deliverRange hands a folder's changes after the last delivered up to
 // n.seq to the subscribers: this node's own (hs, with their Origin) where
-// proven, the recorded ones (stored) otherwise. The caller holds f.mu and
+// proven, the recorded ones (stored) otherwise. The caller holds f.turn and
 // f.subMu.
 func (f *feed) deliverRange(n note, hs, stored map[uint64]held) {
 	for s := f.last[n.k] + 1; s <= n.seq; s++ {

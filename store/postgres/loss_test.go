@@ -70,41 +70,65 @@ func TestDatabaseLossAndReturn(t *testing.T) {
 }
 
 // TestTxTimeoutOnSilentDatabase: with the database's processes stopped
-// (it neither answers nor refuses), reads and writes give up after
-// TxTimeout with store.ErrUnavailable, and work again once it goes on.
+// (it neither answers nor refuses), reads, writes and the quota check at
+// RCPT (one statement outside a transaction, on a connection idle in the
+// pool) give up after TxTimeout with store.ErrUnavailable, under a caller's
+// context without a deadline, as the protocols' are, and work again once
+// the database goes on.
 func TestTxTimeoutOnSilentDatabase(t *testing.T) {
 	t.Parallel()
 	cl := pgtest.Own(t)
 	dsn := pgtest.DB(t, cl)
-	t.Cleanup(func() { cl.Thaw() }) // before the database is dropped
 	const bound = time.Second
 	s := openTest(t, dsn, Options{Node: "A", TxTimeout: bound})
+	// Before the store is closed (a failure may leave a call waiting on
+	// the database) and the database dropped.
+	t.Cleanup(func() { cl.Thaw() })
 	ctx := context.Background()
 	deliver := func(i int) error {
 		_, err := s.Deliver(ctx, &store.Delivery{Body: body(i), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}}})
 		return err
 	}
+	checkRoom := func() error { return s.CheckRoom(ctx, "anna", 1<<20, 100) }
 	if err := deliver(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRoom(); err != nil { // leaves its connection idle in the pool
 		t.Fatal(err)
 	}
 	if err := cl.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	for name, op := range map[string]func() error{
-		"deliver": func() error { return deliver(1) },
-		"select": func() error {
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"check room", checkRoom},
+		{"deliver", func() error { return deliver(1) }},
+		{"select", func() error {
 			_, err := s.Select(ctx, store.Access{Account: "anna"}, "INBOX", false)
 			return err
-		},
+		}},
+		{"size", func() error {
+			_, err := s.Size(ctx)
+			return err
+		}},
 	} {
 		start := time.Now()
-		err := op()
-		if took := time.Since(start); !errors.Is(err, store.ErrUnavailable) || took > 5*bound {
-			t.Fatalf("%s on a silent database: %v after %v, want store.ErrUnavailable after about %v", name, err, took, bound)
+		done := make(chan error, 1)
+		go func() { done <- op.run() }()
+		select {
+		case err := <-done:
+			if took := time.Since(start); !errors.Is(err, store.ErrUnavailable) || took > 5*bound {
+				t.Fatalf("%s on a silent database: %v after %v, want store.ErrUnavailable after about %v", op.name, err, took, bound)
+			}
+		case <-time.After(15 * bound):
+			// Past the connect timeout too: it waits for the database.
+			t.Fatalf("%s on a silent database: no answer after %v, want store.ErrUnavailable after about %v", op.name, time.Since(start), bound)
 		}
 	}
 	if err := cl.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return deliver(2) == nil })
+	waitFor(t, func() bool { return deliver(2) == nil && checkRoom() == nil })
 }

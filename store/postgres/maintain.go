@@ -40,7 +40,9 @@ const pruneEvery = 10 * time.Minute
 // away for longer than that misses changes, and says so in the log (see
 // feed.deliverAll); folder_seq stays, so sequence numbers never repeat.
 func (s *Store) pruneChanges(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE created < now() - $1 * interval '1 millisecond'`,
-		s.keep.Milliseconds())
-	return err
+	return s.statement(ctx, func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE created < now() - $1 * interval '1 millisecond'`,
+			s.keep.Milliseconds())
+		return err
+	})
 }

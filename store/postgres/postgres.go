@@ -296,6 +296,22 @@ func (s *Store) read(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return err
 }
 
+// statement runs fn, one statement on a pooled connection outside any
+// transaction, under the bound of read and write: the caller's context
+// (an SMTP session's lasts as long as the server) would otherwise leave
+// it waiting on a silent database for ever, and the connection with it.
+// Under a deadline pgx's context watcher ends a blocked read.
+func (s *Store) statement(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	ctx, cancel, bounded := s.bound(ctx)
+	defer cancel()
+	err := bounded(unavailable(fn(ctx)))
+	s.reach.note(s, err)
+	return err
+}
+
 // BlobStats reports how many distinct bodies are stored and their bytes.
 func (s *Store) BlobStats() (count int, bytes int64, err error) {
 	err = s.pool.QueryRow(context.Background(),

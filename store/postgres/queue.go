@@ -150,9 +150,11 @@ func compareIDs(a, b uint64) int {
 
 // renewClaims extends this node's leases.
 func (s *Store) renewClaims(ctx context.Context) error {
-	_, err := s.pool.Exec(ctx, `UPDATE queue SET lease_until = now() + $2 * interval '1 millisecond'
-		WHERE claimed_by = $1 AND lease_until >= now()`, s.node, s.lease.Milliseconds())
-	return err
+	return s.statement(ctx, func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `UPDATE queue SET lease_until = now() + $2 * interval '1 millisecond'
+			WHERE claimed_by = $1 AND lease_until >= now()`, s.node, s.lease.Milliseconds())
+		return err
+	})
 }
 
 // QueueGet returns one queued message.

@@ -34,13 +34,12 @@ func (s *Store) CheckRoom(ctx context.Context, accountID string, quota, size int
 	if accountID == "" {
 		return fmt.Errorf("%w: empty account id", store.ErrInvalid)
 	}
-	if s.closed.Load() {
-		return store.ErrClosed
-	}
 	// One statement reads one snapshot: no transaction around it, which
 	// would cost two more round trips at every RCPT.
 	var usage int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT usage FROM accounts WHERE id = $1), 0)`, accountID).Scan(&usage)
+	err := s.statement(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, `SELECT coalesce((SELECT usage FROM accounts WHERE id = $1), 0)`, accountID).Scan(&usage)
+	})
 	if err != nil {
 		return err
 	}

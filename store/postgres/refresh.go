@@ -94,7 +94,9 @@ func (s *Store) refreshRows(ctx context.Context, todo []staleRow) error {
 	metas := make([][]byte, len(todo))
 	for i, r := range todo {
 		var body []byte
-		err := s.pool.QueryRow(ctx, `SELECT body FROM blobs WHERE hash = $1`, r.hash).Scan(&body)
+		err := s.statement(ctx, func(ctx context.Context) error {
+			return s.pool.QueryRow(ctx, `SELECT body FROM blobs WHERE hash = $1`, r.hash).Scan(&body)
+		})
 		if err != nil {
 			return fmt.Errorf("body of message %d: %w", r.key.uid, err)
 		}

@@ -39,13 +39,12 @@ func (s *Store) QueueStats(ctx context.Context) (store.QueueStats, error) {
 // only when the database gives space back (VACUUM FULL), not at every
 // expunge.
 func (s *Store) Size(ctx context.Context) (int64, error) {
-	if s.closed.Load() {
-		return 0, store.ErrClosed
-	}
 	var size int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = current_schema() AND c.relkind = 'r'`).Scan(&size)
+	err := s.statement(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relkind = 'r'`).Scan(&size)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("store size: %w", err)
 	}
