@@ -123,9 +123,9 @@ func (s *session) searchCached(acc store.Access, sel *selection, uids []store.UI
 	var cached cachedHeader
 	var later []store.MessageInfo
 	err := s.srv.opts.Store.MessagesInPlace(s.ctx, acc, sel.folderID, uids, func(info *store.MessageInfo) error {
-		if !readSearchBlock(info.Meta, &cached) {
+		if !readSearchBlock(searchPart(info), &cached) {
 			c := *info
-			c.Meta = bytes.Clone(info.Meta)
+			c.Meta, c.SearchData = bytes.Clone(info.Meta), nil
 			later = append(later, c)
 			return nil
 		}
@@ -157,11 +157,11 @@ func (s *session) searchNarrowed(acc store.Access, sel *selection, uids []store.
 		n := min(len(uids), narrowChunk)
 		var candidates []store.MessageInfo
 		err := s.srv.opts.Store.MessagesInPlace(s.ctx, acc, sel.folderID, uids[:n], func(info *store.MessageInfo) error {
-			if !mayMatchText(c, readSignature(info.Meta), info.Prefix) {
+			if !mayMatchText(c, readSignature(searchPart(info)), info.Prefix) {
 				return nil
 			}
 			m := *info
-			m.Meta, m.Prefix = nil, nil
+			m.Meta, m.Prefix, m.SearchData = nil, nil, nil
 			if needSent {
 				m.Meta = bytes.Clone(info.Meta)
 			}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	goimap "github.com/emersion/go-imap/v2"
+
+	"postkasse.dev/postkasse/store"
 )
 
 // searchCorpus holds header edge cases: encoded words in several
@@ -52,7 +54,7 @@ func checkSearchBlock(t *testing.T, body []byte, field, needle string) {
 	stored := append([]byte("Delivered-To: info@contoso.test\r\n"), body...)
 	slow := matchText(c, &searchMessage{body: stored})
 	var ch cachedHeader
-	if !cacheable(c) || !readSearchBlock(Analyze(body), &ch) {
+	if !cacheable(c) || !readSearchBlock(searchPart(&store.MessageInfo{SearchData: SearchData(body)}), &ch) {
 		return // the search reads the message itself
 	}
 	if fast := matchText(c, &searchMessage{cached: &ch}); fast != slow {

@@ -172,6 +172,7 @@ func (v *verification) folder(a *account, fid uint64, f *folderRecord) {
 // blobs compares the stored reference counts with the references found.
 func (v *verification) blobs(tx *bolt.Tx) {
 	blobs, refs := tx.Bucket(bucketBlobs), tx.Bucket(bucketBlobRefs)
+	searchIDs := map[uint64]bool{}
 	refs.ForEach(func(k, val []byte) error {
 		var h [32]byte
 		copy(h[:], k)
@@ -183,11 +184,20 @@ func (v *verification) blobs(tx *bolt.Tx) {
 			v.addf("body %x: counted but not stored", k[:min(6, len(k))])
 		}
 		delete(v.refs, h)
+		if id := getBlobRef(refs, h).searchID; id != 0 {
+			searchIDs[id] = true
+		}
 		return nil
 	})
 	for h, n := range v.refs {
 		v.addf("body %x: used by %d messages, not counted", h[:6], n)
 	}
+	tx.Bucket(bucketBlobSearch).ForEach(func(k, _ []byte) error {
+		if len(k) != 8 || !searchIDs[binary.BigEndian.Uint64(k)] {
+			v.addf("search data %x: no body has it", k)
+		}
+		return nil
+	})
 	blobs.ForEach(func(k, body []byte) error {
 		if refs.Get(k) == nil {
 			v.addf("body %x: stored without references", k[:min(6, len(k))])

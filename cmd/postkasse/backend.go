@@ -55,14 +55,14 @@ var (
 // the bbolt file's lock (0: the store's default).
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, observe func(time.Duration), timeout time.Duration) (storeBackend, error) {
 	if cfg.Store.Backend == config.BackendPostgres {
-		st, err := postgres.Open(ctx, postgres.Options{DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze})
+		st, err := postgres.Open(ctx, postgres.Options{DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze, SearchData: imap.SearchData})
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", cfg.Store.Where, err)
 		}
 		return st, nil
 	}
 	st, err := store.Open(ctx, store.Options{
-		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, ObserveCommit: observe, Timeout: timeout,
+		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, SearchData: imap.SearchData, ObserveCommit: observe, Timeout: timeout,
 	})
 	if err != nil {
 		return nil, err // not st: a nil *store.Store in the interface is not nil
