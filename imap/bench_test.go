@@ -111,3 +111,16 @@ func BenchmarkSearchHeader10k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSearchData times what delivery does per body for SEARCH: the
+// search block and the text signature of the message BenchmarkAnalyze
+// uses.
+func BenchmarkSearchData(b *testing.B) {
+	body := []byte("From: Sender <s@example.org>\r\nTo: anna@contoso.test\r\nSubject: a test message\r\n" +
+		"Date: Mon, 02 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@example.org>\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 64))
+	b.ReportAllocs()
+	for b.Loop() {
+		SearchData(body)
+	}
+}

@@ -429,10 +429,13 @@ func headerLength(body []byte) int {
 // transfer encoding and charset undone, found in one bounded pass over
 // the message (mimetree), so a deeply nested message costs no more to
 // search than a flat one.
-func bodyText(body []byte) string {
+func bodyText(body []byte) string { return strings.ToLower(rawBodyText(body)) }
+
+// rawBodyText is bodyText before lower-casing.
+func rawBodyText(body []byte) string {
 	var b strings.Builder
 	appendText(&b, body, mimetree.Parse(body))
-	return strings.ToLower(b.String())
+	return b.String()
 }
 
 func appendText(b *strings.Builder, msg []byte, p *mimetree.Part) {
