@@ -134,3 +134,18 @@ func equalUIDs(a, b []goimap.UID) bool {
 	}
 	return true
 }
+
+// TestSeqFinder: sequence numbers of UIDs asked in order, out of order,
+// twice, and of UIDs not in the folder.
+func TestSeqFinder(t *testing.T) {
+	refs := []msgRef{{seq: 1, uid: 3}, {seq: 2, uid: 7}, {seq: 3, uid: 8}, {seq: 4, uid: 20}}
+	f := seqFinder{refs: refs}
+	for _, c := range []struct {
+		uid store.UID
+		seq uint32
+	}{{3, 1}, {7, 2}, {8, 3}, {20, 4}, {7, 2}, {7, 2}, {1, 0}, {9, 0}, {21, 0}, {8, 3}, {20, 4}, {3, 1}} {
+		if got := f.seq(c.uid); got != c.seq {
+			t.Errorf("UID %d: sequence number %d, want %d", c.uid, got, c.seq)
+		}
+	}
+}
