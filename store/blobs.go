@@ -115,8 +115,6 @@ func unrefBlob(tx *bolt.Tx, hash [32]byte) error {
 	return tx.Bucket(bucketBlobs).Delete(hash[:])
 }
 
-func blobRefs(refs *bolt.Bucket, hash [32]byte) uint64 { return getBlobRef(refs, hash).refs }
-
 // searchReader reads search data by id through one cursor: ids that come
 // in ascending order, as a folder's messages mostly have them, cost a step
 // each instead of a descent from the root.
