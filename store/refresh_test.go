@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestRefreshMetaResumes: messages stored under an old Analyze get the new
@@ -143,6 +145,77 @@ func TestRefreshMetaAddsSearchData(t *testing.T) {
 	}
 	if n, _, err := s.SearchDataStats(); err != nil || n != 0 {
 		t.Fatalf("after the last copies: %d bodies with search data, %v", n, err)
+	}
+	if err := s.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSearchDataForOldRecords: a body stored before search data that is
+// delivered again gets search data, and the older copy's record, which
+// has no search id yet, finds it through the body's reference entry; the
+// refresh then writes the id into that record.
+func TestSearchDataForOldRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mail.db")
+	s, err := Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := msg("old")
+	deliver(t, s, body, "anna")
+	s.Close()
+
+	s, err = Open(ctx, Options{Path: path, SearchData: func(b []byte) []byte { return []byte("search data") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deliver(t, s, body, "bo")
+	inPlace := func(account string) (data string, searchID uint64) {
+		t.Helper()
+		acc := Access{Account: account, Viewer: account}
+		view, err := s.Select(ctx, acc, "INBOX", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.MessagesInPlace(ctx, acc, view.Info.ID, view.UIDs, func(m *MessageInfo) error {
+			data = string(m.SearchData)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.view(ctx, func(tx *bolt.Tx) error {
+			a, _ := getAccount(tx, account, false)
+			var rec messageRecord
+			if err := decodeMessage(a.messages(view.Info.ID).Get(u32(view.UIDs[0])), &rec, false); err != nil {
+				return err
+			}
+			searchID = rec.searchID
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data, searchID
+	}
+	if data, id := inPlace("bo"); data != "search data" || id == 0 {
+		t.Fatalf("new copy: search data %q, id %d", data, id)
+	}
+	if data, id := inPlace("anna"); data != "search data" || id != 0 {
+		t.Fatalf("old copy before the refresh: search data %q, id %d", data, id)
+	}
+	if err := s.RefreshMeta(ctx, "t", func([]byte) bool { return false }, 10); err != nil {
+		t.Fatal(err)
+	}
+	_, want := inPlace("bo")
+	if data, id := inPlace("anna"); data != "search data" || id != want {
+		t.Fatalf("old copy after the refresh: search data %q, id %d, want %d", data, id, want)
+	}
+	if n, _, err := s.SearchDataStats(); err != nil || n != 1 {
+		t.Fatalf("%d entries of search data, %v", n, err)
 	}
 	if err := s.Verify(ctx); err != nil {
 		t.Fatal(err)
