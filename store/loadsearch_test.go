@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,7 +14,9 @@ import (
 // body's search data, an old record (from before search data) included,
 // and a folder's messages name ascending ids, as deliveries leave them
 // (blobs.go), however the bodies' hashes sort; a body's search data is
-// stored once however many messages use it.
+// stored once however many messages use it. The copy's refresh (its
+// marks are not carried: the copy's indexes are built anew) finds no
+// search data to make.
 func TestLoadNamesSearchData(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -47,11 +50,15 @@ func TestLoadNamesSearchData(t *testing.T) {
 	if err := l.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Open(ctx, Options{Path: dst})
+	var calls atomic.Int64
+	c, err := Open(ctx, Options{Path: dst, SearchData: func(b []byte) []byte { calls.Add(1); return []byte("again") }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if err := c.RefreshMeta(ctx, "t", func([]byte) bool { return false }, 10); err != nil || calls.Load() != 0 {
+		t.Fatalf("the copy's refresh made search data for %d bodies (%v)", calls.Load(), err)
+	}
 	if n, _, err := c.SearchDataStats(); err != nil || n != 31 {
 		t.Fatalf("search data for %d bodies (%v), want 31", n, err)
 	}
