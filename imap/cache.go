@@ -16,9 +16,15 @@ import (
 // them. The encoding is ours: a version byte, then fields as varint-prefixed
 // strings and lists.
 
-// Version 2 put the search block (searchcache.go) and the text signature
-// (textsig.go) before the envelope.
-const cacheVersion = 2
+// The cache's version: 1 is the envelope and structure alone. Version 2
+// put the search block (searchcache.go) and the text signature (textsig.go)
+// before the envelope, in every copy's record; they now live once per body
+// (SearchData), so the cache is laid out as version 1 again, and a version
+// 2 cache is stale (RefreshMeta rewrites it).
+const (
+	cacheVersion       = 1
+	cacheVersionSearch = 2
+)
 
 var errBadCache = errors.New("imap: unreadable message cache")
 
@@ -29,12 +35,6 @@ func Analyze(body []byte) (cache []byte) {
 	env, bs := parseMessage(body)
 	var e encoder
 	e.byte(cacheVersion)
-	block := searchBlock(body)
-	e.uint(uint64(len(block)))
-	e.b = append(e.b, block...)
-	sig := textSignature(body)
-	e.uint(uint64(len(sig)))
-	e.b = append(e.b, sig...)
 	e.envelope(env)
 	e.structure(bs)
 	return e.b
@@ -67,12 +67,12 @@ func (z zoneCache) get(offset int) *time.Location {
 // decodeCacheZones is decodeCache with a zone cache (may be nil) and an
 // arena to take the decoded objects from.
 func decodeCacheZones(b []byte, zones zoneCache, a *arena) (*goimap.Envelope, goimap.BodyStructure, error) {
-	if len(b) < 1 || b[0] != 1 && b[0] != cacheVersion {
+	if len(b) < 1 || b[0] != cacheVersion && b[0] != cacheVersionSearch {
 		return nil, nil, errBadCache
 	}
 	version := b[0]
 	b = b[1:]
-	if version == cacheVersion {
+	if version == cacheVersionSearch {
 		// Past the search block and the text signature.
 		for range 2 {
 			n, k := binary.Uvarint(b)

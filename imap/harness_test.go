@@ -174,7 +174,7 @@ func startServerTB(t testing.TB) *testServer { return startServerWith(t, nil) }
 // also serve further listeners once the server exists.
 func startServerWith(t testing.TB, tune func(*Options)) *testServer {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "mail.db"), Analyze: Analyze})
+	st, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "mail.db"), Analyze: Analyze, SearchData: SearchData})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,14 +8,46 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
+
+	"postkasse.dev/postkasse/store"
 )
 
-// The message cache (cache.go) begins, from version 2 on, with a search
-// block: for each header field, the lower-cased texts that SEARCH HEADER,
-// FROM, TO, CC, BCC and SUBJECT look for a substring in (headerPieces),
-// computed once at delivery. The envelope's fields come first, in a fixed
-// order, then every other plainly named field by name. A search of header
-// fields then reads the cache only, never the message.
+// SearchData (kept by the store once per body, store.Options.SearchData)
+// holds a search block: for each header field, the lower-cased texts that
+// SEARCH HEADER, FROM, TO, CC, BCC and SUBJECT look for a substring in
+// (headerPieces), computed once at delivery. The envelope's fields come
+// first, in a fixed order, then every other plainly named field by name. A
+// search of header fields then reads the search data only, never the
+// message. The text signature (textsig.go) follows the block.
+
+// searchDataVersion is SearchData's first byte. What follows it is laid
+// out as in a version 2 message cache (cache.go), which carried the same
+// two parts in every copy's record, so SEARCH reads either.
+const searchDataVersion = 1
+
+// SearchData computes what SEARCH reads of a message instead of its text:
+// its search block and text signature.
+func SearchData(body []byte) []byte {
+	block := searchBlock(body)
+	sig := textSignature(body)
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(block)+len(sig))
+	b = append(b, searchDataVersion)
+	b = appendField(b, string(block))
+	return appendField(b, string(sig))
+}
+
+// searchPart returns a message's search block and text signature, from
+// its body's search data or, until RefreshMeta has rewritten it, from a
+// version 2 cache; nil when it has neither.
+func searchPart(info *store.MessageInfo) []byte {
+	if d := info.SearchData; len(d) > 0 && d[0] == searchDataVersion {
+		return d[1:]
+	}
+	if m := info.Meta; len(m) > 0 && m[0] == cacheVersionSearch {
+		return m[1:]
+	}
+	return nil
+}
 
 // cachedFields are the fields at fixed places in the search block.
 var cachedFields = []string{"subject", "from", "to", "cc", "bcc", "sender", "reply-to", "message-id", "in-reply-to", "date"}
@@ -127,17 +159,14 @@ type cachedHeader struct {
 	others []byte   // the other fields: name and text, each length-prefixed
 }
 
-// readSearchBlock finds the search block in a cache; false when the cache
-// has none (written before version 2, or unreadable).
-func readSearchBlock(cache []byte, ch *cachedHeader) bool {
-	if len(cache) < 1 || cache[0] != cacheVersion {
+// readSearchBlock finds the search block in a searchPart; false when
+// there is none, or it is unreadable.
+func readSearchBlock(part []byte, ch *cachedHeader) bool {
+	n, k := binary.Uvarint(part)
+	if k <= 0 || n < 1 || n > uint64(len(part)-k) {
 		return false
 	}
-	n, k := binary.Uvarint(cache[1:])
-	if k <= 0 || n < 1 || n > uint64(len(cache)-1-k) {
-		return false
-	}
-	b := cache[1+k : 1+k+int(n)]
+	b := part[k : k+int(n)]
 	ch.kind, b = b[0], b[1:]
 	ch.fields = ch.fields[:0]
 	if ch.kind != blockFields {
@@ -179,13 +208,9 @@ func nextText(b []byte) (text, rest []byte) {
 	return b[k : k+int(n)], b[k+int(n):]
 }
 
-// readSignature returns the text signature in a cache; nil when it has
-// none.
-func readSignature(cache []byte) []byte {
-	if len(cache) < 1 || cache[0] != cacheVersion {
-		return nil
-	}
-	b := cache[1:]
+// readSignature returns the text signature in a searchPart; nil when it
+// has none.
+func readSignature(b []byte) []byte {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)-k) {
 		return nil

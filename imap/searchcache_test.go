@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	goimap "github.com/emersion/go-imap/v2"
+
+	"postkasse.dev/postkasse/store"
 )
 
 // searchCorpus holds header edge cases: encoded words in several
@@ -52,7 +54,7 @@ func checkSearchBlock(t *testing.T, body []byte, field, needle string) {
 	stored := append([]byte("Delivered-To: info@contoso.test\r\n"), body...)
 	slow := matchText(c, &searchMessage{body: stored})
 	var ch cachedHeader
-	if !cacheable(c) || !readSearchBlock(Analyze(body), &ch) {
+	if !cacheable(c) || !readSearchBlock(searchPart(&store.MessageInfo{SearchData: SearchData(body)}), &ch) {
 		return // the search reads the message itself
 	}
 	if fast := matchText(c, &searchMessage{cached: &ch}); fast != slow {
@@ -131,4 +133,19 @@ func equalUIDs(a, b []goimap.UID) bool {
 		}
 	}
 	return true
+}
+
+// TestSeqFinder: sequence numbers of UIDs asked in order, out of order,
+// twice, and of UIDs not in the folder.
+func TestSeqFinder(t *testing.T) {
+	refs := []msgRef{{seq: 1, uid: 3}, {seq: 2, uid: 7}, {seq: 3, uid: 8}, {seq: 4, uid: 20}}
+	f := seqFinder{refs: refs}
+	for _, c := range []struct {
+		uid store.UID
+		seq uint32
+	}{{3, 1}, {7, 2}, {8, 3}, {20, 4}, {7, 2}, {7, 2}, {1, 0}, {9, 0}, {21, 0}, {8, 3}, {20, 4}, {3, 1}} {
+		if got := f.seq(c.uid); got != c.seq {
+			t.Errorf("UID %d: sequence number %d, want %d", c.uid, got, c.seq)
+		}
+	}
 }

@@ -138,16 +138,18 @@ func New(opts Options) (*Server, error) {
 }
 
 // refreshTag names the cache version RefreshMeta brings messages to.
-const refreshTag = "imap-cache-2"
+const refreshTag = "imap-cache-3"
 
 // refreshBatch is how many messages one refresh commit rewrites: small, so
 // deliveries waiting for the store's writer wait little.
 const refreshBatch = 128
 
-// refreshCaches gives the messages cached before the current version
-// (without search block or text signature) a new cache in the
-// background. Until then SEARCH reads them in full, so nothing is missed
-// meanwhile; a restart continues where it stopped.
+// refreshCaches gives the messages cached before the current version (a
+// version 2 cache, which holds the search data in every copy) a new cache,
+// and bodies stored without search data theirs, in the background. Until
+// then SEARCH reads a version 2 cache's search data, or the message in
+// full, so nothing is missed meanwhile; a restart continues where it
+// stopped.
 func (s *Server) refreshCaches() {
 	defer close(s.refreshed)
 	stale := func(meta []byte) bool { return len(meta) == 0 || meta[0] != cacheVersion }

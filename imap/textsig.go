@@ -30,8 +30,16 @@ func textSignature(body []byte) []byte {
 		return nil
 	}
 	header := string(body[:headerLength(body)])
-	texts := [3]string{bodyText(body), strings.ToLower(header), strings.ToLower(decodeWords(header))}
-	n := len(texts[0]) + len(texts[1]) + len(texts[2])
+	// The texts before lower-casing, which addTrigrams does; the decoded
+	// header only where decoding changed it, as the same text again would
+	// add the same bits.
+	texts := [3]string{rawBodyText(body), header}
+	if decoded := decodeWords(header); decoded != header {
+		texts[2] = decoded
+	}
+	// Sized for the header twice, raw and decoded, whether or not the
+	// decoded one is left out.
+	n := len(texts[0]) + 2*len(texts[1])
 	size := minSignature
 	for size < n/8 && size < maxSignature {
 		size *= 2
@@ -39,12 +47,45 @@ func textSignature(body []byte) []byte {
 	sig := make([]byte, size)
 	shift := 32 - bits.TrailingZeros(uint(size*8))
 	for _, t := range texts {
+		addTrigrams(sig, t, shift)
+	}
+	return sig
+}
+
+// addTrigrams sets the bits of the trigrams of t lower-cased. ASCII text,
+// the usual case, is lower-cased byte by byte on the way, without a
+// lower-cased copy; other text is lower-cased as the needles are
+// (strings.ToLower), where a letter may change its length.
+func addTrigrams(sig []byte, t string, shift int) {
+	if !isASCII(t) {
+		t = strings.ToLower(t)
 		for i := 0; i+3 <= len(t); i++ {
 			b := trigramBit(t[i], t[i+1], t[i+2], shift)
 			sig[b/8] |= 1 << (b % 8)
 		}
+		return
 	}
-	return sig
+	var v uint32 // the last three bytes, the newest highest, as trigramBit has them
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		v = v>>8 | uint32(c)<<16
+		if i >= 2 {
+			b := v * 0x9E3779B1 >> shift
+			sig[b/8] |= 1 << (b % 8)
+		}
+	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func trigramBit(a, b, c byte, shift int) uint32 {

@@ -63,7 +63,7 @@ func checkTextSignature(t *testing.T, body []byte, c *goimap.SearchCriteria) boo
 	t.Helper()
 	prefix := []byte("Delivered-To: info@contoso.test\r\n")
 	slow := matchText(c, &searchMessage{body: append(prefix[:len(prefix):len(prefix)], body...)})
-	may := mayMatchText(c, readSignature(Analyze(body)), prefix)
+	may := mayMatchText(c, readSignature(searchPart(&store.MessageInfo{SearchData: SearchData(body)})), prefix)
 	if slow && !may {
 		t.Errorf("TEXT %q BODY %q on %q: the signature passes over a match", c.Text, c.Body, body)
 	}
@@ -117,35 +117,36 @@ func TestSearchTextNarrowedOverIMAP(t *testing.T) {
 	}
 }
 
-// TestOldCachesSearchedAndRefreshed: messages cached before the search
-// block and the text signature are found by SEARCH (read in full) while
-// they wait, and the server gives them the current cache in the
+// TestOldCachesSearchedAndRefreshed: messages stored before the search
+// data was kept per body, with a version 1 cache (no search block or text
+// signature) or a version 2 one (both, in every copy), are found by SEARCH
+// while they wait (read in full, or from the old cache), and the server
+// gives them the current cache and their bodies search data in the
 // background; the answers stay the same.
 func TestOldCachesSearchedAndRefreshed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "mail.db")
-	version1 := func(body []byte) []byte {
-		env, bs := parseMessage(body)
-		var e encoder
-		e.byte(1)
-		e.envelope(env)
-		e.structure(bs)
-		return e.b
+	version2 := func(body []byte) []byte {
+		return append(append([]byte{cacheVersionSearch}, SearchData(body)[1:]...), Analyze(body)[1:]...)
 	}
-	st, err := store.Open(ctx, store.Options{Path: path, Analyze: version1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, body := range append(slices.Clone(textCorpus), searchCorpus...) {
-		d := &store.Delivery{Body: []byte(body), Targets: []store.Target{{Account: "anna", Folder: "INBOX", Prefix: []byte("Delivered-To: anna@contoso.test\r\n")}}}
-		if _, err := st.Deliver(ctx, d); err != nil {
+	corpus := append(slices.Clone(textCorpus), searchCorpus...)
+	for i, analyze := range []func([]byte) []byte{Analyze, version2} {
+		// Version 1 is today's cache without search data.
+		st, err := store.Open(ctx, store.Options{Path: path, Analyze: analyze})
+		if err != nil {
 			t.Fatal(err)
 		}
+		for _, body := range corpus[i*len(corpus)/2 : (i+1)*len(corpus)/2] {
+			d := &store.Delivery{Body: []byte(body), Targets: []store.Target{{Account: "anna", Folder: "INBOX", Prefix: []byte("Delivered-To: anna@contoso.test\r\n")}}}
+			if _, err := st.Deliver(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Close()
 	}
-	st.Close()
 
-	st, err = store.Open(ctx, store.Options{Path: path, Analyze: Analyze})
+	st, err := store.Open(ctx, store.Options{Path: path, Analyze: Analyze, SearchData: SearchData})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,15 +185,22 @@ func TestOldCachesSearchedAndRefreshed(t *testing.T) {
 	before := answers()
 	<-srv.refreshed
 	stale, seen := 0, 0
-	err = st.Messages(ctx, store.Access{Account: "anna", Viewer: "anna"}, 1, []store.UID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22}, func(m *store.MessageInfo) error {
+	var uids []store.UID
+	for uid := range store.UID(len(corpus)) {
+		uids = append(uids, uid+1)
+	}
+	err = st.MessagesInPlace(ctx, store.Access{Account: "anna", Viewer: "anna"}, 1, uids, func(m *store.MessageInfo) error {
 		seen++
-		if m.Meta[0] != cacheVersion {
+		if m.Meta[0] != cacheVersion || len(m.SearchData) == 0 || m.SearchData[0] != searchDataVersion {
 			stale++
 		}
 		return nil
 	})
-	if err != nil || stale != 0 || seen != 22 {
-		t.Fatalf("%d of %d messages keep the old cache, %v", stale, seen, err)
+	if err != nil || stale != 0 || seen != len(corpus) {
+		t.Fatalf("%d of %d messages keep the old cache or lack search data, %v", stale, seen, err)
+	}
+	if n, _, err := st.SearchDataStats(); err != nil || n != len(corpus) {
+		t.Fatalf("%d bodies have search data, want %d (%v)", n, len(corpus), err)
 	}
 	after := answers()
 	for i := range criteria {

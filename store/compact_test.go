@@ -13,7 +13,7 @@ import (
 // openAt opens the store at path; the caller closes it.
 func openAt(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Options{Path: path})
+	s, err := Open(context.Background(), Options{Path: path, SearchData: func(b []byte) []byte { return []byte(fmt.Sprint(len(b))) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,8 @@ func openAt(t *testing.T, path string) *Store {
 }
 
 // TestCompact: after most mail is deleted the file shrinks, and what was
-// kept is all there.
+// kept is all there; search data ids go on where they were, so a new body
+// takes no kept body's search data.
 func TestCompact(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -36,7 +37,8 @@ func TestCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.StoreFlags(ctx, acc, view.Info.ID, view.UIDs[:95], FlagsAdd, []string{FlagDeleted}); err != nil {
+	// The first message stays: its body has the first search data id.
+	if _, err := s.StoreFlags(ctx, acc, view.Info.ID, view.UIDs[1:96], FlagsAdd, []string{FlagDeleted}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Expunge(ctx, acc, view.Info.ID, nil); err != nil {
@@ -60,7 +62,7 @@ func TestCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	view, err = s.Select(ctx, acc, "INBOX", false)
-	if err != nil || len(view.UIDs) != 5 || view.UIDs[0] != 96 {
+	if err != nil || len(view.UIDs) != 5 || view.UIDs[0] != 1 || view.UIDs[1] != 97 {
 		t.Fatalf("after compaction: %v %v", view.UIDs, err)
 	}
 	body, err := s.Body(ctx, acc, view.Info.ID, 100)
@@ -71,6 +73,12 @@ func TestCompact(t *testing.T) {
 	deliver(t, s, []byte("Subject: after\r\n\r\nx\r\n"), "anna")
 	if view, _ = s.Select(ctx, acc, "INBOX", false); view.UIDs[len(view.UIDs)-1] != 101 {
 		t.Fatalf("UIDs after compaction %v", view.UIDs)
+	}
+	if n, _, err := s.SearchDataStats(); err != nil || n != 6 {
+		t.Fatalf("%d bodies with search data after compaction and one more delivery, want 6 (%v)", n, err)
+	}
+	if err := s.Verify(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
 		path := filepath.Join(t.TempDir(), "mail.db")
-		s, err := store.Open(context.Background(), store.Options{Path: path, Analyze: storetest.Analyze})
+		s, err := store.Open(context.Background(), store.Options{Path: path, Analyze: storetest.Analyze, SearchData: storetest.SearchData})
 		if err != nil {
 			t.Fatal(err)
 		}

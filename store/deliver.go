@@ -64,9 +64,12 @@ func (s *Store) deliverWith(ctx context.Context, d *Delivery, also func(tx *bolt
 		date = time.Now()
 	}
 	hash := hashBody(d.Body)
-	var meta []byte
+	var meta, search []byte
 	if s.analyze != nil && len(d.Targets) > 0 {
 		meta = s.analyze(d.Body)
+	}
+	if s.search != nil && len(d.Targets) > 0 {
+		search = append([]byte{}, s.search(d.Body)...) // never nil: nil means none
 	}
 	res := &DeliveryResult{}
 	err := s.update(ctx, func(tx *bolt.Tx, w *txState) error {
@@ -78,7 +81,7 @@ func (s *Store) deliverWith(ctx context.Context, d *Delivery, also func(tx *bolt
 				flags: parseFlags(t.Flags), date: date, size: int64(len(t.Prefix) + len(d.Body)),
 				hash: hash, prefix: t.Prefix, meta: meta,
 			}
-			r, key, err := storeMessage(tx, t, &rec, d.Body)
+			r, key, err := storeMessage(tx, t, &rec, d.Body, search)
 			if err != nil {
 				return fmt.Errorf("deliver to %s/%s: %w", t.Account, t.Folder, err)
 			}
@@ -115,9 +118,10 @@ type folderKey struct {
 	folder  uint64
 }
 
-// storeMessage files rec in t's folder. Over quota it returns a result with
-// Err set and changes nothing.
-func storeMessage(tx *bolt.Tx, t Target, rec *messageRecord, body []byte) (TargetResult, folderKey, error) {
+// storeMessage files rec in t's folder, with the body's search data if
+// the body is new. Over quota it returns a result with Err set and changes
+// nothing.
+func storeMessage(tx *bolt.Tx, t Target, rec *messageRecord, body, search []byte) (TargetResult, folderKey, error) {
 	a, err := getAccount(tx, t.Account, true)
 	if err != nil {
 		return TargetResult{}, folderKey{}, err
@@ -140,13 +144,13 @@ func storeMessage(tx *bolt.Tx, t Target, rec *messageRecord, body []byte) (Targe
 		return TargetResult{}, folderKey{}, err
 	}
 	uid := f.uidNext
+	if rec.searchID, err = refBlob(tx, rec.hash, body, search); err != nil {
+		return TargetResult{}, folderKey{}, err
+	}
 	if err := a.messages(id).Put(u32(uid), rec.encode()); err != nil {
 		return TargetResult{}, folderKey{}, err
 	}
 	if err := indexAdd(a.index(id), uid, rec.flags); err != nil {
-		return TargetResult{}, folderKey{}, err
-	}
-	if err := refBlob(tx, rec.hash, body); err != nil {
 		return TargetResult{}, folderKey{}, err
 	}
 	f.uidNext++

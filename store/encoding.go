@@ -115,13 +115,17 @@ func (fs flagSet) equal(o flagSet) bool {
 // messageRecord is a message as kept in a folder. The body lives in the
 // blobs bucket under hash; prefix holds the header lines added for this
 // mailbox alone (Delivered-To), so the shared body can be stored once.
+// searchID is the id of the body's search data (blobs.go), 0 for none or
+// for a record written before search data: it is the record's last field,
+// present only when not 0, so older records decode as they are.
 type messageRecord struct {
-	flags  flagSet
-	date   time.Time
-	size   int64 // len(prefix) + len(body)
-	hash   [32]byte
-	prefix []byte
-	meta   []byte
+	flags    flagSet
+	date     time.Time
+	size     int64 // len(prefix) + len(body)
+	hash     [32]byte
+	prefix   []byte
+	meta     []byte
+	searchID uint64
 }
 
 const messageRecordVersion = 1
@@ -150,6 +154,9 @@ func (m *messageRecord) encode() []byte {
 	}
 	b = appendBytes(b, m.prefix)
 	b = appendBytes(b, m.meta)
+	if m.searchID != 0 {
+		b = binary.AppendUvarint(b, m.searchID)
+	}
 	return b
 }
 
@@ -171,6 +178,10 @@ func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
 	m.flags.keywords = keywords
 	m.prefix = r.bytes()
 	m.meta = r.bytes()
+	m.searchID = 0
+	if r.err == nil && len(r.b) > 0 {
+		m.searchID = r.uvarint()
+	}
 	if r.err != nil {
 		return r.err
 	}

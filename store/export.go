@@ -78,11 +78,18 @@ func (e *exporter) run() error {
 	if err := e.emit(meta); err != nil {
 		return err
 	}
+	refs, search := e.tx.Bucket(bucketBlobRefs), e.tx.Bucket(bucketBlobSearch)
 	err := e.tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
 		if len(k) != 32 {
 			return fmt.Errorf("body key %x: %w", k, errCorrupt)
 		}
-		return e.emit(&BodyRecord{Hash: [32]byte(k), Body: v})
+		rec := &BodyRecord{Hash: [32]byte(k), Body: v}
+		// An id whose data is missing reads as none, as MessagesInPlace
+		// reads it: the copy's RefreshMeta computes it again.
+		if id := getBlobRef(refs, rec.Hash).searchID; id != 0 {
+			rec.Search = search.Get(u64(id))
+		}
+		return e.emit(rec)
 	})
 	if err != nil {
 		return err

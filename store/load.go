@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +17,14 @@ import (
 // before it is committed: large enough that fsyncs are few, small enough
 // that a store of any size loads in bounded memory.
 const loadTxSize = 32 << 20
+
+// bucketLoadSearch holds, during a load, the search data of each body
+// (keyed by hash) until the body's first message comes: only then does it
+// take its id in bucketBlobSearch, so that ids ascend with the messages of
+// a folder, as delivery gives them (blobs.go), not with the bodies' hashes.
+// Commit deletes the bucket, and with it the search data of bodies no
+// message uses.
+var bucketLoadSearch = []byte("loadsearch")
 
 // Loader writes the records of an Export (of either backend) into a new
 // bbolt store. It writes into a file beside the target and gives it the
@@ -73,7 +80,7 @@ func NewLoader(ctx context.Context, path string) (*Loader, error) {
 		l.Abort()
 		return nil, err
 	}
-	for _, name := range topBuckets {
+	for _, name := range append(topBuckets[:len(topBuckets):len(topBuckets)], bucketLoadSearch) {
 		if _, err := l.tx.CreateBucket(name); err != nil {
 			l.Abort()
 			return nil, fmt.Errorf("load %s: %w", path, err)
@@ -125,7 +132,7 @@ func (l *Loader) put(r Record) (int, error) {
 		l.meta = max(l.meta, r.LastUIDValidity)
 		return 4, nil
 	case *BodyRecord:
-		return len(r.Body), l.tx.Bucket(bucketBlobs).Put(bytes.Clone(r.Hash[:]), bytes.Clone(r.Body))
+		return len(r.Body) + len(r.Search), l.putBody(r)
 	case *AccountRecord:
 		return 64, l.putAccount(r)
 	case *FolderRecord:
@@ -218,8 +225,22 @@ func (l *Loader) putFolder(r *FolderRecord) error {
 	return nil
 }
 
+// putBody stores a body, and its search data until its first message
+// comes (bucketLoadSearch).
+func (l *Loader) putBody(r *BodyRecord) error {
+	if err := l.tx.Bucket(bucketBlobs).Put(bytes.Clone(r.Hash[:]), bytes.Clone(r.Body)); err != nil {
+		return err
+	}
+	if r.Search == nil {
+		return nil
+	}
+	return l.tx.Bucket(bucketLoadSearch).Put(bytes.Clone(r.Hash[:]), bytes.Clone(r.Search))
+}
+
 // putMessage stores a message and counts a reference to its body, which
-// must have come before it.
+// must have come before it. The body's first message gives the body's
+// search data its id, as refBlob does for a delivery; every message's
+// record names that id.
 func (l *Loader) putMessage(r *MessageRecord) error {
 	count := l.folders[folderKey{r.Account, r.Folder}]
 	if count == nil {
@@ -232,13 +253,21 @@ func (l *Loader) putMessage(r *MessageRecord) error {
 	if l.tx.Bucket(bucketBlobs).Get(r.Hash[:]) == nil {
 		return fmt.Errorf("message %d of %q: body %x: %w", r.UID, r.Account, r.Hash[:6], ErrNotFound)
 	}
-	rec := messageRecord{flags: parseFlags(r.Flags), date: r.Date, size: r.Size, hash: r.Hash, prefix: r.Prefix, meta: r.Meta}
-	if err := a.messages(r.Folder).Put(u32(r.UID), rec.encode()); err != nil {
+	refs := l.tx.Bucket(bucketBlobRefs)
+	ref := getBlobRef(refs, r.Hash)
+	if ref.refs == 0 {
+		if search := l.tx.Bucket(bucketLoadSearch).Get(r.Hash[:]); search != nil {
+			if ref.searchID, err = putSearchData(l.tx, bytes.Clone(search)); err != nil {
+				return err
+			}
+		}
+	}
+	ref.refs++
+	if err := putBlobRef(refs, r.Hash, ref); err != nil {
 		return err
 	}
-	refs := l.tx.Bucket(bucketBlobRefs)
-	n := blobRefs(refs, r.Hash)
-	if err := refs.Put(bytes.Clone(r.Hash[:]), binary.AppendUvarint(nil, n+1)); err != nil {
+	rec := messageRecord{flags: parseFlags(r.Flags), date: r.Date, size: r.Size, hash: r.Hash, prefix: r.Prefix, meta: r.Meta, searchID: ref.searchID}
+	if err := a.messages(r.Folder).Put(u32(r.UID), rec.encode()); err != nil {
 		return err
 	}
 	count.messages++
@@ -300,8 +329,12 @@ func (l *Loader) Commit(ctx context.Context) error {
 }
 
 // finish writes what follows from the records: counters, the store's
-// UIDVALIDITY and queue sequences; and drops unused bodies.
+// UIDVALIDITY and queue sequences; and drops unused bodies and the search
+// data no message came for.
 func (l *Loader) finish() error {
+	if err := l.tx.DeleteBucket(bucketLoadSearch); err != nil {
+		return err
+	}
 	for k, c := range l.folders {
 		a, err := getAccount(l.tx, k.account, false)
 		if err != nil {

@@ -15,9 +15,20 @@ import (
 	"postkasse.dev/postkasse/store/storetest"
 )
 
+// openFilled makes a store filled by storetest.Fill, with one body from
+// before search data (storetest.FillOld), and returns it open with
+// SearchData.
 func openFilled(t *testing.T, path string) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), store.Options{Path: path, Analyze: storetest.Analyze})
+	old, err := store.Open(context.Background(), store.Options{Path: path, Analyze: storetest.Analyze})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.FillOld(t, old)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(context.Background(), store.Options{Path: path, Analyze: storetest.Analyze, SearchData: storetest.SearchData})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,15 +57,21 @@ func exportOf(path string) func(fn func(store.Record) error) error {
 // exported and loaded into a new file, exports the very same records, and
 // every top-level bucket holds as many keys in the copy as in the source,
 // none of them empty in the source: a bucket the copy leaves behind fails
-// here once Fill puts something in it.
+// here once Fill puts something in it. Every body's search data comes
+// along (none for the body from before search data), and SEARCH's reads
+// find it in the copy.
 func TestExportLoadKeepsEverything(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src.db"), filepath.Join(dir, "dst.db")
 	s := openFilled(t, src)
+	wantSearch, _, err := s.SearchDataStats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The exporter refuses while the store is open, as with a server.
-	err := store.Export(ctx, src, func(store.Record) error { return nil })
+	err = store.Export(ctx, src, func(store.Record) error { return nil })
 	if !errors.Is(err, store.ErrInUse) {
 		t.Fatalf("export of an open store: %v", err)
 	}
@@ -71,6 +88,8 @@ func TestExportLoadKeepsEverything(t *testing.T) {
 	if after, _ := os.ReadFile(src); string(after) != string(before) {
 		t.Error("the export wrote to its source")
 	}
+	storetest.CheckSearchData(t, exportOf(src), 1)
+	storetest.CheckSearchData(t, exportOf(dst), 1)
 	want, got := storetest.Records(t, exportOf(src)), storetest.Records(t, exportOf(dst))
 	if diff := storetest.Diff(want, got); diff != "" {
 		t.Errorf("records differ:%s", diff)
@@ -87,7 +106,7 @@ func TestExportLoadKeepsEverything(t *testing.T) {
 	if len(srcKeys) != len(dstKeys) {
 		t.Errorf("buckets: source %v, copy %v", srcKeys, dstKeys)
 	}
-	c, err := store.Open(ctx, store.Options{Path: dst})
+	c, err := store.Open(ctx, store.Options{Path: dst, Analyze: storetest.Analyze, SearchData: storetest.SearchData})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +114,40 @@ func TestExportLoadKeepsEverything(t *testing.T) {
 	if err := c.Verify(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if n, _, err := c.SearchDataStats(); err != nil || n != wantSearch {
+		t.Fatalf("the copy has search data for %d bodies (%v), the source for %d", n, err, wantSearch)
+	}
+	checkSearchInPlace(t, c, "anna", []string{"INBOX", "Sent", "Projects/2026"})
+	checkSearchInPlace(t, c, "info", []string{"INBOX", "Archive"})
 	// The copy goes on where the source stopped: the next UID and queue id.
 	res, err := c.Deliver(ctx, &store.Delivery{Body: []byte("Subject: next\r\n\r\n"), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}},
 		Queue: []store.NewQueuedMessage{{From: "anna@x", Recipients: []string{"z@example.org"}}}})
 	if err != nil || res.Targets[0].UID != 6 || res.QueueIDs[0] != 2 {
 		t.Fatalf("delivery into the copy: %+v %v", res, err)
+	}
+}
+
+// checkSearchInPlace checks that every message of the account's folders
+// reads its body's search data in place, as SEARCH reads it.
+func checkSearchInPlace(t *testing.T, s *store.Store, account string, folders []string) {
+	t.Helper()
+	ctx := context.Background()
+	acc := store.Access{Account: account, Viewer: account}
+	for _, name := range folders {
+		view, err := s.Select(ctx, acc, name, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		err = s.MessagesInPlace(ctx, acc, view.Info.ID, view.UIDs, func(m *store.MessageInfo) error {
+			if n++; !strings.HasPrefix(string(m.SearchData), "search of ") {
+				t.Errorf("%s %s UID %d: search data %q", account, name, m.UID, m.SearchData)
+			}
+			return nil
+		})
+		if err != nil || n == 0 {
+			t.Fatalf("%s %s: %d messages, %v", account, name, n, err)
+		}
 	}
 }
 

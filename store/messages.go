@@ -33,6 +33,10 @@ type MessageInfo struct {
 	// Prefix is the header lines kept for this mailbox alone before the
 	// shared body (Target.Prefix): Analyze never saw them.
 	Prefix []byte
+	// SearchData is Options.SearchData's result for the body, kept once
+	// per body; MessagesInPlace sets it (nil when the body has none), the
+	// other readers leave it nil.
+	SearchData []byte
 }
 
 // FolderView is a folder's state as a session selecting it needs it.
@@ -235,8 +239,8 @@ func (s *Store) Messages(ctx context.Context, acc Access, folderID uint64, uids 
 
 // MessagesInPlace is Messages for a caller that only looks at each
 // message, as SEARCH does: fn runs inside the store's read and info, Meta
-// included, is valid only during the call, so nothing is copied; fn must
-// not call the store.
+// and SearchData included, is valid only during the call, so nothing is
+// copied; fn must not call the store.
 func (s *Store) MessagesInPlace(ctx context.Context, acc Access, folderID uint64, uids []UID, fn func(info *MessageInfo) error) error {
 	for len(uids) > 0 {
 		n := min(len(uids), messagesChunk)
@@ -258,7 +262,8 @@ func (s *Store) readMessages(ctx context.Context, acc Access, folderID uint64, u
 }
 
 // scanMessages calls fn, inside one read, with each of the given messages
-// that exists; with copyBytes, info.Meta outlives the read.
+// that exists; with copyBytes, info.Meta outlives the read. Without it
+// (in place), info.SearchData is looked up too.
 func (s *Store) scanMessages(ctx context.Context, acc Access, folderID uint64, uids []UID, copyBytes bool, fn func(info *MessageInfo) error) error {
 	return s.view(ctx, func(tx *bolt.Tx) error {
 		a, _, err := openFolderID(tx, acc.Account, folderID)
@@ -266,6 +271,11 @@ func (s *Store) scanMessages(ctx context.Context, acc Access, folderID uint64, u
 			return err
 		}
 		c := a.messages(folderID).Cursor()
+		var search *searchReader
+		refs := tx.Bucket(bucketBlobRefs)
+		if !copyBytes {
+			search = newSearchReader(tx)
+		}
 		var rec messageRecord
 		k, v := c.Seek(u32(uids[0]))
 		for _, uid := range uids {
@@ -288,6 +298,17 @@ func (s *Store) scanMessages(ctx context.Context, acc Access, folderID uint64, u
 				Size:         rec.size,
 				Meta:         rec.meta,
 				Prefix:       rec.prefix,
+			}
+			if search != nil {
+				id := rec.searchID
+				if id == 0 {
+					// A record from before search data, whose body may have
+					// it by now (RefreshMeta gives the record the id).
+					id = getBlobRef(refs, rec.hash).searchID
+				}
+				if id != 0 {
+					info.SearchData = search.get(id)
+				}
 			}
 			if err := fn(&info); err != nil {
 				return err

@@ -29,10 +29,15 @@ type MetaRecord struct {
 }
 
 // BodyRecord is one message body, stored once whatever the number of
-// messages that use it, under its SHA-256.
+// messages that use it, under its SHA-256, with its search data
+// (Options.SearchData's result, kept once per body): nil when the body has
+// none yet, as in a store from before search data that RefreshMeta has
+// not reached. A message names its body by hash alone; the backend's own
+// link to the search data (bbolt's id) is made again by the loader.
 type BodyRecord struct {
-	Hash [32]byte
-	Body []byte
+	Hash   [32]byte
+	Body   []byte
+	Search []byte
 }
 
 // AccountRecord is an account: its id, whether its 90% quota warning was

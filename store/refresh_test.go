@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestRefreshMetaResumes: messages stored under an old Analyze get the new
@@ -79,5 +81,143 @@ func TestRefreshMetaResumes(t *testing.T) {
 	calls.Store(0)
 	if err := s.RefreshMeta(ctx, "t", stale, 64); err != nil || calls.Load() != 0 {
 		t.Fatalf("third run analyzed %d, %v", calls.Load(), err)
+	}
+}
+
+// TestRefreshMetaAddsSearchData: bodies stored without search data (before
+// Options.SearchData) get it once per body, however many copies, while
+// meta that is not stale is left alone; the last copy takes it along.
+func TestRefreshMetaAddsSearchData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mail.db")
+	s, err := Open(ctx, Options{Path: path, Analyze: func(b []byte) []byte { return []byte("meta") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bodies = 10
+	for i := range 3 * bodies {
+		folder := []string{"INBOX", "Archive"}[i%2]
+		d := &Delivery{Body: msg(fmt.Sprint(i % bodies)), Targets: []Target{{Account: "info", Folder: folder}, {Account: "bo", Folder: "INBOX"}}}
+		if _, err := s.Deliver(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	var analyzed, searched atomic.Int64
+	s, err = Open(ctx, Options{Path: path,
+		Analyze:    func(b []byte) []byte { analyzed.Add(1); return []byte("meta") },
+		SearchData: func(b []byte) []byte { searched.Add(1); return []byte(fmt.Sprint(len(b))) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, _, err := s.SearchDataStats(); err != nil || n != 0 {
+		t.Fatalf("before: %d bodies with search data, %v", n, err)
+	}
+	stale := func(meta []byte) bool { return string(meta) != "meta" }
+	if err := s.RefreshMeta(ctx, "t", stale, 4); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := s.SearchDataStats(); err != nil || n != bodies || searched.Load() != bodies || analyzed.Load() != 0 {
+		t.Fatalf("%d bodies with search data (%v), %d computed, %d analysed; want %d, %d, 0",
+			n, err, searched.Load(), analyzed.Load(), bodies, bodies)
+	}
+	acc := Access{Account: "bo", Viewer: "bo"}
+	view, err := s.Select(ctx, acc, "INBOX", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.MessagesInPlace(ctx, acc, view.Info.ID, view.UIDs, func(m *MessageInfo) error {
+		if len(m.SearchData) == 0 {
+			t.Errorf("message %d: no search data", m.UID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"info", "bo"} {
+		if err := s.PurgeAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _, err := s.SearchDataStats(); err != nil || n != 0 {
+		t.Fatalf("after the last copies: %d bodies with search data, %v", n, err)
+	}
+	if err := s.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSearchDataForOldRecords: a body stored before search data that is
+// delivered again gets search data, and the older copy's record, which
+// has no search id yet, finds it through the body's reference entry; the
+// refresh then writes the id into that record.
+func TestSearchDataForOldRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mail.db")
+	s, err := Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := msg("old")
+	deliver(t, s, body, "anna")
+	s.Close()
+
+	s, err = Open(ctx, Options{Path: path, SearchData: func(b []byte) []byte { return []byte("search data") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deliver(t, s, body, "bo")
+	inPlace := func(account string) (data string, searchID uint64) {
+		t.Helper()
+		acc := Access{Account: account, Viewer: account}
+		view, err := s.Select(ctx, acc, "INBOX", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.MessagesInPlace(ctx, acc, view.Info.ID, view.UIDs, func(m *MessageInfo) error {
+			data = string(m.SearchData)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.view(ctx, func(tx *bolt.Tx) error {
+			a, _ := getAccount(tx, account, false)
+			var rec messageRecord
+			if err := decodeMessage(a.messages(view.Info.ID).Get(u32(view.UIDs[0])), &rec, false); err != nil {
+				return err
+			}
+			searchID = rec.searchID
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data, searchID
+	}
+	if data, id := inPlace("bo"); data != "search data" || id == 0 {
+		t.Fatalf("new copy: search data %q, id %d", data, id)
+	}
+	if data, id := inPlace("anna"); data != "search data" || id != 0 {
+		t.Fatalf("old copy before the refresh: search data %q, id %d", data, id)
+	}
+	if err := s.RefreshMeta(ctx, "t", func([]byte) bool { return false }, 10); err != nil {
+		t.Fatal(err)
+	}
+	_, want := inPlace("bo")
+	if data, id := inPlace("anna"); data != "search data" || id != want {
+		t.Fatalf("old copy after the refresh: search data %q, id %d, want %d", data, id, want)
+	}
+	if n, _, err := s.SearchDataStats(); err != nil || n != 1 {
+		t.Fatalf("%d entries of search data, %v", n, err)
+	}
+	if err := s.Verify(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -42,6 +42,13 @@ type Options struct {
 	// transaction, and its result is kept with every copy of the message
 	// (the IMAP layer caches the parsed envelope and structure this way).
 	Analyze func(body []byte) []byte
+	// SearchData, when set, is called once per stored body, outside any
+	// transaction, and its result is kept once per body, beside it: stored
+	// with the body's first copy and deleted with its last (the IMAP layer
+	// keeps its search block and text signature this way, so a delivery
+	// to a thousand mailboxes does not write them a thousand times).
+	// MessagesInPlace hands it back as MessageInfo.SearchData.
+	SearchData func(body []byte) []byte
 	// Timeout for acquiring the database file lock; 0 means 5 seconds.
 	Timeout time.Duration
 	// ObserveCommit, when set, is told how long each commit took (the
@@ -56,6 +63,7 @@ type Store struct {
 	lock    *os.File // held while the store is open; see lockFile
 	log     *slog.Logger
 	analyze func([]byte) []byte
+	search  func([]byte) []byte // Options.SearchData
 	observe func(time.Duration) // never nil
 
 	writes  chan *writeOp
@@ -70,16 +78,19 @@ type Store struct {
 
 // Bucket names at the top level of the database.
 var (
-	bucketMeta      = []byte("meta")
-	bucketBlobs     = []byte("blobs")
-	bucketBlobRefs  = []byte("blobrefs")
-	bucketAccounts  = []byte("accounts")
-	bucketSubs      = []byte("subscriptions")
-	bucketSeen      = []byte("seen")
-	bucketQueue     = []byte("queue")
-	bucketQueueBody = []byte("queuebody")
-	bucketReplies   = []byte("autoreplies")
-	bucketRemote    = []byte("remote")
+	bucketMeta     = []byte("meta")
+	bucketBlobs    = []byte("blobs")
+	bucketBlobRefs = []byte("blobrefs")
+	// bucketBlobSearch holds Options.SearchData's result per body, under
+	// an id kept with the body's reference count (blobs.go).
+	bucketBlobSearch = []byte("blobsearch")
+	bucketAccounts   = []byte("accounts")
+	bucketSubs       = []byte("subscriptions")
+	bucketSeen       = []byte("seen")
+	bucketQueue      = []byte("queue")
+	bucketQueueBody  = []byte("queuebody")
+	bucketReplies    = []byte("autoreplies")
+	bucketRemote     = []byte("remote")
 	// bucketRemoteFiled holds, per connected account, the digests of the
 	// messages filed from it.
 	bucketRemoteFiled = []byte("remotefiled")
@@ -97,7 +108,7 @@ var (
 var topBuckets = [][]byte{
 	bucketMeta, bucketBlobs, bucketBlobRefs, bucketAccounts, bucketSubs,
 	bucketSeen, bucketQueue, bucketQueueBody, bucketReplies, bucketRemote, bucketRemoteFiled,
-	bucketCards, bucketCardBooks, bucketCache, bucketImported,
+	bucketCards, bucketCardBooks, bucketCache, bucketImported, bucketBlobSearch,
 }
 
 // boltAllocSize is bbolt's step for growing the file (its
@@ -206,6 +217,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		lock:    lock,
 		log:     log,
 		analyze: opts.Analyze,
+		search:  opts.SearchData,
 		observe: observe,
 		writes:  make(chan *writeOp, 1024),
 		stopped: make(chan struct{}),

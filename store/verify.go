@@ -62,6 +62,7 @@ func VerifyFile(ctx context.Context, path string, hashBodies bool) (err error) {
 type verification struct {
 	problems   []error
 	refs       map[[32]byte]uint64
+	searchIDs  map[[32]byte]uint64 // the search data id the records name, per body
 	hashBodies bool
 }
 
@@ -72,7 +73,7 @@ func (v *verification) addf(format string, args ...any) {
 }
 
 func verifyTx(tx *bolt.Tx, hashBodies bool) error {
-	v := &verification{refs: make(map[[32]byte]uint64), hashBodies: hashBodies}
+	v := &verification{refs: make(map[[32]byte]uint64), searchIDs: make(map[[32]byte]uint64), hashBodies: hashBodies}
 	for err := range tx.Check() {
 		v.addf("bbolt: %w", err)
 	}
@@ -161,6 +162,12 @@ func (v *verification) folder(a *account, fid uint64, f *folderRecord) {
 			unseen++
 		}
 		v.refs[rec.hash]++
+		if rec.searchID != 0 {
+			if id, ok := v.searchIDs[rec.hash]; ok && id != rec.searchID {
+				v.addf("body %x: its messages name search data %d and %d", rec.hash[:6], id, rec.searchID)
+			}
+			v.searchIDs[rec.hash] = rec.searchID
+		}
 		return nil
 	})
 	if msgs != f.messages || unseen != f.unseen || size != f.size {
@@ -172,6 +179,7 @@ func (v *verification) folder(a *account, fid uint64, f *folderRecord) {
 // blobs compares the stored reference counts with the references found.
 func (v *verification) blobs(tx *bolt.Tx) {
 	blobs, refs := tx.Bucket(bucketBlobs), tx.Bucket(bucketBlobRefs)
+	searchIDs := map[uint64]bool{}
 	refs.ForEach(func(k, val []byte) error {
 		var h [32]byte
 		copy(h[:], k)
@@ -183,11 +191,24 @@ func (v *verification) blobs(tx *bolt.Tx) {
 			v.addf("body %x: counted but not stored", k[:min(6, len(k))])
 		}
 		delete(v.refs, h)
+		id := getBlobRef(refs, h).searchID
+		if id != 0 {
+			searchIDs[id] = true
+		}
+		if named, ok := v.searchIDs[h]; ok && named != id {
+			v.addf("body %x: its messages name search data %d, it has %d", k[:6], named, id)
+		}
 		return nil
 	})
 	for h, n := range v.refs {
 		v.addf("body %x: used by %d messages, not counted", h[:6], n)
 	}
+	tx.Bucket(bucketBlobSearch).ForEach(func(k, _ []byte) error {
+		if len(k) != 8 || !searchIDs[binary.BigEndian.Uint64(k)] {
+			v.addf("search data %x: no body has it", k)
+		}
+		return nil
+	})
 	blobs.ForEach(func(k, body []byte) error {
 		if refs.Get(k) == nil {
 			v.addf("body %x: stored without references", k[:min(6, len(k))])

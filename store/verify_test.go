@@ -15,7 +15,7 @@ import (
 
 func openTestStore(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Options{Path: path})
+	s, err := Open(context.Background(), Options{Path: path, SearchData: func(b []byte) []byte { return []byte(fmt.Sprint(len(b))) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,8 @@ func fillForVerify(t *testing.T, s *Store) {
 }
 
 // TestVerifyFindsBrokenInvariants: a sound store passes; a wrong folder
-// counter, usage total or reference count, or a changed body, is found.
+// counter, usage total or reference count, a changed body, search data no
+// body has, or a record naming another body's search data, is found.
 func TestVerifyFindsBrokenInvariants(t *testing.T) {
 	t.Parallel()
 	s := openTestStore(t, filepath.Join(t.TempDir(), "mail.db"))
@@ -71,6 +72,20 @@ func TestVerifyFindsBrokenInvariants(t *testing.T) {
 			var h [32]byte
 			copy(h[:], k)
 			return addBlobRef(tx, h)
+		}},
+		{"search data", "no body has it", func(tx *bolt.Tx) error {
+			_, err := putSearchData(tx, []byte("orphan"))
+			return err
+		}},
+		{"search id", "name search data", func(tx *bolt.Tx) error {
+			a, _ := getAccount(tx, "anna", false)
+			msgs := a.messages(a.folderID("INBOX"))
+			var rec messageRecord
+			if err := decodeMessage(msgs.Get(u32(1)), &rec, true); err != nil {
+				return err
+			}
+			rec.searchID += 1000
+			return msgs.Put(u32(1), rec.encode())
 		}},
 		{"body", "does not match its hash", func(tx *bolt.Tx) error {
 			k, v := tx.Bucket(bucketBlobs).Cursor().First()

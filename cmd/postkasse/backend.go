@@ -77,7 +77,7 @@ type storeOptions struct {
 func openStoreWith(ctx context.Context, cfg *config.Config, log *slog.Logger, opts storeOptions) (storeBackend, error) {
 	if cfg.Store.Backend == config.BackendPostgres {
 		st, err := postgres.Open(ctx, postgres.Options{
-			DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze, ObserveCommit: opts.observe,
+			DSN: cfg.Store.DSN, Logger: log, Analyze: imap.Analyze, SearchData: imap.SearchData, ObserveCommit: opts.observe,
 			QueueLease: opts.queueLease, TxTimeout: opts.txTimeout,
 		})
 		if err != nil {
@@ -86,7 +86,7 @@ func openStoreWith(ctx context.Context, cfg *config.Config, log *slog.Logger, op
 		return st, nil
 	}
 	st, err := store.Open(ctx, store.Options{
-		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, ObserveCommit: opts.observe, Timeout: opts.timeout,
+		Path: storePath(cfg), Logger: log, Analyze: imap.Analyze, SearchData: imap.SearchData, ObserveCommit: opts.observe, Timeout: opts.timeout,
 	})
 	if err != nil {
 		return nil, err // not st: a nil *store.Store in the interface is not nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -13,7 +14,9 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 
+	"postkasse.dev/postkasse/config"
 	"postkasse.dev/postkasse/store"
+	"postkasse.dev/postkasse/store/postgres"
 	"postkasse.dev/postkasse/store/postgres/pgtest"
 )
 
@@ -49,13 +52,15 @@ func copyCluster(t *testing.T) *pgtest.Cluster {
 // server, copies it into PostgreSQL with the server stopped, serves it
 // from there, copies it back into a new bbolt file and serves that: every
 // user sees the same folders, UIDVALIDITY, UIDs, flags, keywords and own
-// \Seen over IMAP at each step, the queue keeps its messages with their
-// attempts, and the automatic-reply memory still holds.
+// \Seen over IMAP at each step, SEARCH TEXT finds the same messages, the
+// queue keeps its messages with their attempts, and the automatic-reply
+// memory still holds. Each copy holds every body's search data as its
+// source did (before a server's refresh could make it again).
 func TestCopyStoreToPostgresAndBack(t *testing.T) {
 	t.Parallel()
 	cluster := copyCluster(t)
 	down := freePort(t)
-	config := func(dataDir, storeTable string) string {
+	configWith := func(dataDir, storeTable string) string {
 		text := strings.ReplaceAll(copyConfig, "DOWN", down)
 		text = strings.ReplaceAll(text, "STORE", storeTable)
 		return strings.Replace(baseConfig, `data_dir = "DATA"`, `data_dir = "`+dataDir+`"`, 1) + text
@@ -64,20 +69,29 @@ func TestCopyStoreToPostgresAndBack(t *testing.T) {
 	fillThroughServer(t, ts)
 	want := ts.everyoneSees()
 	wantQueue := ts.queueState()
-	if !strings.Contains(want, "card: 200") || !strings.Contains(want, "UID 3 [] to-anna-2@test") {
+	if !strings.Contains(want, "card: 200") || !strings.Contains(want, "UID 3 [] to-anna-2@test") ||
+		!strings.Contains(want, "SEARCH TEXT HELLO: [1 3]") {
 		t.Fatalf("the filled store shows:\n%s", want)
 	}
 
 	ts.stop()
+	cfg, err := config.Load(ts.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSearch := searchDataOf(t, bboltPrefix+storePath(cfg))
 	dsn := pgtest.DB(t, cluster)
 	copyStoreTo(t, ts, dsn)
+	if got := searchDataOf(t, dsn); !maps.Equal(got, wantSearch) {
+		t.Errorf("search data on PostgreSQL differs from the source's (%d bodies, %d before the copy)", len(got), len(wantSearch))
+	}
 	// A second copy into the same database is refused: it holds a store.
 	var out, errOut bytes.Buffer
 	if code := run([]string{"copy-store", "-config", ts.cfgPath, "-to", dsn}, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "not empty") {
 		t.Fatalf("copy into a full database: %d %s", code, errOut.String())
 	}
 
-	ts.writeConfig(config("DATA", fmt.Sprintf("\n[store]\nbackend = \"postgres\"\ndsn = %q\n", dsn)))
+	ts.writeConfig(configWith("DATA", fmt.Sprintf("\n[store]\nbackend = \"postgres\"\ndsn = %q\n", dsn)))
 	ts.start()
 	if got := ts.everyoneSees(); got != want {
 		t.Errorf("on PostgreSQL:\n%s\nbefore the copy:\n%s", got, want)
@@ -97,8 +111,12 @@ func TestCopyStoreToPostgresAndBack(t *testing.T) {
 
 	ts.stop()
 	back := filepath.Join(ts.dir, "data2", "mail.db")
+	wantSearch = searchDataOf(t, dsn)
 	copyStoreTo(t, ts, "bbolt:"+back)
-	ts.writeConfig(config("DATA2", "\n[store]\nbackend = \"bbolt\"\n"))
+	if got := searchDataOf(t, "bbolt:"+back); !maps.Equal(got, wantSearch) {
+		t.Errorf("search data back on bbolt differs from PostgreSQL's (%d bodies, %d there)", len(got), len(wantSearch))
+	}
+	ts.writeConfig(configWith("DATA2", "\n[store]\nbackend = \"bbolt\"\n"))
 	ts.start()
 	if got := ts.everyoneSees(); got != want {
 		t.Errorf("back on bbolt:\n%s\non PostgreSQL:\n%s", got, want)
@@ -178,6 +196,33 @@ func copyStoreTo(t *testing.T, ts *testServer, to string) {
 	if !strings.Contains(out.String(), "copied ") || !strings.Contains(out.String(), "3 accounts") {
 		t.Fatalf("copy-store said: %s", out.String())
 	}
+}
+
+// searchDataOf maps each body of a stopped store (a DSN or bbolt:PATH, as
+// -to) to its search data, as copy-store exports it; it fails the test
+// when a body has none (the server stored each with its search data).
+func searchDataOf(t *testing.T, where string) map[[32]byte]string {
+	t.Helper()
+	out := map[[32]byte]string{}
+	fn := func(r store.Record) error {
+		if b, ok := r.(*store.BodyRecord); ok {
+			if b.Search == nil {
+				t.Errorf("%s: body %x has no search data", where, b.Hash[:6])
+			}
+			out[b.Hash] = string(b.Search)
+		}
+		return nil
+	}
+	var err error
+	if path, ok := strings.CutPrefix(where, bboltPrefix); ok {
+		err = store.Export(context.Background(), path, fn)
+	} else {
+		err = postgres.Export(context.Background(), where, fn)
+	}
+	if err != nil || len(out) == 0 {
+		t.Fatalf("%s: %d bodies, %v", where, len(out), err)
+	}
+	return out
 }
 
 // fillThroughServer gives the store something of everything through the
@@ -302,6 +347,11 @@ func (ts *testServer) imapView(user, pass string) string {
 			slices.Sort(flags)
 			fmt.Fprintf(&b, "  UID %d %v %s\n", m.UID, flags, m.Envelope.MessageID)
 		}
+		found, err := c.UIDSearch(&goimap.SearchCriteria{Text: []string{"HELLO"}}, nil).Wait()
+		if err != nil {
+			ts.t.Fatalf("search %s: %v", mb.Mailbox, err)
+		}
+		fmt.Fprintf(&b, "  SEARCH TEXT HELLO: %v\n", found.AllUIDs())
 	}
 	return b.String()
 }

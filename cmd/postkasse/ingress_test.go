@@ -52,9 +52,22 @@ func TestDeliverOverSMTPReadOverIMAP(t *testing.T) {
 	if slices.Contains(m.Flags, goimap.FlagSeen) {
 		t.Errorf("new message flags %v", m.Flags)
 	}
-	data, err := c.UIDSearch(&goimap.SearchCriteria{Body: []string{"html words"}}, nil).Wait()
-	if err != nil || !slices.Equal(data.AllUIDs(), []goimap.UID{1}) {
-		t.Fatalf("search: %v %v", data, err)
+	// Answered from the body's search data (its text signature and its
+	// search block), on either backend.
+	for _, c2 := range []goimap.SearchCriteria{
+		{Body: []string{"html words"}},
+		{Text: []string{"PLAIN WORDS"}},
+		{Header: []goimap.SearchCriteriaHeaderField{{Key: "Subject", Value: "hello anna"}}},
+		{Header: []goimap.SearchCriteriaHeaderField{{Key: "From", Value: "zoe@example"}}},
+	} {
+		data, err := c.UIDSearch(&c2, nil).Wait()
+		if err != nil || !slices.Equal(data.AllUIDs(), []goimap.UID{1}) {
+			t.Fatalf("search %+v: %v %v", c2, data, err)
+		}
+	}
+	data, err := c.UIDSearch(&goimap.SearchCriteria{Header: []goimap.SearchCriteriaHeaderField{{Key: "Subject", Value: "hello bo"}}}, nil).Wait()
+	if err != nil || len(data.AllUIDs()) != 0 {
+		t.Fatalf("search of a subject not there: %v %v", data, err)
 	}
 }
 

@@ -40,8 +40,10 @@ type delivery struct {
 	sum  [32]byte
 	meta []byte
 	msgs []newMessage // per target, by plan
-	res  store.DeliveryResult
-	done chan error
+	// search is Options.SearchData's result, kept with the body.
+	search []byte
+	res    store.DeliveryResult
+	done   chan error
 }
 
 // deliverWith is Deliver with one more write in the same transaction; also
@@ -55,6 +57,9 @@ func (s *Store) deliverWith(ctx context.Context, d *store.Delivery, also func(tx
 	}
 	if s.analyze != nil && len(d.Targets) > 0 {
 		op.meta = s.analyze(d.Body)
+	}
+	if s.search != nil && len(d.Targets) > 0 {
+		op.search = nonNil(s.search(d.Body)) // NULL means none
 	}
 	if err := s.submit(ctx, op); err != nil {
 		return nil, err
@@ -125,7 +130,7 @@ func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, p *uidPlan,
 	}
 	for _, k := range order {
 		w.publish(*changes[k])
-		bodies.add(op.sum, d.Body, len(changes[k].Messages))
+		bodies.add(op.sum, d.Body, op.search, len(changes[k].Messages))
 	}
 	var err error
 	if op.res.QueueIDs, err = enqueue(ctx, tx, d.Queue, op.date); err != nil || op.also == nil {
@@ -198,26 +203,33 @@ func (r *newRows) queue(batch *pgx.Batch) {
 type newBodies map[[32]byte]*newBody
 
 type newBody struct {
-	body []byte
-	refs int
+	body   []byte
+	search []byte // nil: none
+	refs   int
 }
 
-func (nb newBodies) add(sum [32]byte, body []byte, refs int) {
+func (nb newBodies) add(sum [32]byte, body, search []byte, refs int) {
 	if b := nb[sum]; b != nil {
 		b.refs += refs
+		if b.search == nil {
+			b.search = search
+		}
 		return
 	}
-	nb[sum] = &newBody{body, refs}
+	nb[sum] = &newBody{body, search, refs}
 }
 
 // queue queues the bodies' rows on batch, in hash order, so that
 // transactions adding to the same bodies lock them in one order. A body
 // travels also when it is stored already: a round trip to ask first would
-// cost more for the usual new message.
+// cost more for the usual new message. A stored body without search data
+// takes the new one.
 func (nb newBodies) queue(batch *pgx.Batch) {
 	sums := slices.SortedFunc(maps.Keys(nb), func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 	for _, sum := range sums {
-		batch.Queue(`INSERT INTO blobs (hash, refs, body) VALUES ($1, $2, $3)
-			ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs`, sum[:], nb[sum].refs, nb[sum].body)
+		b := nb[sum]
+		batch.Queue(`INSERT INTO blobs (hash, refs, body, search) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (hash) DO UPDATE SET refs = blobs.refs + excluded.refs,
+				search = coalesce(blobs.search, excluded.search)`, sum[:], b.refs, b.body, b.search)
 	}
 }

@@ -127,12 +127,12 @@ func (e *pgExporter) run() error {
 	if err := e.fn(&store.MetaRecord{LastUIDValidity: uint32(last)}); err != nil {
 		return err
 	}
-	var hash, body []byte
-	err := e.each(`SELECT hash, body FROM blobs ORDER BY hash`, nil, []any{&hash, &body}, func() error {
+	var hash, body, search []byte // search: nil for NULL, a body without search data
+	err := e.each(`SELECT hash, body, search FROM blobs ORDER BY hash`, nil, []any{&hash, &body, &search}, func() error {
 		if len(hash) != 32 {
 			return fmt.Errorf("body key %x: not a SHA-256", hash)
 		}
-		return e.fn(&store.BodyRecord{Hash: [32]byte(hash), Body: body})
+		return e.fn(&store.BodyRecord{Hash: [32]byte(hash), Body: body, Search: search})
 	})
 	if err != nil {
 		return fmt.Errorf("bodies: %w", err)

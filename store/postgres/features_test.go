@@ -18,7 +18,8 @@ import (
 
 // TestMigrateFromVersion1: a database made by the first schema, with mail
 // in it, is brought to the newest version on Open, keeping the mail, and
-// the new tables work.
+// the new tables work; the body stored before search data gets it from
+// RefreshMeta.
 func TestMigrateFromVersion1(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.DB(t, cluster)
@@ -32,8 +33,12 @@ func TestMigrateFromVersion1(t *testing.T) {
 		`CREATE TABLE schema_version (version integer NOT NULL)`,
 		migrations[0],
 		`INSERT INTO schema_version VALUES (1)`,
-		`INSERT INTO accounts (id, usage, next_folder) VALUES ('anna', 0, 2)`,
-		`INSERT INTO folders (account, id, name, uid_validity, uid_next, recent_from) VALUES ('anna', 1, 'INBOX', 7, 5, 3)`,
+		`INSERT INTO accounts (id, usage, next_folder) VALUES ('anna', 12, 2)`,
+		`INSERT INTO folders (account, id, name, uid_validity, uid_next, recent_from, messages, unseen, size)
+			VALUES ('anna', 1, 'INBOX', 7, 5, 3, 1, 1, 12)`,
+		`INSERT INTO blobs (hash, refs, body) VALUES (sha256('Subject: old'::bytea), 1, 'Subject: old'::bytea)`,
+		`INSERT INTO messages (account, folder, uid, flags, date_ns, size, hash, prefix, meta)
+			VALUES ('anna', 1, 4, 0, 0, 12, sha256('Subject: old'::bytea), '', 'old meta')`,
 	}
 	for _, q := range setup {
 		if _, err := conn.Exec(ctx, q); err != nil {
@@ -57,8 +62,17 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	rows, _ := conn.Query(ctx, `SELECT version FROM schema_version ORDER BY version`)
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil || !slices.Equal(versions, []int{1, 2, 3}) {
+	if err != nil || !slices.Equal(versions, []int{1, 2, 3, 4}) {
 		t.Fatalf("schema versions %v %v", versions, err)
+	}
+	if n, _, err := s.SearchDataStats(); err != nil || n != 1 {
+		t.Fatalf("before the refresh, %d bodies have search data (%v), want the imported one", n, err)
+	}
+	if err := s.RefreshMeta(ctx, "t", func([]byte) bool { return false }, 10); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := s.SearchDataStats(); err != nil || n != 2 {
+		t.Fatalf("after the refresh, %d bodies have search data (%v), want 2", n, err)
 	}
 }
 

@@ -145,7 +145,9 @@ func (l *Loader) flush(ctx context.Context) error {
 func loadRow(r store.Record) (table string, cols []string, row []any, size int, err error) {
 	switch r := r.(type) {
 	case *store.BodyRecord:
-		return "blobs", []string{"hash", "refs", "body"}, []any{bytes.Clone(r.Hash[:]), 0, nonNil(bytes.Clone(r.Body))}, len(r.Body), nil
+		// No search data (nil) stays NULL, for RefreshMeta to compute.
+		return "blobs", []string{"hash", "refs", "body", "search"},
+			[]any{bytes.Clone(r.Hash[:]), 0, nonNil(bytes.Clone(r.Body)), bytes.Clone(r.Search)}, len(r.Body) + len(r.Search), nil
 	case *store.AccountRecord:
 		return "accounts", []string{"id", "warned", "next_folder"}, []any{r.ID, r.Warned, int64(r.NextFolder)}, 64, nil
 	case *store.FolderRecord:

@@ -36,7 +36,8 @@ func boltExport(path string) func(func(store.Record) error) error {
 // TestCopyBboltToPostgresAndBack: a bbolt store with one of everything,
 // copied into PostgreSQL and from there into a new bbolt file, gives the
 // same records at every step; the PostgreSQL copy passes Verify and fills
-// every table the copy is meant to fill.
+// every table the copy is meant to fill. Every body's search data comes
+// along both ways, and a body from before search data stays without.
 func TestCopyBboltToPostgresAndBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -46,7 +47,19 @@ func TestCopyBboltToPostgresAndBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	storetest.FillOld(t, b)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = store.Open(ctx, store.Options{Path: src, Analyze: storetest.Analyze, SearchData: storetest.SearchData})
+	if err != nil {
+		t.Fatal(err)
+	}
 	storetest.Fill(t, b)
+	wantSearch, wantSearchBytes, err := b.SearchDataStats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +71,8 @@ func TestCopyBboltToPostgresAndBack(t *testing.T) {
 	if err := copyRecords(ctx, boltExport(src), l.Put, l.Commit, l.Abort); err != nil {
 		t.Fatal(err)
 	}
+	storetest.CheckSearchData(t, boltExport(src), 1)
+	storetest.CheckSearchData(t, pgExport(dsn), 1)
 	want := storetest.Records(t, boltExport(src))
 	if diff := storetest.Diff(want, storetest.Records(t, pgExport(dsn))); diff != "" {
 		t.Errorf("bbolt to PostgreSQL:%s", diff)
@@ -80,13 +95,29 @@ func TestCopyBboltToPostgresAndBack(t *testing.T) {
 	if err := copyRecords(ctx, pgExport(dsn), bl.Put, bl.Commit, bl.Abort); err != nil {
 		t.Fatal(err)
 	}
+	storetest.CheckSearchData(t, boltExport(back), 1)
 	if diff := storetest.Diff(want, storetest.Records(t, boltExport(back))); diff != "" {
 		t.Errorf("PostgreSQL back to bbolt:%s", diff)
+	}
+	bb, err := store.Open(ctx, store.Options{Path: back})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, size, err := bb.SearchDataStats()
+	if err == nil {
+		err = bb.Verify(ctx)
+	}
+	bb.Close()
+	if err != nil || n != wantSearch || size != wantSearchBytes {
+		t.Fatalf("back on bbolt: search data for %d bodies, %d bytes (%v); the source %d, %d", n, size, err, wantSearch, wantSearchBytes)
 	}
 	// The copy serves: verified, and it goes on where the source stopped.
 	s := openTest(t, dsn, Options{})
 	if err := s.Verify(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if n, size, err := s.SearchDataStats(); err != nil || n != wantSearch || size != wantSearchBytes {
+		t.Fatalf("on PostgreSQL: search data for %d bodies, %d bytes (%v); the source %d, %d", n, size, err, wantSearch, wantSearchBytes)
 	}
 	res, err := s.Deliver(ctx, &store.Delivery{Body: []byte("Subject: next\r\n\r\n"), Targets: []store.Target{{Account: "anna", Folder: "INBOX"}},
 		Queue: []store.NewQueuedMessage{{From: "anna@x", Recipients: []string{"z@example.org"}}}})

@@ -187,9 +187,22 @@ const messagesChunk = 1024
 // ascending UID order. uids must be ascending. fn runs outside any
 // transaction; info is reused between calls.
 func (s *Store) Messages(ctx context.Context, acc store.Access, folderID uint64, uids []UID, fn func(info *store.MessageInfo) error) error {
+	return s.eachMessage(ctx, acc, folderID, uids, false, fn)
+}
+
+// MessagesInPlace is Messages with info.SearchData, read with the
+// messages' rows from their bodies' (the rows are copied out of the
+// database anyway, so there is nothing to save by looking at them in
+// place, as bbolt can). fn must not call the store.
+func (s *Store) MessagesInPlace(ctx context.Context, acc store.Access, folderID uint64, uids []UID, fn func(info *store.MessageInfo) error) error {
+	return s.eachMessage(ctx, acc, folderID, uids, true, fn)
+}
+
+// eachMessage calls fn for the messages, a chunk per query.
+func (s *Store) eachMessage(ctx context.Context, acc store.Access, folderID uint64, uids []UID, withSearch bool, fn func(info *store.MessageInfo) error) error {
 	for len(uids) > 0 {
 		n := min(len(uids), messagesChunk)
-		chunk, err := s.readMessages(ctx, acc, folderID, uids[:n])
+		chunk, err := s.readMessages(ctx, acc, folderID, uids[:n], withSearch)
 		if err != nil {
 			return err
 		}
@@ -203,13 +216,6 @@ func (s *Store) Messages(ctx context.Context, acc store.Access, folderID uint64,
 	return nil
 }
 
-// MessagesInPlace is Messages: the rows are copied out of the database
-// anyway, so there is nothing to save by looking at them in place (bbolt
-// can). fn must not call the store.
-func (s *Store) MessagesInPlace(ctx context.Context, acc store.Access, folderID uint64, uids []UID, fn func(info *store.MessageInfo) error) error {
-	return s.Messages(ctx, acc, folderID, uids, fn)
-}
-
 func uidArgs(uids []UID) []int64 {
 	out := make([]int64, len(uids))
 	for i, u := range uids {
@@ -218,7 +224,9 @@ func uidArgs(uids []UID) []int64 {
 	return out
 }
 
-func (s *Store) readMessages(ctx context.Context, acc store.Access, folderID uint64, uids []UID) ([]store.MessageInfo, error) {
+// readMessages reads the given messages' rows; withSearch, each with its
+// body's search data.
+func (s *Store) readMessages(ctx context.Context, acc store.Access, folderID uint64, uids []UID, withSearch bool) ([]store.MessageInfo, error) {
 	out := make([]store.MessageInfo, 0, len(uids))
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		out = out[:0]
@@ -230,20 +238,29 @@ func (s *Store) readMessages(ctx context.Context, acc store.Access, folderID uin
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT uid, flags, keywords, date_ns, size, meta, prefix FROM messages
-			WHERE account = $1 AND folder = $2 AND uid = ANY($3) ORDER BY uid`, acc.Account, folderID, want)
+		query := `SELECT uid, flags, keywords, date_ns, size, meta, prefix, NULL::bytea FROM messages
+			WHERE account = $1 AND folder = $2 AND uid = ANY($3) ORDER BY uid`
+		if withSearch {
+			query = `SELECT m.uid, m.flags, m.keywords, m.date_ns, m.size, m.meta, m.prefix, b.search
+				FROM messages m LEFT JOIN blobs b ON b.hash = m.hash
+				WHERE m.account = $1 AND m.folder = $2 AND m.uid = ANY($3) ORDER BY m.uid`
+		}
+		rows, err := tx.Query(ctx, query, acc.Account, folderID, want)
 		if err != nil {
 			return err
 		}
 		var uid, dateNS int64
 		var fs flagSet
 		var m store.MessageInfo
-		_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords, &dateNS, &m.Size, &m.Meta, &m.Prefix}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords, &dateNS, &m.Size, &m.Meta, &m.Prefix, &m.SearchData}, func() error {
 			m.UID = UID(uid)
 			m.Flags = effective(acc, overrides, m.UID, fs).list()
 			m.InternalDate = time.Unix(0, dateNS)
 			m.Meta = append([]byte(nil), m.Meta...)
 			m.Prefix = append([]byte(nil), m.Prefix...)
+			if m.SearchData != nil {
+				m.SearchData = append([]byte(nil), m.SearchData...)
+			}
 			out = append(out, m)
 			return nil
 		})

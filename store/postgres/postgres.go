@@ -57,6 +57,10 @@ type Options struct {
 	// Analyze, when set, is called once per stored body, outside any
 	// transaction, and its result is kept with every copy of the message.
 	Analyze func(body []byte) []byte
+	// SearchData, when set, is called once per stored body, outside any
+	// transaction, and its result is kept once per body, in the body's
+	// row, deleted with it (store.Options.SearchData).
+	SearchData func(body []byte) []byte
 	// Node names this process in queue claims; "" makes one from the host
 	// name, the process id and a random part.
 	Node string
@@ -98,6 +102,7 @@ type Store struct {
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	analyze func([]byte) []byte
+	search  func([]byte) []byte // Options.SearchData
 	node    string
 	lease   time.Duration
 	keep    time.Duration       // ChangeRetention
@@ -150,7 +155,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, log: log, analyze: opts.Analyze, node: opts.Node, lease: opts.QueueLease, observe: opts.ObserveCommit, txTimeout: opts.TxTimeout}
+	s := &Store{pool: pool, log: log, analyze: opts.Analyze, search: opts.SearchData, node: opts.Node, lease: opts.QueueLease, observe: opts.ObserveCommit, txTimeout: opts.TxTimeout}
 	if s.observe == nil {
 		s.observe = func(time.Duration) {}
 	}
@@ -316,5 +321,14 @@ func (s *Store) statement(ctx context.Context, fn func(ctx context.Context) erro
 func (s *Store) BlobStats() (count int, bytes int64, err error) {
 	err = s.pool.QueryRow(context.Background(),
 		`SELECT count(*), coalesce(sum(length(body)), 0) FROM blobs`).Scan(&count, &bytes)
+	return count, bytes, err
+}
+
+// SearchDataStats reports how many bodies have search data stored
+// (Options.SearchData) and its bytes: one per body, however many copies
+// of it the folders hold.
+func (s *Store) SearchDataStats() (count int, bytes int64, err error) {
+	err = s.pool.QueryRow(context.Background(),
+		`SELECT count(search), coalesce(sum(length(search)), 0) FROM blobs`).Scan(&count, &bytes)
 	return count, bytes, err
 }

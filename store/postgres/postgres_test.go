@@ -25,6 +25,9 @@ func openTest(t *testing.T, dsn string, opts Options) *Store {
 	if opts.Analyze == nil {
 		opts.Analyze = storetest.Analyze
 	}
+	if opts.SearchData == nil {
+		opts.SearchData = storetest.SearchData
+	}
 	s, err := Open(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -12,17 +12,27 @@ import (
 const refreshScan = 4096
 
 // RefreshMeta recomputes Options.Analyze's result for every message whose
-// stored result stale reports out of date, at most batch messages per
-// commit, walking the messages in key order until all are done or ctx
-// ends. Unlike bbolt, it keeps no mark per tag: a restart reads the
+// stored result stale reports out of date, then Options.SearchData's for
+// every body that has none, at most batch messages (bodies) per commit,
+// walking them in key order until all are done or ctx ends. Unlike bbolt, it keeps no mark per tag: a restart reads the
 // stored results again from the start (cheap next to analysing bodies)
 // and recomputes only what is still stale, so tag is not needed here. A
 // message whose result changed meanwhile (another node refreshed it) is
 // left as that node wrote it.
 func (s *Store) RefreshMeta(ctx context.Context, tag string, stale func(meta []byte) bool, batch int) error {
-	if s.analyze == nil {
-		return nil
+	if s.analyze != nil {
+		if err := s.refreshMetas(ctx, stale, batch); err != nil {
+			return err
+		}
 	}
+	if s.search != nil {
+		return s.refreshSearchData(ctx, batch)
+	}
+	return nil
+}
+
+// refreshMetas is RefreshMeta's walk over the messages.
+func (s *Store) refreshMetas(ctx context.Context, stale func(meta []byte) bool, batch int) error {
 	var after refreshKey
 	for {
 		todo, last, done, err := s.staleMessages(ctx, after, stale, batch)
@@ -110,4 +120,49 @@ func (s *Store) refreshRows(ctx context.Context, todo []staleRow) error {
 		}
 		return tx.SendBatch(ctx, batch).Close()
 	})
+}
+
+// refreshSearchData computes the search data of the bodies stored
+// without it, batch bodies per commit, in hash order. A body another node
+// gave search data meanwhile keeps that.
+func (s *Store) refreshSearchData(ctx context.Context, batch int) error {
+	after := []byte{}
+	for {
+		var hashes, bodies [][]byte
+		rows, err := s.pool.Query(ctx, `SELECT hash, body FROM blobs WHERE search IS NULL AND hash > $1
+			ORDER BY hash LIMIT $2`, after, batch)
+		if err != nil {
+			return fmt.Errorf("refresh search data: %w", err)
+		}
+		var hash, body []byte
+		_, err = pgx.ForEachRow(rows, []any{&hash, &body}, func() error {
+			hashes = append(hashes, append([]byte(nil), hash...))
+			bodies = append(bodies, append([]byte(nil), body...))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("refresh search data: %w", err)
+		}
+		if len(hashes) == 0 {
+			return nil
+		}
+		datas := make([][]byte, len(bodies))
+		for i, body := range bodies {
+			datas[i] = nonNil(s.search(body)) // outside the transaction
+		}
+		err = s.write(ctx, func(tx pgx.Tx, _ *txState) error {
+			b := &pgx.Batch{}
+			for i := range hashes {
+				b.Queue(`UPDATE blobs SET search = $2 WHERE hash = $1 AND search IS NULL`, hashes[i], datas[i])
+			}
+			return tx.SendBatch(ctx, b).Close()
+		})
+		if err != nil {
+			return fmt.Errorf("refresh search data: %w", err)
+		}
+		if len(hashes) < batch {
+			return nil
+		}
+		after = hashes[len(hashes)-1]
+	}
 }

@@ -11,7 +11,8 @@ import (
 
 // TestRefreshMeta: after the analysis changes, RefreshMeta gives every
 // stale message the new result (in batches smaller than the folder, over
-// two folders), keeps the prefix, and a second run finds nothing to do.
+// two folders), keeps the prefix, gives bodies without search data theirs,
+// and a second run finds nothing to do.
 func TestRefreshMeta(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -23,6 +24,10 @@ func TestRefreshMeta(t *testing.T) {
 		if _, err := old.Deliver(ctx, d); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// As a store from before search data: none for any body.
+	if _, err := old.pool.Exec(ctx, `UPDATE blobs SET search = NULL`); err != nil {
+		t.Fatal(err)
 	}
 	s := openTest(t, dsn, Options{Analyze: func(b []byte) []byte { return append([]byte("v2:"), b[:4]...) }})
 	stale := func(meta []byte) bool { return !bytes.HasPrefix(meta, []byte("v2:")) }
@@ -37,8 +42,8 @@ func TestRefreshMeta(t *testing.T) {
 		}
 		err = s.MessagesInPlace(ctx, store.Access{Account: "anna"}, view.Info.ID, view.UIDs, func(m *store.MessageInfo) error {
 			n++
-			if stale(m.Meta) || string(m.Prefix) != "Delivered-To: anna@x\r\n" {
-				t.Errorf("%s %d: meta %q, prefix %q", name, m.UID, m.Meta, m.Prefix)
+			if stale(m.Meta) || string(m.Prefix) != "Delivered-To: anna@x\r\n" || len(m.SearchData) == 0 {
+				t.Errorf("%s %d: meta %q, prefix %q, search data %q", name, m.UID, m.Meta, m.Prefix, m.SearchData)
 			}
 			return nil
 		})
@@ -48,6 +53,9 @@ func TestRefreshMeta(t *testing.T) {
 	}
 	if n != 7 {
 		t.Fatalf("%d messages seen, want 7", n)
+	}
+	if count, _, err := s.SearchDataStats(); err != nil || count != 7 {
+		t.Fatalf("%d bodies with search data, want 7 (%v)", count, err)
 	}
 	calls := 0
 	if err := s.RefreshMeta(ctx, "v2", func(meta []byte) bool { calls++; return stale(meta) }, 2); err != nil || calls != 7 {

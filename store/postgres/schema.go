@@ -165,6 +165,11 @@ CREATE TABLE imported (
 	PRIMARY KEY (account, digest)
 );
 `,
+	// Version 4: Options.SearchData's result, once per body in the body's
+	// row (NULL until computed), so it goes with the last reference.
+	`
+ALTER TABLE blobs ADD COLUMN search bytea;
+`,
 }
 
 // migrationLock is the advisory lock key under which nodes migrate, so that

@@ -196,3 +196,40 @@ func Inconsistent() []store.Record {
 		&store.MessageRecord{Account: "anna", Folder: 1, UID: 1, Size: int64(len(body)), Hash: hash},
 	}
 }
+
+// FillOld delivers, to the account "old", a message whose body has no
+// search data, as in a store from before search data: s must be opened
+// without Options.SearchData. Fill, on the store opened again with
+// SearchData, adds the rest.
+func FillOld(t *testing.T, s Backend) {
+	t.Helper()
+	deliver(t, s, msg("from before search data"), "old")
+}
+
+// CheckSearchData checks the bodies an export hands out: every one
+// carries SearchData's result for it, except exactly none bodies, which
+// carry no search data (nil).
+func CheckSearchData(t *testing.T, export func(fn func(store.Record) error) error, none int) {
+	t.Helper()
+	bodies, without := 0, 0
+	err := export(func(r store.Record) error {
+		b, ok := r.(*store.BodyRecord)
+		if !ok {
+			return nil
+		}
+		bodies++
+		switch {
+		case b.Search == nil:
+			without++
+		case !bytes.Equal(b.Search, SearchData(b.Body)):
+			t.Errorf("body %x: search data %q, want %q", b.Hash[:6], b.Search, SearchData(b.Body))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if without != none || bodies <= none {
+		t.Errorf("%d of %d bodies without search data, want %d", without, bodies, none)
+	}
+}

@@ -33,6 +33,7 @@ type Backend interface {
 	Select(ctx context.Context, acc store.Access, name string, claimRecent bool) (store.FolderView, error)
 	Status(ctx context.Context, acc store.Access, name string) (store.FolderInfo, error)
 	Messages(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(info *store.MessageInfo) error) error
+	MessagesInPlace(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(info *store.MessageInfo) error) error
 	Body(ctx context.Context, acc store.Access, folderID uint64, uid store.UID) ([]byte, error)
 	Bodies(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, fn func(uid store.UID, body []byte) error) error
 	StoreFlags(ctx context.Context, acc store.Access, folderID uint64, uids []store.UID, op store.FlagOp, flags []string) ([]store.ChangedMessage, error)
@@ -74,6 +75,7 @@ type Backend interface {
 
 	Subscribe(fn func(store.Change)) (cancel func())
 	BlobStats() (count int, bytes int64, err error)
+	SearchDataStats() (count int, bytes int64, err error)
 	Check() error
 	Close() error
 }
@@ -84,13 +86,14 @@ type Backend interface {
 func Analyze(body []byte) []byte { return []byte(fmt.Sprintf("len=%d", len(body))) }
 
 // Run runs the suite. open returns a new, empty backend opened with
-// Analyze; it closes the backend (after Check) when the test ends.
+// Analyze and SearchData; it closes the backend (after Check) when the test ends.
 func Run(t *testing.T, open func(t *testing.T) Backend) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s Backend)
 	}{
 		{"DeliverStoresBodyOnce", testDeliverStoresBodyOnce},
+		{"SearchDataOncePerBody", testSearchDataOncePerBody},
 		{"FlagsExpungeAndChanges", testFlagsExpungeAndChanges},
 		{"ChangesCarryOrigin", testChangesCarryOrigin},
 		{"PerUserSeen", testPerUserSeen},
