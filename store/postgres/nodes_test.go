@@ -175,7 +175,8 @@ func TestQueueClaims(t *testing.T) {
 	t.Parallel()
 	// A lease long enough that a loaded test machine renews it in time
 	// (one that lapses is not renewed: another node may have taken it).
-	a, b, dsn := twoNodes(t, Options{QueueLease: 3 * time.Second})
+	// At 3 s, renewed every second, it lapsed once in eight runs at load 9.
+	a, b, dsn := twoNodes(t, Options{QueueLease: 6 * time.Second})
 	ctx := context.Background()
 	for i := range 20 {
 		if _, err := a.Enqueue(ctx, store.NewQueuedMessage{From: "a@x", Recipients: []string{"b@y"}, Body: body(i)}); err != nil {
@@ -241,13 +242,13 @@ func TestQueueClaims(t *testing.T) {
 	waitFor(t, func() bool { due, _ := b.QueueDue(ctx, now, 0); return len(due) == 20 })
 }
 
-// waitFor polls cond until it holds, failing after 10 s.
+// waitFor polls cond until it holds, failing after 20 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
+			t.Fatal("condition not met within 20 s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
