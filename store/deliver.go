@@ -78,7 +78,7 @@ func (s *Store) deliverWith(ctx context.Context, d *Delivery, also func(tx *bolt
 		var order []folderKey
 		for i, t := range d.Targets {
 			rec := messageRecord{
-				flags: parseFlags(t.Flags), date: date, size: int64(len(t.Prefix) + len(d.Body)),
+				flags: ParseFlags(t.Flags), date: date, size: int64(len(t.Prefix) + len(d.Body)),
 				hash: hash, prefix: t.Prefix, meta: meta,
 			}
 			r, key, err := storeMessage(tx, t, &rec, d.Body, search)
@@ -95,7 +95,7 @@ func (s *Store) deliverWith(ctx context.Context, d *Delivery, also func(tx *bolt
 				changes[key] = c
 				order = append(order, key)
 			}
-			c.Messages = append(c.Messages, ChangedMessage{UID: r.UID, Flags: rec.flags.list()})
+			c.Messages = append(c.Messages, ChangedMessage{UID: r.UID, Flags: rec.flags.List()})
 		}
 		for _, k := range order {
 			w.publish(*changes[k])
@@ -156,7 +156,7 @@ func storeMessage(tx *bolt.Tx, t Target, rec *messageRecord, body, search []byte
 	f.uidNext++
 	f.messages++
 	f.size += rec.size
-	if rec.flags.bits&flagSeen == 0 {
+	if rec.flags.Bits&FlagBitSeen == 0 {
 		f.unseen++
 	}
 	if err := a.putFolder(id, &f); err != nil {

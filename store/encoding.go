@@ -4,113 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
 // errCorrupt reports a record that cannot be decoded.
 var errCorrupt = errors.New("store: corrupt record")
-
-// System flags, kept as bits; keywords are kept as strings.
-const (
-	flagSeen uint16 = 1 << iota
-	flagAnswered
-	flagFlagged
-	flagDeleted
-	flagDraft
-)
-
-// The system flags' spellings. \Recent is not stored: it is session state.
-const (
-	FlagSeen     = `\Seen`
-	FlagAnswered = `\Answered`
-	FlagFlagged  = `\Flagged`
-	FlagDeleted  = `\Deleted`
-	FlagDraft    = `\Draft`
-)
-
-var systemFlags = []struct {
-	name string
-	bit  uint16
-}{
-	{FlagSeen, flagSeen},
-	{FlagAnswered, flagAnswered},
-	{FlagFlagged, flagFlagged},
-	{FlagDeleted, flagDeleted},
-	{FlagDraft, flagDraft},
-}
-
-// flagSet is a message's flags in stored form.
-type flagSet struct {
-	bits     uint16
-	keywords []string
-}
-
-func parseFlags(flags []string) flagSet {
-	var fs flagSet
-	for _, f := range flags {
-		fs.add(f)
-	}
-	return fs
-}
-
-func (fs *flagSet) add(f string) {
-	for _, sf := range systemFlags {
-		if strings.EqualFold(f, sf.name) {
-			fs.bits |= sf.bit
-			return
-		}
-	}
-	if f == "" || strings.HasPrefix(f, `\`) {
-		return // unknown system flags (\Recent among them) are not stored
-	}
-	for _, k := range fs.keywords {
-		if strings.EqualFold(k, f) {
-			return
-		}
-	}
-	fs.keywords = append(fs.keywords, f)
-}
-
-func (fs *flagSet) remove(f string) {
-	for _, sf := range systemFlags {
-		if strings.EqualFold(f, sf.name) {
-			fs.bits &^= sf.bit
-			return
-		}
-	}
-	for i, k := range fs.keywords {
-		if strings.EqualFold(k, f) {
-			fs.keywords = append(fs.keywords[:i:i], fs.keywords[i+1:]...)
-			return
-		}
-	}
-}
-
-func (fs flagSet) list() []string {
-	if fs.bits == 0 && len(fs.keywords) == 0 {
-		return nil
-	}
-	out := make([]string, 0, 2+len(fs.keywords))
-	for _, sf := range systemFlags {
-		if fs.bits&sf.bit != 0 {
-			out = append(out, sf.name)
-		}
-	}
-	return append(out, fs.keywords...)
-}
-
-func (fs flagSet) equal(o flagSet) bool {
-	if fs.bits != o.bits || len(fs.keywords) != len(o.keywords) {
-		return false
-	}
-	for i := range fs.keywords {
-		if fs.keywords[i] != o.keywords[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // messageRecord is a message as kept in a folder. The body lives in the
 // blobs bucket under hash; prefix holds the header lines added for this
@@ -119,7 +17,7 @@ func (fs flagSet) equal(o flagSet) bool {
 // for a record written before search data: it is the record's last field,
 // present only when not 0, so older records decode as they are.
 type messageRecord struct {
-	flags    flagSet
+	flags    FlagSet
 	date     time.Time
 	size     int64 // len(prefix) + len(body)
 	hash     [32]byte
@@ -139,17 +37,17 @@ const maxRecordKeywords = 1000
 
 func (m *messageRecord) encode() []byte {
 	n := messageRecordFixed + 3*binary.MaxVarintLen64 + len(m.prefix) + len(m.meta)
-	for _, k := range m.flags.keywords {
+	for _, k := range m.flags.Keywords {
 		n += binary.MaxVarintLen64 + len(k)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, messageRecordVersion)
-	b = binary.BigEndian.AppendUint16(b, m.flags.bits)
+	b = binary.BigEndian.AppendUint16(b, m.flags.Bits)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.date.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.size))
 	b = append(b, m.hash[:]...)
-	b = binary.AppendUvarint(b, uint64(len(m.flags.keywords)))
-	for _, k := range m.flags.keywords {
+	b = binary.AppendUvarint(b, uint64(len(m.flags.Keywords)))
+	for _, k := range m.flags.Keywords {
 		b = appendBytes(b, []byte(k))
 	}
 	b = appendBytes(b, m.prefix)
@@ -166,7 +64,7 @@ func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
 	if len(data) < messageRecordFixed || data[0] != messageRecordVersion {
 		return errCorrupt
 	}
-	m.flags.bits = binary.BigEndian.Uint16(data[1:])
+	m.flags.Bits = binary.BigEndian.Uint16(data[1:])
 	m.date = time.Unix(0, int64(binary.BigEndian.Uint64(data[3:])))
 	m.size = int64(binary.BigEndian.Uint64(data[11:]))
 	copy(m.hash[:], data[19:51])
@@ -175,7 +73,7 @@ func decodeMessage(data []byte, m *messageRecord, copyBytes bool) error {
 	if !ok {
 		return errCorrupt
 	}
-	m.flags.keywords = keywords
+	m.flags.Keywords = keywords
 	m.prefix = r.bytes()
 	m.meta = r.bytes()
 	m.searchID = 0

@@ -166,7 +166,7 @@ func (e *exporter) messages(a *account, folderID uint64) error {
 			return fmt.Errorf("UID %d: %w", binary.BigEndian.Uint32(k), err)
 		}
 		return e.emit(&MessageRecord{
-			Account: a.id, Folder: folderID, UID: binary.BigEndian.Uint32(k), Flags: rec.flags.list(),
+			Account: a.id, Folder: folderID, UID: binary.BigEndian.Uint32(k), Flags: rec.flags.List(),
 			Date: rec.date, Size: rec.size, Hash: rec.hash, Prefix: rec.prefix, Meta: rec.meta,
 		})
 	})

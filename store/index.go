@@ -63,41 +63,41 @@ func setBit(ix *bolt.Bucket, kind byte, uid UID, on bool) error {
 }
 
 // indexAdd records a new message with its shared flags.
-func indexAdd(ix *bolt.Bucket, uid UID, flags flagSet) error {
+func indexAdd(ix *bolt.Bucket, uid UID, flags FlagSet) error {
 	if err := setBit(ix, indexUIDs, uid, true); err != nil {
 		return err
 	}
-	return indexFlags(ix, uid, flagSet{bits: flagSeen}, flags)
+	return indexFlags(ix, uid, FlagSet{Bits: FlagBitSeen}, flags)
 }
 
 // indexRemove forgets a message that had the given shared flags.
-func indexRemove(ix *bolt.Bucket, uid UID, flags flagSet) error {
+func indexRemove(ix *bolt.Bucket, uid UID, flags FlagSet) error {
 	if err := setBit(ix, indexUIDs, uid, false); err != nil {
 		return err
 	}
-	return indexFlags(ix, uid, flags, flagSet{bits: flagSeen})
+	return indexFlags(ix, uid, flags, FlagSet{Bits: FlagBitSeen})
 }
 
 // indexFlags records a change of a message's shared flags.
-func indexFlags(ix *bolt.Bucket, uid UID, before, after flagSet) error {
-	if seen := after.bits&flagSeen != 0; seen != (before.bits&flagSeen != 0) {
+func indexFlags(ix *bolt.Bucket, uid UID, before, after FlagSet) error {
+	if seen := after.Bits&FlagBitSeen != 0; seen != (before.Bits&FlagBitSeen != 0) {
 		if err := setBit(ix, indexUnseen, uid, !seen); err != nil {
 			return err
 		}
 	}
-	if len(before.keywords) == 0 && len(after.keywords) == 0 {
+	if len(before.Keywords) == 0 && len(after.Keywords) == 0 {
 		return nil
 	}
 	counts, err := decodeKeywordCounts(ix.Get(keyKeywordCounts))
 	if err != nil {
 		return err
 	}
-	for _, k := range before.keywords {
+	for _, k := range before.Keywords {
 		if counts[k]--; counts[k] <= 0 {
 			delete(counts, k)
 		}
 	}
-	for _, k := range after.keywords {
+	for _, k := range after.Keywords {
 		counts[k]++
 	}
 	if len(counts) == 0 {
@@ -251,10 +251,10 @@ func buildIndex(a *account, id uint64, f *folderRecord) error {
 		}
 		uid := binary.BigEndian.Uint32(k)
 		set(indexUIDs, uid)
-		if rec.flags.bits&flagSeen == 0 {
+		if rec.flags.Bits&FlagBitSeen == 0 {
 			set(indexUnseen, uid)
 		}
-		for _, kw := range rec.flags.keywords {
+		for _, kw := range rec.flags.Keywords {
 			counts[kw]++
 		}
 		return nil

@@ -266,13 +266,13 @@ func (l *Loader) putMessage(r *MessageRecord) error {
 	if err := putBlobRef(refs, r.Hash, ref); err != nil {
 		return err
 	}
-	rec := messageRecord{flags: parseFlags(r.Flags), date: r.Date, size: r.Size, hash: r.Hash, prefix: r.Prefix, meta: r.Meta, searchID: ref.searchID}
+	rec := messageRecord{flags: ParseFlags(r.Flags), date: r.Date, size: r.Size, hash: r.Hash, prefix: r.Prefix, meta: r.Meta, searchID: ref.searchID}
 	if err := a.messages(r.Folder).Put(u32(r.UID), rec.encode()); err != nil {
 		return err
 	}
 	count.messages++
 	count.size += r.Size
-	if rec.flags.bits&flagSeen == 0 {
+	if rec.flags.Bits&FlagBitSeen == 0 {
 		count.unseen++
 	}
 	l.usage[r.Account] += r.Size

@@ -293,7 +293,7 @@ func (s *Store) scanMessages(ctx context.Context, acc Access, folderID uint64, u
 			}
 			info := MessageInfo{
 				UID:          uid,
-				Flags:        effectiveFlags(tx, acc, folderID, uid, rec.flags).list(),
+				Flags:        effectiveFlags(tx, acc, folderID, uid, rec.flags).List(),
 				InternalDate: rec.date,
 				Size:         rec.size,
 				Meta:         rec.meta,

@@ -22,9 +22,9 @@ const (
 // returns every message that exists with its flags as the viewer now sees
 // them. With per-user \Seen, \Seen changes only the viewer's own view.
 func (s *Store) StoreFlags(ctx context.Context, acc Access, folderID uint64, uids []UID, op FlagOp, flags []string) ([]ChangedMessage, error) {
-	change := parseFlags(flags)
-	touchesShared := change.bits&^flagSeen != 0 || len(change.keywords) > 0 || op == FlagsSet
-	if acc.ReadOnly && (!acc.SeenPerUser || touchesShared && !seenOnly(op, change)) {
+	change := ParseFlags(flags)
+	touchesShared := change.Bits&^FlagBitSeen != 0 || len(change.Keywords) > 0 || op == FlagsSet
+	if acc.ReadOnly && (!acc.SeenPerUser || touchesShared && !SeenOnly(op, change)) {
 		return nil, ErrReadOnly
 	}
 	var out []ChangedMessage
@@ -46,15 +46,15 @@ func (s *Store) StoreFlags(ctx context.Context, acc Access, folderID uint64, uid
 				return fmt.Errorf("message %d: %w", uid, err)
 			}
 			before := effectiveFlags(tx, acc, folderID, uid, rec.flags)
-			after := applyFlags(before, op, change)
+			after := ApplyFlags(before, op, change)
 			if acc.SeenPerUser {
 				if err := s.storeOwnSeen(tx, w, acc, f.name, folderID, uid, before, after); err != nil {
 					return err
 				}
 				// The shared record keeps its own \Seen.
-				after.bits = after.bits&^flagSeen | rec.flags.bits&flagSeen
+				after.Bits = after.Bits&^FlagBitSeen | rec.flags.Bits&FlagBitSeen
 			}
-			if !after.equal(rec.flags) {
+			if !after.Equal(rec.flags) {
 				if acc.ReadOnly {
 					return ErrReadOnly
 				}
@@ -66,9 +66,9 @@ func (s *Store) StoreFlags(ctx context.Context, acc Access, folderID uint64, uid
 				if err := msgs.Put(u32(uid), rec.encode()); err != nil {
 					return err
 				}
-				shared.Messages = append(shared.Messages, ChangedMessage{UID: uid, Flags: after.list(), OwnSeen: seenOverrides(tx, acc.Account, folderID, uid)})
+				shared.Messages = append(shared.Messages, ChangedMessage{UID: uid, Flags: after.List(), OwnSeen: seenOverrides(tx, acc.Account, folderID, uid)})
 			}
-			out = append(out, ChangedMessage{UID: uid, Flags: effectiveFlags(tx, acc, folderID, uid, rec.flags).list()})
+			out = append(out, ChangedMessage{UID: uid, Flags: effectiveFlags(tx, acc, folderID, uid, rec.flags).List()})
 		}
 		if len(shared.Messages) > 0 {
 			w.publish(shared)
@@ -79,15 +79,10 @@ func (s *Store) StoreFlags(ctx context.Context, acc Access, folderID uint64, uid
 	return out, err
 }
 
-// seenOnly reports whether an operation touches nothing but \Seen.
-func seenOnly(op FlagOp, change flagSet) bool {
-	return op != FlagsSet && change.bits == flagSeen && len(change.keywords) == 0
-}
-
 // storeOwnSeen records the viewer's own \Seen when it changes.
-func (s *Store) storeOwnSeen(tx *bolt.Tx, w *txState, acc Access, name string, folderID uint64, uid UID, before, after flagSet) error {
-	seen := after.bits&flagSeen != 0
-	if seen == (before.bits&flagSeen != 0) {
+func (s *Store) storeOwnSeen(tx *bolt.Tx, w *txState, acc Access, name string, folderID uint64, uid UID, before, after FlagSet) error {
+	seen := after.Bits&FlagBitSeen != 0
+	if seen == (before.Bits&FlagBitSeen != 0) {
 		return nil
 	}
 	if err := setSeenOverride(tx, acc.Account, folderID, uid, acc.Viewer, seen); err != nil {
@@ -95,33 +90,14 @@ func (s *Store) storeOwnSeen(tx *bolt.Tx, w *txState, acc Access, name string, f
 	}
 	w.publish(Change{
 		Kind: ChangeFlags, Account: acc.Account, FolderID: folderID, Folder: name,
-		Messages: []ChangedMessage{{UID: uid, Flags: after.list()}},
+		Messages: []ChangedMessage{{UID: uid, Flags: after.List()}},
 		Viewer:   acc.Viewer, Seen: seen, Origin: acc.Origin,
 	})
 	return nil
 }
 
-func applyFlags(fs flagSet, op FlagOp, change flagSet) flagSet {
-	out := flagSet{bits: fs.bits, keywords: append([]string(nil), fs.keywords...)}
-	switch op {
-	case FlagsSet:
-		out = flagSet{bits: change.bits, keywords: append([]string(nil), change.keywords...)}
-	case FlagsAdd:
-		out.bits |= change.bits
-		for _, k := range change.keywords {
-			out.add(k)
-		}
-	case FlagsRemove:
-		out.bits &^= change.bits
-		for _, k := range change.keywords {
-			out.remove(k)
-		}
-	}
-	return out
-}
-
-func adjustUnseen(unseen uint32, before, after flagSet) uint32 {
-	wasSeen, isSeen := before.bits&flagSeen != 0, after.bits&flagSeen != 0
+func adjustUnseen(unseen uint32, before, after FlagSet) uint32 {
+	wasSeen, isSeen := before.Bits&FlagBitSeen != 0, after.Bits&FlagBitSeen != 0
 	switch {
 	case wasSeen && !isSeen:
 		return unseen + 1
@@ -155,7 +131,7 @@ func (s *Store) Expunge(ctx context.Context, acc Access, folderID uint64, uids [
 			if err := decodeMessage(v, &rec, false); err != nil {
 				return err
 			}
-			if rec.flags.bits&flagDeleted != 0 {
+			if rec.flags.Bits&FlagBitDeleted != 0 {
 				candidates = append(candidates, uid)
 			}
 			return nil
@@ -201,7 +177,7 @@ func removeMessages(tx *bolt.Tx, a *account, folderID uint64, f *folderRecord, u
 		if err := decodeMessage(v, &rec, false); err != nil {
 			return nil, fmt.Errorf("message %d: %w", uid, err)
 		}
-		hash, size, seen := rec.hash, rec.size, rec.flags.bits&flagSeen != 0
+		hash, size, seen := rec.hash, rec.size, rec.flags.Bits&FlagBitSeen != 0
 		if err := msgs.Delete(u32(uid)); err != nil {
 			return nil, err
 		}
@@ -305,7 +281,7 @@ func copyInto(tx *bolt.Tx, src Access, sa *account, folderID uint64, uids []UID,
 		df.uidNext++
 		df.messages++
 		df.size += rec.size
-		if rec.flags.bits&flagSeen == 0 {
+		if rec.flags.Bits&FlagBitSeen == 0 {
 			df.unseen++
 		}
 		if err := dmsgs.Put(u32(newUID), rec.encode()); err != nil {
@@ -319,7 +295,7 @@ func copyInto(tx *bolt.Tx, src Access, sa *account, folderID uint64, uids []UID,
 		}
 		res.Source = append(res.Source, uid)
 		res.Dest = append(res.Dest, newUID)
-		added.Messages = append(added.Messages, ChangedMessage{UID: newUID, Flags: rec.flags.list()})
+		added.Messages = append(added.Messages, ChangedMessage{UID: newUID, Flags: rec.flags.List()})
 	}
 	res.UIDValidity = df.uidValidity
 	if err := da.addUsage(total); err != nil {

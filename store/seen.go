@@ -75,16 +75,12 @@ func seenOverrides(tx *bolt.Tx, accountID string, folderID uint64, uid UID) map[
 }
 
 // effectiveFlags applies access's view of \Seen to a message's shared flags.
-func effectiveFlags(tx *bolt.Tx, acc Access, folderID uint64, uid UID, shared flagSet) flagSet {
+func effectiveFlags(tx *bolt.Tx, acc Access, folderID uint64, uid UID, shared FlagSet) FlagSet {
 	if !acc.SeenPerUser {
 		return shared
 	}
 	if seen, ok := seenOverride(tx, acc.Account, folderID, uid, acc.Viewer); ok {
-		fs := flagSet{bits: shared.bits &^ flagSeen, keywords: shared.keywords}
-		if seen {
-			fs.bits |= flagSeen
-		}
-		return fs
+		return shared.WithSeen(seen)
 	}
 	return shared
 }

@@ -158,7 +158,7 @@ func (v *verification) folder(a *account, fid uint64, f *folderRecord) {
 		}
 		msgs++
 		size += rec.size
-		if rec.flags.bits&flagSeen == 0 {
+		if rec.flags.Bits&FlagBitSeen == 0 {
 			unseen++
 		}
 		v.refs[rec.hash]++

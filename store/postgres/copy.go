@@ -25,7 +25,7 @@ func copyInto(ctx context.Context, tx pgx.Tx, src store.Access, folderID uint64,
 	}
 	type row struct {
 		uid    int64
-		fs     flagSet
+		fs     store.FlagSet
 		dateNS int64
 		size   int64
 		hash   []byte
@@ -34,7 +34,7 @@ func copyInto(ctx context.Context, tx pgx.Tx, src store.Access, folderID uint64,
 	}
 	var msgs []row
 	var r row
-	_, err = pgx.ForEachRow(rows, []any{&r.uid, &r.fs.bits, &r.fs.keywords, &r.dateNS, &r.size, &r.hash, &r.prefix, &r.meta}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.uid, &r.fs.Bits, &r.fs.Keywords, &r.dateNS, &r.size, &r.hash, &r.prefix, &r.meta}, func() error {
 		msgs = append(msgs, r)
 		r = row{}
 		return nil
@@ -55,16 +55,16 @@ func copyInto(ctx context.Context, tx pgx.Tx, src store.Access, folderID uint64,
 		df.uidNext++
 		df.messages++
 		df.size += m.size
-		if !fs.seen() {
+		if !fs.Seen() {
 			df.unseen++
 		}
 		batch.Queue(`INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			da.id, df.id, newUID, fs.bits, fs.keywordList(), m.dateNS, m.size, m.hash, m.prefix, m.meta)
+			da.id, df.id, newUID, fs.Bits, keywordList(fs), m.dateNS, m.size, m.hash, m.prefix, m.meta)
 		refs[string(m.hash)]++
 		res.Source = append(res.Source, UID(m.uid))
 		res.Dest = append(res.Dest, UID(newUID))
-		added.Messages = append(added.Messages, store.ChangedMessage{UID: UID(newUID), Flags: fs.list()})
+		added.Messages = append(added.Messages, store.ChangedMessage{UID: UID(newUID), Flags: fs.List()})
 	}
 	res.UIDValidity = uint32(df.uidValidity)
 	if batch.Len() > 0 {

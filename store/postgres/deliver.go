@@ -16,7 +16,7 @@ import (
 
 // newMessage is a message about to be filed.
 type newMessage struct {
-	flags  flagSet
+	flags  store.FlagSet
 	date   time.Time
 	size   int64 // len(prefix) + len(body)
 	hash   []byte
@@ -79,7 +79,7 @@ func (op *delivery) plan(accounts map[string]*account, p *uidPlan) error {
 		if a == nil {
 			return fmt.Errorf("deliver to %s/%s: %w: empty account id", t.Account, t.Folder, store.ErrInvalid)
 		}
-		m := newMessage{flags: parseFlags(t.Flags), date: op.date, size: int64(len(t.Prefix) + len(d.Body)),
+		m := newMessage{flags: store.ParseFlags(t.Flags), date: op.date, size: int64(len(t.Prefix) + len(d.Body)),
 			hash: op.sum[:], prefix: t.Prefix, meta: op.meta}
 		usage := a.usage
 		if !t.SoftQuota && overQuota(usage, m.size, t.Quota) {
@@ -126,7 +126,7 @@ func (op *delivery) file(ctx context.Context, tx pgx.Tx, w *txState, p *uidPlan,
 			changes[k] = c
 			order = append(order, k)
 		}
-		c.Messages = append(c.Messages, store.ChangedMessage{UID: r.UID, Flags: m.flags.list()})
+		c.Messages = append(c.Messages, store.ChangedMessage{UID: r.UID, Flags: m.flags.List()})
 	}
 	for _, k := range order {
 		w.publish(*changes[k])
@@ -174,16 +174,16 @@ type newRows struct {
 
 // add adds a row, or queues it on batch when it has keywords.
 func (r *newRows) add(batch *pgx.Batch, account string, folder uint64, uid int64, m *newMessage) {
-	if len(m.flags.keywords) > 0 {
+	if len(m.flags.Keywords) > 0 {
 		batch.Queue(`INSERT INTO messages (account, folder, uid, flags, keywords, date_ns, size, hash, prefix, meta)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			account, folder, uid, m.flags.bits, m.flags.keywordList(), m.date.UnixNano(), m.size, m.hash,
+			account, folder, uid, m.flags.Bits, keywordList(m.flags), m.date.UnixNano(), m.size, m.hash,
 			nonNil(m.prefix), nonNil(m.meta))
 		return
 	}
 	r.accounts = append(r.accounts, account)
 	r.folders, r.uids = append(r.folders, int64(folder)), append(r.uids, uid)
-	r.flags = append(r.flags, m.flags.bits)
+	r.flags = append(r.flags, int32(m.flags.Bits))
 	r.dates, r.sizes = append(r.dates, m.date.UnixNano()), append(r.sizes, m.size)
 	r.hashes, r.prefixes, r.metas = append(r.hashes, m.hash), append(r.prefixes, nonNil(m.prefix)), append(r.metas, nonNil(m.meta))
 }

@@ -199,16 +199,16 @@ func (e *pgExporter) account(a *store.AccountRecord) error {
 func (e *pgExporter) messages(account string, folder uint64) error {
 	m := store.MessageRecord{Account: account, Folder: folder}
 	var uid, dateNS int64
-	var fs flagSet
+	var fs store.FlagSet
 	var hash []byte
 	return e.each(`SELECT uid, flags, keywords, date_ns, size, hash, prefix, meta FROM messages
 		WHERE account = $1 AND folder = $2 ORDER BY uid`, []any{account, folder},
-		[]any{&uid, &fs.bits, &fs.keywords, &dateNS, &m.Size, &hash, &m.Prefix, &m.Meta}, func() error {
+		[]any{&uid, &fs.Bits, &fs.Keywords, &dateNS, &m.Size, &hash, &m.Prefix, &m.Meta}, func() error {
 			if len(hash) != 32 {
 				return fmt.Errorf("UID %d: body key %x: not a SHA-256", uid, hash)
 			}
 			m.UID, m.Date, m.Hash = UID(uid), time.Unix(0, dateNS), [32]byte(hash)
-			m.Flags = fs.list()
+			m.Flags = fs.List()
 			return e.fn(&m)
 		})
 }

@@ -154,9 +154,9 @@ func loadRow(r store.Record) (table string, cols []string, row []any, size int, 
 		return "folders", []string{"account", "id", "name", "special_use", "uid_validity", "uid_next", "recent_from"},
 			[]any{r.Account, int64(r.ID), r.Name, r.SpecialUse, int64(r.UIDValidity), int64(r.UIDNext), int64(r.RecentFrom)}, 64, nil
 	case *store.MessageRecord:
-		fs := parseFlags(r.Flags)
+		fs := store.ParseFlags(r.Flags)
 		return "messages", []string{"account", "folder", "uid", "flags", "keywords", "date_ns", "size", "hash", "prefix", "meta"},
-			[]any{r.Account, int64(r.Folder), int64(r.UID), fs.bits, fs.keywordList(), r.Date.UnixNano(), r.Size,
+			[]any{r.Account, int64(r.Folder), int64(r.UID), fs.Bits, keywordList(fs), r.Date.UnixNano(), r.Size,
 				bytes.Clone(r.Hash[:]), nonNil(bytes.Clone(r.Prefix)), nonNil(bytes.Clone(r.Meta))}, 128 + len(r.Prefix) + len(r.Meta), nil
 	case *store.SeenRecord:
 		return "seen", []string{"account", "folder", "uid", "viewer", "seen"}, []any{r.Account, int64(r.Folder), int64(r.UID), r.Viewer, r.Seen}, 32, nil

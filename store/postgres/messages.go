@@ -93,15 +93,15 @@ func readView(ctx context.Context, tx pgx.Tx, acc store.Access, f *folder, view 
 	view.UIDs = make([]UID, 0, f.messages)
 	keywords := make(map[string]bool)
 	var uid int64
-	var fs flagSet
-	_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords}, func() error {
+	var fs store.FlagSet
+	_, err = pgx.ForEachRow(rows, []any{&uid, &fs.Bits, &fs.Keywords}, func() error {
 		view.UIDs = append(view.UIDs, UID(uid))
-		for _, kw := range fs.keywords {
+		for _, kw := range fs.Keywords {
 			if len(keywords) < store.MaxFolderKeywords {
 				keywords[kw] = true
 			}
 		}
-		if !effective(acc, overrides, UID(uid), fs).seen() {
+		if !effective(acc, overrides, UID(uid), fs).Seen() {
 			view.Unseen++
 			if view.FirstUnseen == 0 {
 				view.FirstUnseen = UID(uid)
@@ -146,12 +146,12 @@ func seenOverrides(ctx context.Context, tx pgx.Tx, acc store.Access, folderID ui
 // effective applies acc's view of \Seen to a message's shared flags: a
 // viewer without an override sees the shared flag, so switching a mailbox
 // between modes loses nothing.
-func effective(acc store.Access, overrides map[UID]bool, uid UID, shared flagSet) flagSet {
+func effective(acc store.Access, overrides map[UID]bool, uid UID, shared store.FlagSet) store.FlagSet {
 	if !acc.SeenPerUser {
 		return shared
 	}
 	if seen, ok := overrides[uid]; ok {
-		return shared.withSeen(seen)
+		return shared.WithSeen(seen)
 	}
 	return shared
 }
@@ -250,11 +250,11 @@ func (s *Store) readMessages(ctx context.Context, acc store.Access, folderID uin
 			return err
 		}
 		var uid, dateNS int64
-		var fs flagSet
+		var fs store.FlagSet
 		var m store.MessageInfo
-		_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords, &dateNS, &m.Size, &m.Meta, &m.Prefix, &m.SearchData}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&uid, &fs.Bits, &fs.Keywords, &dateNS, &m.Size, &m.Meta, &m.Prefix, &m.SearchData}, func() error {
 			m.UID = UID(uid)
-			m.Flags = effective(acc, overrides, m.UID, fs).list()
+			m.Flags = effective(acc, overrides, m.UID, fs).List()
 			m.InternalDate = time.Unix(0, dateNS)
 			m.Meta = append([]byte(nil), m.Meta...)
 			m.Prefix = append([]byte(nil), m.Prefix...)

@@ -9,18 +9,18 @@ import (
 )
 
 // storedFlags reads the shared flags of the given messages that exist.
-func storedFlags(ctx context.Context, tx pgx.Tx, accountID string, folderID uint64, uids []int64) (map[UID]flagSet, error) {
+func storedFlags(ctx context.Context, tx pgx.Tx, accountID string, folderID uint64, uids []int64) (map[UID]store.FlagSet, error) {
 	rows, err := tx.Query(ctx, `SELECT uid, flags, keywords FROM messages WHERE account = $1 AND folder = $2 AND uid = ANY($3)`,
 		accountID, folderID, uids)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[UID]flagSet, len(uids))
+	out := make(map[UID]store.FlagSet, len(uids))
 	var uid int64
-	var fs flagSet
-	_, err = pgx.ForEachRow(rows, []any{&uid, &fs.bits, &fs.keywords}, func() error {
-		out[UID(uid)] = flagSet{bits: fs.bits, keywords: fs.keywords}
-		fs.keywords = nil
+	var fs store.FlagSet
+	_, err = pgx.ForEachRow(rows, []any{&uid, &fs.Bits, &fs.Keywords}, func() error {
+		out[UID(uid)] = store.FlagSet{Bits: fs.Bits, Keywords: fs.Keywords}
+		fs.Keywords = nil
 		return nil
 	})
 	return out, err
@@ -30,9 +30,9 @@ func storedFlags(ctx context.Context, tx pgx.Tx, accountID string, folderID uint
 // returns every message that exists with its flags as the viewer now sees
 // them. With per-user \Seen, \Seen changes only the viewer's own view.
 func (s *Store) StoreFlags(ctx context.Context, acc store.Access, folderID uint64, uids []UID, op store.FlagOp, flags []string) ([]store.ChangedMessage, error) {
-	change := parseFlags(flags)
-	touchesShared := change.bits&^flagSeen != 0 || len(change.keywords) > 0 || op == store.FlagsSet
-	if acc.ReadOnly && (!acc.SeenPerUser || touchesShared && !seenOnly(op, change)) {
+	change := store.ParseFlags(flags)
+	touchesShared := change.Bits&^store.FlagBitSeen != 0 || len(change.Keywords) > 0 || op == store.FlagsSet
+	if acc.ReadOnly && (!acc.SeenPerUser || touchesShared && !store.SeenOnly(op, change)) {
 		return nil, store.ErrReadOnly
 	}
 	var out []store.ChangedMessage
@@ -70,9 +70,9 @@ func (s *Store) StoreFlags(ctx context.Context, acc store.Access, folderID uint6
 				continue
 			}
 			before := effective(acc, overrides, uid, rec)
-			after := applyFlags(before, op, change)
+			after := store.ApplyFlags(before, op, change)
 			if acc.SeenPerUser {
-				if seen := after.seen(); seen != before.seen() {
+				if seen := after.Seen(); seen != before.Seen() {
 					overrides[uid] = seen
 					if own != nil {
 						if own[uid] == nil {
@@ -85,24 +85,24 @@ func (s *Store) StoreFlags(ctx context.Context, acc store.Access, folderID uint6
 						acc.Account, folderID, int64(uid), acc.Viewer, seen)
 					w.publish(store.Change{
 						Kind: store.ChangeFlags, Account: acc.Account, FolderID: folderID, Folder: f.name,
-						Messages: []store.ChangedMessage{{UID: uid, Flags: after.list()}},
+						Messages: []store.ChangedMessage{{UID: uid, Flags: after.List()}},
 						Viewer:   acc.Viewer, Seen: seen, Origin: acc.Origin,
 					})
 				}
 				// The shared record keeps its own \Seen.
-				after = after.withSeen(rec.seen())
+				after = after.WithSeen(rec.Seen())
 			}
-			if !after.equal(rec) {
+			if !after.Equal(rec) {
 				if acc.ReadOnly {
 					return store.ErrReadOnly
 				}
 				f.unseen = adjustUnseen(f.unseen, rec, after)
 				rec = after
 				batch.Queue(`UPDATE messages SET flags = $4, keywords = $5 WHERE account = $1 AND folder = $2 AND uid = $3`,
-					acc.Account, folderID, int64(uid), after.bits, after.keywordList())
-				shared.Messages = append(shared.Messages, store.ChangedMessage{UID: uid, Flags: after.list(), OwnSeen: own[uid]})
+					acc.Account, folderID, int64(uid), after.Bits, keywordList(after))
+				shared.Messages = append(shared.Messages, store.ChangedMessage{UID: uid, Flags: after.List(), OwnSeen: own[uid]})
 			}
-			out = append(out, store.ChangedMessage{UID: uid, Flags: effective(acc, overrides, uid, rec).list()})
+			out = append(out, store.ChangedMessage{UID: uid, Flags: effective(acc, overrides, uid, rec).List()})
 		}
 		if len(shared.Messages) > 0 {
 			w.publish(shared)
@@ -138,11 +138,11 @@ func allSeenOverrides(ctx context.Context, tx pgx.Tx, accountID string, folderID
 	return out, err
 }
 
-func adjustUnseen(unseen int64, before, after flagSet) int64 {
+func adjustUnseen(unseen int64, before, after store.FlagSet) int64 {
 	switch {
-	case before.seen() && !after.seen():
+	case before.Seen() && !after.Seen():
 		return unseen + 1
-	case !before.seen() && after.seen() && unseen > 0:
+	case !before.Seen() && after.Seen() && unseen > 0:
 		return unseen - 1
 	}
 	return unseen
@@ -169,7 +169,7 @@ func (s *Store) Expunge(ctx context.Context, acc store.Access, folderID uint64, 
 			return err
 		}
 		q := `SELECT uid FROM messages WHERE account = $1 AND folder = $2 AND flags & $3 <> 0`
-		args := []any{acc.Account, folderID, flagDeleted}
+		args := []any{acc.Account, folderID, store.FlagBitDeleted}
 		if uids != nil {
 			q += ` AND uid = ANY($4)`
 			args = append(args, uidArgs(uids))
@@ -214,7 +214,7 @@ func removeMessages(ctx context.Context, tx pgx.Tx, a *account, f *folder, uids 
 		refs[string(hash)]++
 		f.messages--
 		f.size -= size
-		if bits&flagSeen == 0 && f.unseen > 0 {
+		if uint16(bits)&store.FlagBitSeen == 0 && f.unseen > 0 {
 			f.unseen--
 		}
 		a.addUsage(-size)

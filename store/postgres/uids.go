@@ -53,7 +53,7 @@ func (p *uidPlan) book(t store.Target, m *newMessage) {
 	}
 	f.n++
 	f.size += m.size
-	if !m.flags.seen() {
+	if !m.flags.Seen() {
 		f.unseen++
 	}
 	if !t.NoCreate && !f.create {
