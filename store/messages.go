@@ -319,29 +319,17 @@ func (s *Store) scanMessages(ctx context.Context, acc Access, folderID uint64, u
 }
 
 // Body returns a message's full text: the header lines added for this
-// mailbox, then the stored body.
+// mailbox, then the stored body; ErrNotFound for a message not in the
+// folder. It is Bodies for one message.
 func (s *Store) Body(ctx context.Context, acc Access, folderID uint64, uid UID) ([]byte, error) {
-	var out []byte
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		a, _, err := openFolderID(tx, acc.Account, folderID)
-		if err != nil {
-			return err
-		}
-		v := a.messages(folderID).Get(u32(uid))
-		if v == nil {
-			return ErrNotFound
-		}
-		var rec messageRecord
-		if err := decodeMessage(v, &rec, false); err != nil {
-			return err
-		}
-		body := tx.Bucket(bucketBlobs).Get(rec.hash[:])
-		if body == nil {
-			return fmt.Errorf("message %d body: %w", uid, errCorrupt)
-		}
-		out = make([]byte, 0, len(rec.prefix)+len(body))
-		out = append(append(out, rec.prefix...), body...)
+	var text []byte
+	found := false
+	err := s.Bodies(ctx, acc, folderID, []UID{uid}, func(_ UID, body []byte) error {
+		text, found = body, true
 		return nil
 	})
-	return out, err
+	if err == nil && !found {
+		err = ErrNotFound
+	}
+	return text, err
 }

@@ -270,29 +270,17 @@ func (s *Store) readMessages(ctx context.Context, acc store.Access, folderID uin
 }
 
 // Body returns a message's full text: the header lines added for this
-// mailbox, then the stored body.
+// mailbox, then the stored body; store.ErrNotFound for a message not in the
+// folder. It is Bodies for one message.
 func (s *Store) Body(ctx context.Context, acc store.Access, folderID uint64, uid UID) ([]byte, error) {
-	var out []byte
-	err := s.read(ctx, func(tx pgx.Tx) error {
-		if _, err := folderByID(ctx, tx, acc.Account, folderID); err != nil {
-			return err
-		}
-		var prefix, body []byte
-		var found bool
-		err := tx.QueryRow(ctx, `SELECT m.prefix, b.body, b.hash IS NOT NULL FROM messages m
-			LEFT JOIN blobs b ON b.hash = m.hash
-			WHERE m.account = $1 AND m.folder = $2 AND m.uid = $3`, acc.Account, folderID, int64(uid)).Scan(&prefix, &body, &found)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("message %d: body missing", uid)
-		}
-		out = append(append(make([]byte, 0, len(prefix)+len(body)), prefix...), body...)
+	var text []byte
+	found := false
+	err := s.Bodies(ctx, acc, folderID, []UID{uid}, func(_ UID, body []byte) error {
+		text, found = body, true
 		return nil
 	})
-	return out, err
+	if err == nil && !found {
+		err = store.ErrNotFound
+	}
+	return text, err
 }
